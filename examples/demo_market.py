@@ -1,0 +1,108 @@
+"""The market end to end on this machine (`make demo`).
+
+Starts `lwm serve --all` (SQLite + directory object store under ./.lwm-demo/), builds
+example table learnwares (scikit-learn models, RKME specs, zips), uploads them, runs a
+semantic search, a statistical search and a reuse for a user's data, prints the
+results and stops the market.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lwm.client import MarketClient
+from lwm.client.cli import print_search
+from lwm.learnware.synthetic import TableWorld
+from lwm.rpc.server import wait_until_serving
+from lwm.spec import RKMETableSpecification
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = ROOT / ".lwm-demo"
+TASKS = 6
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def section(title: str) -> None:
+    print(f"\n== {title} ==")
+
+
+def main() -> int:
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    (DEMO_DIR / "zips").mkdir(parents=True)
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    log = open(DEMO_DIR / "market.log", "w")
+    market = subprocess.Popen([sys.executable, "-m", "lwm.client.cli", "serve", "--all", "--port", str(port), "--data-dir", str(DEMO_DIR / "data")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_serving(address, timeout_s=60)
+        section(f"market started: lwm serve --all at {address} (pid {market.pid}, log {DEMO_DIR / 'market.log'})")
+        world = TableWorld.make(tasks=TASKS)
+        client = MarketClient(address)
+
+        section(f"building and uploading {TASKS} table learnwares")
+        for task in range(TASKS):
+            zip_path, semantic = world.write_learnware(task, DEMO_DIR / "zips")
+            learnware = client.add_learnware(zip_path, semantic, wait=True)
+            print(f"  {learnware.id}  {learnware.status:<8} {learnware.name}  ({zip_path.stat().st_size // 1024} KiB)")
+
+        section("semantic search: Table / Classification / Scenario=Health")
+        results = client.search_learnware({"Data": {"Values": ["Table"], "Type": "Class"}, "Task": {"Values": ["Classification"], "Type": "Class"}, "Scenario": {"Values": ["Health"], "Type": "Tag"}})
+        print_search(results)
+
+        rng = np.random.default_rng(42)
+        section("statistical search: a user whose data come from region 2")
+        x_user, y_user = world.sample(2, 400, rng)
+        user_spec = RKMETableSpecification()
+        user_spec.generate_stat_spec_from_data(x_user)
+        results = client.search_learnware({"Data": {"Values": ["Table"], "Type": "Class"}}, user_spec)
+        print_search(results)
+        best = results.get_single_results()[0].learnware
+        accuracy = float((client.predict(best.id, x_user).argmax(axis=1) == y_user).mean())
+        print(f"top-1 learnware {best.id} ({best.name}) on the user's data: accuracy {accuracy:.3f}")
+
+        section("statistical search + reuse: a user whose data mix regions 1 and 4")
+        x_mix, y_mix = world.sample_mixture([1, 4], 600, rng)
+        mix_spec = RKMETableSpecification()
+        mix_spec.generate_stat_spec_from_data(x_mix)
+        results = client.search_learnware({}, mix_spec)
+        print_search(results)
+        mixtures = results.get_multiple_results()
+        chosen = [lw.id for lw in mixtures[0].learnwares] if mixtures else [results.get_single_results()[0].learnware.id]
+        probabilities = client.reuse_averaging(chosen, x_mix, mode="vote_by_prob")
+        reuse_accuracy = float((probabilities.argmax(axis=1) == y_mix).mean())
+        single_accuracy = float((client.predict(results.get_single_results()[0].learnware.id, x_mix).argmax(axis=1) == y_mix).mean())
+        print(f"AveragingReuser(vote_by_prob) over {chosen}: accuracy {reuse_accuracy:.3f} on the user's labels (best single learnware alone: {single_accuracy:.3f})")
+
+        section("market info")
+        print(client.market_info())
+        client.close()
+    finally:
+        market.send_signal(signal.SIGTERM)
+        try:
+            market.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            market.kill()
+            market.wait()
+        log.close()
+        section(f"market stopped (exit code {market.returncode})")
+    return 0
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    code = main()
+    print(f"demo finished in {time.perf_counter() - started:.1f} s")
+    sys.exit(code)

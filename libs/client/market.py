@@ -1,0 +1,203 @@
+"""MarketClient: the Python SDK over the gateway's Market API."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+
+from lwm.rpc import convert
+from lwm.rpc.learnware.v1 import common_pb2, market_pb2, market_pb2_grpc, reuse_pb2, searcher_pb2
+from lwm.rpc.server import channel
+from lwm.rpc.tensors import from_tensor, to_tensor
+
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+DEFAULT_MARKET = "127.0.0.1:50051"
+
+
+class MarketError(Exception):
+    """A call to the market failed; `code` is the gRPC status code."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Learnware:
+    id: str
+    status: str
+    semantic_spec: dict[str, Any]
+    owner: str = ""
+    stat_spec_types: tuple[str, ...] = ()
+    check_report: dict[str, Any] = field(default_factory=dict)
+    zip_size: int = 0
+    zip_sha256: str = ""
+
+    @property
+    def name(self) -> str:
+        return str(self.semantic_spec.get("Name", {}).get("Values", ""))
+
+    @classmethod
+    def from_proto(cls, info: common_pb2.LearnwareInfo) -> "Learnware":
+        return cls(
+            id=info.id,
+            status=convert.STATUS_NAMES[info.status],
+            semantic_spec=convert.semantic_to_dict(info.semantic_spec),
+            owner=info.owner,
+            stat_spec_types=tuple(info.stat_spec_types),
+            check_report=json_format.MessageToDict(info.check_report) if info.HasField("check_report") else {},
+            zip_size=info.zip_size,
+            zip_sha256=info.zip_sha256,
+        )
+
+
+@dataclass(frozen=True)
+class SingleResult:
+    learnware: Learnware
+    score: float
+
+
+@dataclass(frozen=True)
+class MixtureResult:
+    learnwares: tuple[Learnware, ...]
+    weights: tuple[float, ...]
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    single_results: tuple[SingleResult, ...]
+    multiple_results: tuple[MixtureResult, ...]
+    search_path: str
+    messages: tuple[str, ...]
+
+    def get_single_results(self) -> list[SingleResult]:
+        return list(self.single_results)
+
+    def get_multiple_results(self) -> list[MixtureResult]:
+        return list(self.multiple_results)
+
+
+def _stat_spec_dict(spec: Any) -> dict[str, Any]:
+    """Accept a spec object (with to_dict), a reference spec dictionary, or a path to its JSON file."""
+    if hasattr(spec, "to_dict"):
+        return spec.to_dict()
+    if isinstance(spec, dict):
+        return spec
+    return json.loads(Path(spec).read_text())
+
+
+class MarketClient:
+    """Talks to a market's gateway. Errors are raised as MarketError with the server's message."""
+
+    def __init__(self, address: str = DEFAULT_MARKET, timeout_s: float = 300.0) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._channel = channel(address)
+        self._stub = market_pb2_grpc.MarketServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "MarketClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout_s)
+        except grpc.RpcError as error:
+            raise MarketError(error.code(), error.details() or "") from None
+
+    def add_learnware(self, zip_path: str | Path, semantic_spec: dict[str, Any], wait: bool = True) -> Learnware:
+        """Upload a learnware zip; with wait=True returns after the market has checked it."""
+        zip_path = Path(zip_path)
+        spec = convert.semantic_from_dict(semantic_spec)
+
+        def requests() -> Iterator[market_pb2.MarketAddLearnwareRequest]:
+            yield market_pb2.MarketAddLearnwareRequest(metadata=market_pb2.MarketAddLearnwareMetadata(semantic_spec=spec, zip_size=zip_path.stat().st_size, wait_for_check=wait))
+            with open(zip_path, "rb") as handle:
+                while chunk := handle.read(UPLOAD_CHUNK_BYTES):
+                    yield market_pb2.MarketAddLearnwareRequest(chunk=common_pb2.Chunk(data=chunk))
+
+        return Learnware.from_proto(self._call("AddLearnware", requests()).learnware)
+
+    def get_learnware(self, learnware_id: str) -> Learnware:
+        return Learnware.from_proto(self._call("GetLearnware", market_pb2.MarketGetLearnwareRequest(learnware_id=learnware_id)).learnware)
+
+    def list_learnwares(self, statuses: Sequence[str] = (), page_size: int = 100) -> Iterator[Learnware]:
+        """Every learnware (optionally only some statuses), fetched page by page."""
+        token = ""
+        while True:
+            request = market_pb2.MarketListLearnwaresRequest(page=common_pb2.PageRequest(page_size=page_size, page_token=token), statuses=[convert.STATUS_VALUES[s.upper()] for s in statuses])
+            page = self._call("ListLearnwares", request)
+            for info in page.learnwares:
+                yield Learnware.from_proto(info)
+            token = page.next_page_token
+            if not token:
+                return
+
+    def update_learnware(self, learnware_id: str, semantic_spec: dict[str, Any]) -> Learnware:
+        request = market_pb2.MarketUpdateLearnwareRequest(learnware_id=learnware_id, semantic_spec=convert.semantic_from_dict(semantic_spec))
+        return Learnware.from_proto(self._call("UpdateLearnware", request).learnware)
+
+    def delete_learnware(self, learnware_id: str) -> None:
+        self._call("DeleteLearnware", market_pb2.MarketDeleteLearnwareRequest(learnware_id=learnware_id))
+
+    def download(self, learnware_id: str, path: str | Path) -> Path:
+        """Save a learnware's zip to `path` (written to a temporary name first)."""
+        path = Path(path)
+        partial = path.with_name(path.name + ".part")
+        try:
+            with open(partial, "wb") as out:
+                for reply in self._call("DownloadLearnware", market_pb2.MarketDownloadLearnwareRequest(learnware_id=learnware_id)):
+                    out.write(reply.chunk.data)
+        except grpc.RpcError as error:
+            partial.unlink(missing_ok=True)
+            raise MarketError(error.code(), error.details() or "") from None
+        partial.replace(path)
+        return path
+
+    def search_learnware(self, semantic_spec: dict[str, Any] | None = None, stat_spec: Any = None, *, max_search_num: int = 5, mixture_strategy: str = "greedy", max_results: int = 10) -> SearchResults:
+        """Search by semantic spec and, optionally, a statistical spec made from the user's data."""
+        request = market_pb2.MarketSearchLearnwareRequest(
+            semantic_spec=convert.semantic_from_dict(semantic_spec or {}),
+            max_search_num=max_search_num,
+            mixture_strategy=searcher_pb2.MIXTURE_STRATEGY_AUTO if mixture_strategy == "auto" else searcher_pb2.MIXTURE_STRATEGY_GREEDY,
+            max_results=max_results,
+        )
+        if stat_spec is not None:
+            request.stat_specs.append(convert.stat_spec_to_proto(_stat_spec_dict(stat_spec)))
+        reply = self._call("SearchLearnware", request)
+        return SearchResults(
+            single_results=tuple(SingleResult(Learnware.from_proto(r.learnware), r.score) for r in reply.single_results),
+            multiple_results=tuple(MixtureResult(tuple(Learnware.from_proto(i) for i in m.learnwares), tuple(m.weights), m.score) for m in reply.multiple_results),
+            search_path=reply.search_path,
+            messages=tuple(reply.messages),
+        )
+
+    def predict(self, learnware_id: str, x: np.ndarray) -> np.ndarray:
+        reply = self._call("Predict", market_pb2.MarketPredictRequest(learnware_id=learnware_id, x=to_tensor(np.asarray(x))))
+        return from_tensor(reply.predictions, "predictions")
+
+    def reuse_averaging(self, learnware_ids: Sequence[str], x: np.ndarray, mode: str = "mean") -> np.ndarray:
+        """AveragingReuser on the market: mode is mean, vote_by_label or vote_by_prob."""
+        modes = {"mean": reuse_pb2.AVERAGING_MODE_MEAN, "vote_by_label": reuse_pb2.AVERAGING_MODE_VOTE_BY_LABEL, "vote_by_prob": reuse_pb2.AVERAGING_MODE_VOTE_BY_PROB}
+        if mode not in modes:
+            raise ValueError(f"mode must be one of {sorted(modes)}, got {mode!r}")
+        reuse = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=to_tensor(np.asarray(x)), averaging=reuse_pb2.AveragingParams(mode=modes[mode]))
+        reply = self._call("Reuse", market_pb2.MarketReuseRequest(reuse=reuse))
+        return from_tensor(reply.predictions, "predictions")
+
+    def market_info(self) -> dict[str, Any]:
+        reply = self._call("GetMarketInfo", market_pb2.MarketGetMarketInfoRequest())
+        return {"kind": market_pb2.MarketKind.Name(reply.kind).removeprefix("MARKET_KIND_"), "version": reply.version, "learnware_counts": dict(reply.learnware_counts)}

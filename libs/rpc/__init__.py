@@ -1,0 +1,1 @@
+"""Generated gRPC stubs (learnware.v1) and the small helpers every service shares."""

@@ -1,0 +1,158 @@
+from lwm.rpc.learnware.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_KIND_UNSPECIFIED: _ClassVar[ChangeKind]
+    CHANGE_KIND_UPSERTED: _ClassVar[ChangeKind]
+    CHANGE_KIND_DELETED: _ClassVar[ChangeKind]
+    CHANGE_KIND_SYNCED: _ClassVar[ChangeKind]
+CHANGE_KIND_UNSPECIFIED: ChangeKind
+CHANGE_KIND_UPSERTED: ChangeKind
+CHANGE_KIND_DELETED: ChangeKind
+CHANGE_KIND_SYNCED: ChangeKind
+
+class AddLearnwareMetadata(_message.Message):
+    __slots__ = ("semantic_spec", "owner", "zip_size")
+    SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    ZIP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    semantic_spec: _common_pb2.SemanticSpec
+    owner: str
+    zip_size: int
+    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., owner: _Optional[str] = ..., zip_size: _Optional[int] = ...) -> None: ...
+
+class AddLearnwareRequest(_message.Message):
+    __slots__ = ("metadata", "chunk")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    metadata: AddLearnwareMetadata
+    chunk: _common_pb2.Chunk
+    def __init__(self, metadata: _Optional[_Union[AddLearnwareMetadata, _Mapping]] = ..., chunk: _Optional[_Union[_common_pb2.Chunk, _Mapping]] = ...) -> None: ...
+
+class AddLearnwareResponse(_message.Message):
+    __slots__ = ("learnware",)
+    LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    learnware: _common_pb2.LearnwareInfo
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
+
+class GetLearnwareRequest(_message.Message):
+    __slots__ = ("learnware_id",)
+    LEARNWARE_ID_FIELD_NUMBER: _ClassVar[int]
+    learnware_id: str
+    def __init__(self, learnware_id: _Optional[str] = ...) -> None: ...
+
+class GetLearnwareResponse(_message.Message):
+    __slots__ = ("learnware",)
+    LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    learnware: _common_pb2.LearnwareInfo
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
+
+class ListLearnwaresRequest(_message.Message):
+    __slots__ = ("page", "statuses", "owner")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    page: _common_pb2.PageRequest
+    statuses: _containers.RepeatedScalarFieldContainer[_common_pb2.LearnwareStatus]
+    owner: str
+    def __init__(self, page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., statuses: _Optional[_Iterable[_Union[_common_pb2.LearnwareStatus, str]]] = ..., owner: _Optional[str] = ...) -> None: ...
+
+class ListLearnwaresResponse(_message.Message):
+    __slots__ = ("learnwares", "next_page_token", "total")
+    LEARNWARES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    learnwares: _containers.RepeatedCompositeFieldContainer[_common_pb2.LearnwareInfo]
+    next_page_token: str
+    total: int
+    def __init__(self, learnwares: _Optional[_Iterable[_Union[_common_pb2.LearnwareInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total: _Optional[int] = ...) -> None: ...
+
+class UpdateLearnwareRequest(_message.Message):
+    __slots__ = ("learnware_id", "semantic_spec", "status", "check_report")
+    LEARNWARE_ID_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CHECK_REPORT_FIELD_NUMBER: _ClassVar[int]
+    learnware_id: str
+    semantic_spec: _common_pb2.SemanticSpec
+    status: _common_pb2.LearnwareStatus
+    check_report: _common_pb2.CheckReport
+    def __init__(self, learnware_id: _Optional[str] = ..., semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., status: _Optional[_Union[_common_pb2.LearnwareStatus, str]] = ..., check_report: _Optional[_Union[_common_pb2.CheckReport, _Mapping]] = ...) -> None: ...
+
+class UpdateLearnwareResponse(_message.Message):
+    __slots__ = ("learnware",)
+    LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    learnware: _common_pb2.LearnwareInfo
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
+
+class DeleteLearnwareRequest(_message.Message):
+    __slots__ = ("learnware_id",)
+    LEARNWARE_ID_FIELD_NUMBER: _ClassVar[int]
+    learnware_id: str
+    def __init__(self, learnware_id: _Optional[str] = ...) -> None: ...
+
+class DeleteLearnwareResponse(_message.Message):
+    __slots__ = ("revision",)
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    def __init__(self, revision: _Optional[int] = ...) -> None: ...
+
+class DownloadLearnwareRequest(_message.Message):
+    __slots__ = ("learnware_id",)
+    LEARNWARE_ID_FIELD_NUMBER: _ClassVar[int]
+    learnware_id: str
+    def __init__(self, learnware_id: _Optional[str] = ...) -> None: ...
+
+class DownloadLearnwareResponse(_message.Message):
+    __slots__ = ("chunk",)
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    chunk: _common_pb2.Chunk
+    def __init__(self, chunk: _Optional[_Union[_common_pb2.Chunk, _Mapping]] = ...) -> None: ...
+
+class GetStatSpecsRequest(_message.Message):
+    __slots__ = ("learnware_ids",)
+    LEARNWARE_IDS_FIELD_NUMBER: _ClassVar[int]
+    learnware_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, learnware_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LearnwareStatSpecs(_message.Message):
+    __slots__ = ("learnware_id", "stat_specs")
+    LEARNWARE_ID_FIELD_NUMBER: _ClassVar[int]
+    STAT_SPECS_FIELD_NUMBER: _ClassVar[int]
+    learnware_id: str
+    stat_specs: _containers.RepeatedCompositeFieldContainer[_common_pb2.StatSpec]
+    def __init__(self, learnware_id: _Optional[str] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ...) -> None: ...
+
+class GetStatSpecsResponse(_message.Message):
+    __slots__ = ("learnwares",)
+    LEARNWARES_FIELD_NUMBER: _ClassVar[int]
+    learnwares: _containers.RepeatedCompositeFieldContainer[LearnwareStatSpecs]
+    def __init__(self, learnwares: _Optional[_Iterable[_Union[LearnwareStatSpecs, _Mapping]]] = ...) -> None: ...
+
+class WatchLearnwaresRequest(_message.Message):
+    __slots__ = ("after_revision",)
+    AFTER_REVISION_FIELD_NUMBER: _ClassVar[int]
+    after_revision: int
+    def __init__(self, after_revision: _Optional[int] = ...) -> None: ...
+
+class WatchLearnwaresResponse(_message.Message):
+    __slots__ = ("kind", "revision", "learnware_id", "learnware", "stat_specs")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    LEARNWARE_ID_FIELD_NUMBER: _ClassVar[int]
+    LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    STAT_SPECS_FIELD_NUMBER: _ClassVar[int]
+    kind: ChangeKind
+    revision: int
+    learnware_id: str
+    learnware: _common_pb2.LearnwareInfo
+    stat_specs: _containers.RepeatedCompositeFieldContainer[_common_pb2.StatSpec]
+    def __init__(self, kind: _Optional[_Union[ChangeKind, str]] = ..., revision: _Optional[int] = ..., learnware_id: _Optional[str] = ..., learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ...) -> None: ...

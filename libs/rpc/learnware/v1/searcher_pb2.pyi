@@ -1,0 +1,100 @@
+from lwm.rpc.learnware.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MixtureStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MIXTURE_STRATEGY_UNSPECIFIED: _ClassVar[MixtureStrategy]
+    MIXTURE_STRATEGY_GREEDY: _ClassVar[MixtureStrategy]
+    MIXTURE_STRATEGY_AUTO: _ClassVar[MixtureStrategy]
+
+class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEARCH_MODE_UNSPECIFIED: _ClassVar[SearchMode]
+    SEARCH_MODE_HOMOGENEOUS: _ClassVar[SearchMode]
+    SEARCH_MODE_HETERO: _ClassVar[SearchMode]
+MIXTURE_STRATEGY_UNSPECIFIED: MixtureStrategy
+MIXTURE_STRATEGY_GREEDY: MixtureStrategy
+MIXTURE_STRATEGY_AUTO: MixtureStrategy
+SEARCH_MODE_UNSPECIFIED: SearchMode
+SEARCH_MODE_HOMOGENEOUS: SearchMode
+SEARCH_MODE_HETERO: SearchMode
+
+class SearchLearnwaresRequest(_message.Message):
+    __slots__ = ("semantic_spec", "stat_specs", "max_search_num", "mixture_strategy", "mode", "max_results", "learnware_ids", "min_revision")
+    SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
+    STAT_SPECS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEARCH_NUM_FIELD_NUMBER: _ClassVar[int]
+    MIXTURE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    LEARNWARE_IDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    semantic_spec: _common_pb2.SemanticSpec
+    stat_specs: _containers.RepeatedCompositeFieldContainer[_common_pb2.StatSpec]
+    max_search_num: int
+    mixture_strategy: MixtureStrategy
+    mode: SearchMode
+    max_results: int
+    learnware_ids: _containers.RepeatedScalarFieldContainer[str]
+    min_revision: int
+    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ..., max_search_num: _Optional[int] = ..., mixture_strategy: _Optional[_Union[MixtureStrategy, str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., max_results: _Optional[int] = ..., learnware_ids: _Optional[_Iterable[str]] = ..., min_revision: _Optional[int] = ...) -> None: ...
+
+class SingleResult(_message.Message):
+    __slots__ = ("learnware", "score")
+    LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    learnware: _common_pb2.LearnwareInfo
+    score: float
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., score: _Optional[float] = ...) -> None: ...
+
+class MixtureResult(_message.Message):
+    __slots__ = ("learnwares", "weights", "score")
+    LEARNWARES_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    learnwares: _containers.RepeatedCompositeFieldContainer[_common_pb2.LearnwareInfo]
+    weights: _containers.RepeatedScalarFieldContainer[float]
+    score: float
+    def __init__(self, learnwares: _Optional[_Iterable[_Union[_common_pb2.LearnwareInfo, _Mapping]]] = ..., weights: _Optional[_Iterable[float]] = ..., score: _Optional[float] = ...) -> None: ...
+
+class SearchLearnwaresResponse(_message.Message):
+    __slots__ = ("single_results", "multiple_results", "search_path", "messages")
+    SINGLE_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLE_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_PATH_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    single_results: _containers.RepeatedCompositeFieldContainer[SingleResult]
+    multiple_results: _containers.RepeatedCompositeFieldContainer[MixtureResult]
+    search_path: str
+    messages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, single_results: _Optional[_Iterable[_Union[SingleResult, _Mapping]]] = ..., multiple_results: _Optional[_Iterable[_Union[MixtureResult, _Mapping]]] = ..., search_path: _Optional[str] = ..., messages: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetIndexStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetIndexStatsResponse(_message.Message):
+    __slots__ = ("learnware_count", "stat_spec_counts", "revision", "synced")
+    class StatSpecCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    LEARNWARE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STAT_SPEC_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    SYNCED_FIELD_NUMBER: _ClassVar[int]
+    learnware_count: int
+    stat_spec_counts: _containers.ScalarMap[str, int]
+    revision: int
+    synced: bool
+    def __init__(self, learnware_count: _Optional[int] = ..., stat_spec_counts: _Optional[_Mapping[str, int]] = ..., revision: _Optional[int] = ..., synced: bool = ...) -> None: ...

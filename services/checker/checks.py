@@ -1,0 +1,169 @@
+"""The checks of a learnware: semantic, archive/specification, and running the model.
+
+Statuses follow the reference package: any failed check makes the learnware
+INVALID; NONUSABLE means the checker could not run the model for reasons that
+are not the learnware's fault (for example the sandbox could not start).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+from lwm.learnware.archive import LearnwareArchive, LearnwareFormatError
+from lwm.rpc import convert
+from lwm.rpc.learnware.v1 import common_pb2
+from lwm.runtime.runner import LearnwareRuntimeError, ModelRunner, open_learnware
+from lwm.spec import check_semantic_spec, load_stat_spec
+
+PREDICT_ROWS = 10
+T = TypeVar("T")
+
+
+class CheckFailed(Exception):
+    """A check failed: the learnware gets `status` and the message goes in the report."""
+
+    def __init__(self, message: str, status: int = common_pb2.LEARNWARE_STATUS_INVALID) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class CheckRun:
+    steps: list[common_pb2.CheckStep] = field(default_factory=list)
+
+    def step(self, name: str, check: Callable[[list[str]], T]) -> T:
+        """Run one check, recording its time and notes whether it passes or raises CheckFailed.
+
+        `check` receives a list to append notes to and returns whatever later steps need.
+        """
+        notes: list[str] = []
+        started = time.perf_counter()
+        try:
+            result = check(notes)
+        except CheckFailed as failure:
+            notes.append(str(failure))
+            self.steps.append(common_pb2.CheckStep(name=name, passed=False, messages=notes, duration_s=time.perf_counter() - started))
+            raise
+        self.steps.append(common_pb2.CheckStep(name=name, passed=True, messages=notes, duration_s=time.perf_counter() - started))
+        return result
+
+
+def check_learnware(semantic_spec: dict[str, Any], zip_bytes: bytes, *, timeout_s: float = 120.0) -> common_pb2.CheckReport:
+    """Run every check on a learnware and return the report with its final status."""
+    run = CheckRun()
+    try:
+        run.step("semantic", lambda notes: _check_semantic(semantic_spec))
+        archive = run.step("archive", lambda notes: _open_archive(zip_bytes))
+        stat_specs = run.step("stat_spec", lambda notes: _load_stat_specs(archive, notes))
+        with tempfile.TemporaryDirectory(prefix="lwm-check-") as workdir:
+            runner = run.step("instantiate", lambda notes: _instantiate(archive, Path(workdir), timeout_s, notes))
+            try:
+                run.step("shapes", lambda notes: _check_shapes(runner, semantic_spec, stat_specs))
+                run.step("predict", lambda notes: _check_predict(runner, semantic_spec, notes))
+            finally:
+                runner.close()
+        status = common_pb2.LEARNWARE_STATUS_USABLE
+    except CheckFailed as failure:
+        status = failure.status
+    return common_pb2.CheckReport(status=status, steps=run.steps, checked_at=time.time())
+
+
+def _check_semantic(semantic_spec: dict[str, Any]) -> None:
+    problems = check_semantic_spec(semantic_spec)
+    if problems:
+        raise CheckFailed("; ".join(problems))
+
+
+def _open_archive(zip_bytes: bytes) -> LearnwareArchive:
+    try:
+        return LearnwareArchive.from_bytes(zip_bytes)
+    except LearnwareFormatError as error:
+        raise CheckFailed(str(error)) from None
+
+
+def _load_stat_specs(archive: LearnwareArchive, notes: list[str]) -> list[Any]:
+    specs: list[Any] = []
+    for entry in archive.config.stat_specs:
+        try:
+            spec = load_stat_spec(archive.read(entry.file_name).decode())
+        except (ValueError, KeyError, UnicodeDecodeError) as error:
+            raise CheckFailed(f"stat spec {entry.file_name}: {error}") from None
+        distance = float(spec.dist(spec))
+        if not np.isfinite(distance):
+            raise CheckFailed(f"stat spec {entry.file_name}: the distance of the specification to itself is not finite ({distance})")
+        notes.append(f"{entry.file_name}: {spec.type} with {spec.get_z().shape[0]} points")
+        specs.append(spec)
+    if not specs:
+        raise CheckFailed("learnware.yaml names no statistical specification")
+    return specs
+
+
+def _instantiate(archive: LearnwareArchive, workdir: Path, timeout_s: float, notes: list[str]) -> ModelRunner:
+    try:
+        runner = open_learnware(archive, workdir, timeout_s=timeout_s)
+    except LearnwareRuntimeError as error:
+        raise CheckFailed(f"the model could not be instantiated: {error}") from None
+    except OSError as error:
+        raise CheckFailed(f"the sandbox could not start: {error}", common_pb2.LEARNWARE_STATUS_NONUSABLE) from None
+    notes.append(f"input_shape={runner.input_shape}, output_shape={runner.output_shape}")
+    return runner
+
+
+def _check_shapes(runner: ModelRunner, semantic_spec: dict[str, Any], stat_specs: list[Any]) -> None:
+    input_shape = tuple(runner.input_shape or ())
+    if not input_shape:
+        raise CheckFailed("the model does not declare its input_shape")
+    if _first(semantic_spec, "Data") == "Table":
+        dimension = int(semantic_spec.get("Input", {}).get("Dimension", -1))
+        if input_shape != (dimension,):
+            raise CheckFailed(f"input shape of the model {input_shape} differs from the semantic specification's Input.Dimension {dimension}")
+    for spec in stat_specs:
+        if tuple(spec.get_z().shape[1:]) != input_shape:
+            raise CheckFailed(f"input shape of the model {input_shape} differs from the stat spec's dimension {tuple(spec.get_z().shape[1:])}")
+
+
+def _check_predict(runner: ModelRunner, semantic_spec: dict[str, Any], notes: list[str]) -> None:
+    inputs = np.random.default_rng(0).standard_normal((PREDICT_ROWS, *tuple(runner.input_shape)))
+    try:
+        outputs = runner.predict(inputs)
+    except LearnwareRuntimeError as error:
+        raise CheckFailed(f"prediction failed: {error}") from None
+    _check_outputs(outputs, tuple(runner.output_shape or ()), semantic_spec, _first(semantic_spec, "Task"))
+    notes.append(f"predict on {PREDICT_ROWS} random rows gave outputs of shape {tuple(outputs.shape)}")
+
+
+def _check_outputs(outputs: np.ndarray, output_shape: tuple[int, ...], semantic_spec: dict[str, Any], task: str) -> None:
+    if outputs.ndim == 0 or outputs.shape[0] != PREDICT_ROWS:
+        raise CheckFailed(f"predict returned {outputs.shape[0] if outputs.ndim else 'a scalar'} rows for {PREDICT_ROWS} inputs")
+    if outputs.ndim == 1:
+        outputs = outputs.reshape(-1, 1)
+    if task in ("Classification", "Regression", "Feature Extraction") or output_shape:
+        if tuple(outputs.shape[1:]) != output_shape:
+            raise CheckFailed(f"output shape per row {tuple(outputs.shape[1:])} differs from the model's output_shape {output_shape}")
+    if task in ("Classification", "Regression"):
+        dimension = int(semantic_spec.get("Output", {}).get("Dimension", -1))
+        if task == "Regression" and output_shape[:1] != (dimension,):
+            raise CheckFailed(f"output_shape {output_shape} differs from the semantic Output.Dimension {dimension}")
+        if task == "Classification":
+            if output_shape[:1] == (1,):
+                if not np.all((outputs >= 0) & (outputs < dimension)):
+                    raise CheckFailed(f"predicted labels must lie in [0, {dimension}) (Output.Dimension), got {np.unique(outputs)[:10]}")
+            elif output_shape[:1] != (dimension,):
+                raise CheckFailed(f"output_shape {output_shape} differs from the semantic Output.Dimension {dimension}")
+    if not np.all(np.isfinite(outputs.astype(np.float64, copy=False))):
+        raise CheckFailed("predict returned NaN or infinite values")
+
+
+def _first(semantic_spec: dict[str, Any], key: str) -> str:
+    values = semantic_spec.get(key, {}).get("Values", [])
+    return values[0] if isinstance(values, list) and values else ""
+
+
+def semantic_problems(message: common_pb2.SemanticSpec) -> list[str]:
+    return check_semantic_spec(convert.semantic_to_dict(message))

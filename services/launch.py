@@ -1,0 +1,111 @@
+"""Starting the market's services: one per process, or all five in one process (`lwm serve --all`).
+
+With --all every service still gets its own gRPC server on a loopback port and the
+services talk to each other over gRPC exactly as they do when deployed separately.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from lwm.rpc.server import Server, wait_for_stop_signal, wait_until_serving
+from lwm.services.checker.server import build_server as build_checker
+from lwm.services.gateway.server import Backends
+from lwm.services.gateway.server import build_server as build_gateway
+from lwm.services.organizer.server import OrganizerConfig
+from lwm.services.organizer.server import build_server as build_organizer
+from lwm.services.reuse.server import build_server as build_reuse
+from lwm.services.searcher.server import build_server as build_searcher
+
+SERVICES = ("organizer", "checker", "searcher", "reuse", "gateway")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeConfig:
+    """Settings of the services; each has an LWM_* environment variable as its default."""
+
+    host: str = field(default_factory=lambda: os.environ.get("LWM_HOST", "127.0.0.1"))
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("LWM_DATA_DIR", ".lwm-data")))
+    db_url: str = field(default_factory=lambda: os.environ.get("LWM_DB_URL", ""))
+    organizer: str = field(default_factory=lambda: os.environ.get("LWM_ORGANIZER", "127.0.0.1:50052"))
+    checker: str = field(default_factory=lambda: os.environ.get("LWM_CHECKER", "127.0.0.1:50053"))
+    searcher: str = field(default_factory=lambda: os.environ.get("LWM_SEARCHER", "127.0.0.1:50054"))
+    reuse: str = field(default_factory=lambda: os.environ.get("LWM_REUSE", "127.0.0.1:50055"))
+    check_timeout_s: float = field(default_factory=lambda: float(os.environ.get("LWM_CHECK_TIMEOUT_S", "120")))
+
+    def organizer_config(self) -> OrganizerConfig:
+        config = OrganizerConfig.in_directory(self.data_dir)
+        if self.db_url:
+            config.db_url = self.db_url
+        return config
+
+
+@dataclass
+class Running:
+    """Started servers plus what must be stopped after them (followers, runner pools, check queues)."""
+
+    servers: list[Server] = field(default_factory=list)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+
+
+def start_service(name: str, port: int, config: ServeConfig, running: Running) -> Server:
+    """Build and start one service; append it (and its cleanups) to `running`."""
+    if name == "organizer":
+        server = build_organizer(config.organizer_config(), port, config.host)
+    elif name == "checker":
+        server = build_checker(config.organizer, port, config.host, config.check_timeout_s)
+    elif name == "searcher":
+        server, follower = build_searcher(config.organizer, port, config.host)
+        follower.start()
+        running.cleanups.append(follower.stop)
+    elif name == "reuse":
+        server, pool = build_reuse(config.organizer, port, config.host, config.check_timeout_s)
+        running.cleanups.append(pool.close)
+    elif name == "gateway":
+        server, market = build_gateway(Backends(config.organizer, config.checker, config.searcher, config.reuse), port, config.host)
+        running.cleanups.append(market.checks.close)
+        server.start()
+        running.servers.append(server)
+        market.checks.resume_pending()
+        return server
+    else:
+        raise ValueError(f"unknown service {name!r}; choose one of {SERVICES}")
+    server.start()
+    running.servers.append(server)
+    return server
+
+
+def start_all(config: ServeConfig, gateway_port: int) -> tuple[Running, str]:
+    """All five services in this process on loopback; returns them and the gateway address."""
+    running = Running()
+    try:
+        organizer = start_service("organizer", 0, config, running)
+        config.organizer = organizer.address
+        for name in ("checker", "searcher", "reuse"):
+            setattr(config, name, start_service(name, 0, config, running).address)
+        gateway = start_service("gateway", gateway_port, config, running)
+        for server in running.servers:
+            wait_until_serving(server.address)
+    except BaseException:
+        running.stop()
+        raise
+    return running, gateway.address
+
+
+def serve_forever(running: Running) -> None:
+    """Serve until SIGTERM/SIGINT, then stop gracefully (in-flight calls may finish)."""
+    try:
+        wait_for_stop_signal()
+    finally:
+        running.stop()

@@ -1,0 +1,62 @@
+"""Shared fixtures: a real market (`lwm serve --all`) on free loopback ports."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from lwm.rpc.server import wait_until_serving
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MarketProcess:
+    """`lwm serve --all` in a child process; stopped with SIGTERM (by PID) like an operator would."""
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.address = ""
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "lwm.client.cli", "serve", "--all", "--port", str(port), "--data-dir", str(self.data_dir)], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        try:
+            wait_until_serving(self.address, timeout_s=60)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"market did not start; log:\n{self.log_path.read_text()[-3000:]}") from None
+        return self.address
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.process = None
+        return code
+
+
+@pytest.fixture
+def market_process(tmp_path: Path) -> Iterator[MarketProcess]:
+    market = MarketProcess(tmp_path / "market-data", tmp_path / "market.log")
+    yield market
+    market.stop()
