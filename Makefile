@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+TS_DIR := clients/typescript
+TS_STAMP := $(TS_DIR)/dist/.built-stamp
+DESCRIPTOR_SET := build/learnware.v1.desc
 
-.PHONY: venv demo test test-all proto proto-check clean
+.PHONY: venv demo test test-all proto clients clean
 
 # torch is installed first and pinned exactly (the CPU wheel); see DEVELOPERS.md.
 $(STAMP): pyproject.toml
@@ -19,14 +22,26 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo_market.py
 
-test: $(STAMP)
+test: $(STAMP) $(TS_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(TS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 proto: $(STAMP)
 	$(BIN)/python tools/gen_protos.py
 
+# Clients for other languages: the TypeScript client (built here, tested by make test)
+# and a descriptor set from which any language's gRPC tooling can generate stubs.
+$(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json $(wildcard protos/learnware/v1/*.proto $(TS_DIR)/src/*.ts $(TS_DIR)/test/*.ts)
+	cd $(TS_DIR) && npm ci --no-audit --no-fund && npm run build
+	touch $(TS_STAMP)
+
+$(DESCRIPTOR_SET): $(STAMP) $(wildcard protos/learnware/v1/*.proto)
+	mkdir -p build
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --include_imports --include_source_info --descriptor_set_out=$(DESCRIPTOR_SET) protos/learnware/v1/*.proto
+
+clients: $(TS_STAMP) $(DESCRIPTOR_SET)
+
 clean:
-	rm -rf .lwm-demo .pytest_cache
+	rm -rf .lwm-demo .pytest_cache build $(TS_DIR)/dist

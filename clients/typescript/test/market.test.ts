@@ -1,0 +1,45 @@
+// Runs against a live market started by tests/integration/test_typescript_client.py, which
+// uploads learnwares with the Python SDK and passes what it expects through the environment.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+
+import { MarketClient, MarketError, float64Tensor } from '../src/market';
+
+const address = process.env.LWM_MARKET ?? '';
+const expected = JSON.parse(process.env.LWM_EXPECTED ?? '{}') as {
+  ids: string[];
+  topId: string;
+  userSpec: { z: number[][]; beta: number[]; gamma: number };
+};
+
+test('lists, searches and downloads from a live gateway', { skip: !address && 'LWM_MARKET not set' }, async () => {
+  const client = new MarketClient(address);
+  try {
+    const listed = await client.listLearnwares();
+    assert.deepEqual(new Set(listed.map((lw) => lw.id)), new Set(expected.ids));
+    assert.ok(listed.every((lw) => lw.status === 'LEARNWARE_STATUS_USABLE'));
+
+    const semantic = await client.searchLearnware({ name: 'demo-table' });
+    assert.equal(semantic.searchPath, 'semantic');
+    assert.equal(semantic.singleResults.length, expected.ids.length);
+
+    const { z, beta, gamma } = expected.userSpec;
+    const statistical = await client.searchLearnware(
+      { data: ['Table'] },
+      { statSpec: { type: 'RKMETableSpecification', z: float64Tensor(z), beta: float64Tensor(beta), gamma } },
+    );
+    assert.equal(statistical.searchPath, 'statistical');
+    assert.equal(statistical.singleResults[0].learnware?.id, expected.topId);
+
+    const info = await client.getLearnware(expected.topId);
+    const zip = await client.downloadLearnware(expected.topId);
+    assert.equal(zip.length, Number(info.zipSize));
+    assert.equal(createHash('sha256').update(zip).digest('hex'), info.zipSha256);
+    assert.equal(zip.subarray(0, 2).toString(), 'PK');
+
+    await assert.rejects(client.getLearnware('no-such-id'), (error: unknown) => error instanceof MarketError && error.code === 'NOT_FOUND');
+  } finally {
+    client.close();
+  }
+});
