@@ -30,6 +30,7 @@ test-all: $(STAMP) $(TS_STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python tools/gen_protos.py
+	$(BIN)/python tools/gen_api_docs.py
 
 # Clients for other languages: the TypeScript client (built here, tested by make test)
 # and a descriptor set from which any language's gRPC tooling can generate stubs.
