@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import posixpath
 import shutil
 import stat
@@ -32,6 +33,10 @@ ENV_FILES = ("environment.yaml", "requirements.txt")
 
 MAX_FILES = 10_000
 MAX_TOTAL_BYTES = 4 * 1024**3
+# Zip bombs: an entry that unpacks to more than this many times its compressed size
+# (entries under RATIO_FREE_BYTES are exempt: tiny files compress oddly well).
+MAX_COMPRESSION_RATIO = 1000
+RATIO_FREE_BYTES = 1024**2
 # Folders some zip tools add beside the content; never part of a learnware.
 _IGNORED_TOP_FOLDERS = ("__MACOSX",)
 
@@ -212,7 +217,14 @@ def _find_root(files: list[str]) -> str:
 class LearnwareArchive:
     """A validated learnware zip. Build it with `from_bytes` or `from_path`."""
 
-    def __init__(self, source: bytes | Path, *, max_files: int = MAX_FILES, max_total_bytes: int = MAX_TOTAL_BYTES):
+    def __init__(
+        self,
+        source: bytes | Path,
+        *,
+        max_files: int = MAX_FILES,
+        max_total_bytes: int = MAX_TOTAL_BYTES,
+        max_compression_ratio: float = MAX_COMPRESSION_RATIO,
+    ):
         self._source = source
         try:
             with self._open() as zf:
@@ -231,6 +243,11 @@ class LearnwareArchive:
         files: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
             _check_entry(info)
+            if info.file_size > RATIO_FREE_BYTES and info.file_size > max_compression_ratio * max(info.compress_size, 1):
+                raise LearnwareFormatError(
+                    f"zip entry {info.filename!r} unpacks to {info.file_size} bytes from {info.compress_size}, "
+                    f"a compression ratio over the limit of {max_compression_ratio:g} (a zip bomb?)"
+                )
             if info.is_dir() or info.filename.split("/", 1)[0] in _IGNORED_TOP_FOLDERS:
                 continue
             name = posixpath.normpath(info.filename)
@@ -246,12 +263,12 @@ class LearnwareArchive:
         self._validate()
 
     @classmethod
-    def from_bytes(cls, data: bytes, **limits: int) -> LearnwareArchive:
+    def from_bytes(cls, data: bytes, **limits: float) -> LearnwareArchive:
         """Validate a learnware zip held in memory."""
         return cls(bytes(data), **limits)
 
     @classmethod
-    def from_path(cls, path: str | Path, **limits: int) -> LearnwareArchive:
+    def from_path(cls, path: str | Path, **limits: float) -> LearnwareArchive:
         """Validate a learnware zip on disk (read lazily, not loaded into memory)."""
         path = Path(path)
         if not path.is_file():
@@ -346,15 +363,22 @@ def extract_archive(archive: LearnwareArchive, dest: Path) -> Path:
     """Unpack the archive's files (root folder stripped) into `dest`; returns `dest`.
 
     Names were validated when the archive was opened; existing files are never
-    overwritten (nor followed, if they are symlinks).
+    overwritten (nor followed, if they are symlinks). Folders get mode 0755 and
+    files 0644 whatever the umask, so the sandbox's unprivileged uid can read them.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     base = dest.resolve()
+    os.chmod(base, 0o755)
     with archive._open() as zf:
         for name, info in archive._infos.items():
             target = base / name  # name is normalized, relative and free of ".."
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "xb") as out:
+            for folder in reversed(target.relative_to(base).parents[:-1]):
+                if not (base / folder).is_dir():
+                    (base / folder).mkdir()
+                    os.chmod(base / folder, 0o755)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            os.fchmod(fd, 0o644)
+            with zf.open(info) as src, open(fd, "wb") as out:
                 shutil.copyfileobj(src, out, 1024 * 1024)
     return dest

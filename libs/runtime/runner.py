@@ -1,9 +1,10 @@
-"""Run a learnware's model in a child process and call it over pipes.
+"""Run a learnware's model in a sandboxed child process and call it over pipes.
 
-The child is `sandbox_root/lwm_runner.py`, started in its own process group with
-a scratch directory as cwd, HOME and TMPDIR and a minimal environment (no
+The child is `sandbox_root/lwm_runner.py`, started in its own process group
+inside the sandbox of `SandboxConfig` (bubblewrap by default, see sandbox.py)
+with a scratch directory as cwd, HOME and TMPDIR and a minimal environment (no
 service secrets). Every call has a deadline; on timeout the whole process group
-is killed.
+is killed. A call that runs out of the sandbox's memory stops the child too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ import numpy as np
 
 from lwm.learnware.archive import LearnwareArchive, extract_archive
 
+from .environment import default_environments
 from .framing import FramingError, pack_frame, read_frame, to_wire_array
+from .sandbox import SCRATCH_IN_SANDBOX, SandboxConfig, bwrap_command, prepare_scratch, python_roots, resource_limiter, sandbox_env
 
 SANDBOX_ROOT = Path(__file__).resolve().parent / "sandbox_root"
 RUNNER_SCRIPT = SANDBOX_ROOT / "lwm_runner.py"
@@ -58,26 +61,20 @@ class LearnwareTimeoutError(LearnwareRuntimeError):
 
 
 def build_child_command(python: str) -> list[str]:
-    """The command line that starts the child runner.
+    """The command line that starts the child runner (before any sandbox wrapper).
 
-    The one place to insert a sandbox wrapper (bubblewrap, resource limits) later.
-    `-B`: never write .pyc files into the learnware folder.
+    `-B`: never write .pyc files; `-u`: unbuffered output; `-I`: ignore PYTHON*
+    variables and the user site; `-S`: no site-packages (and so no .pth code of
+    installed packages) until the runner has dropped its privileges and calls site.main().
     """
-    return [python, "-B", str(RUNNER_SCRIPT)]
+    return [python, "-B", "-u", "-I", "-S", str(RUNNER_SCRIPT)]
 
 
 def build_child_env(scratch_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """A minimal environment for the child: a few passed-through variables, scratch as HOME/TMPDIR."""
     env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
     env.setdefault("PATH", os.defpath)
-    env.update(
-        {
-            "HOME": str(scratch_dir),
-            "TMPDIR": str(scratch_dir),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env.update({"HOME": str(scratch_dir), "TMPDIR": str(scratch_dir)})
     env.update(extra or {})
     return env
 
@@ -113,7 +110,8 @@ class ModelRunner:
 
     `learnware_dir` is the extracted learnware folder, `class_name`/`kwargs` come
     from learnware.yaml. `timeout_s` bounds each call (start included);
-    `python` is the interpreter of the learnware's environment.
+    `python` is the interpreter of the learnware's environment (see
+    environment.py); `sandbox` the isolation and limits (default: from LWM_SANDBOX* variables).
     """
 
     def __init__(
@@ -126,6 +124,7 @@ class ModelRunner:
         *,
         module_path: str = "__init__.py",
         env: Mapping[str, str] | None = None,
+        sandbox: SandboxConfig | None = None,
     ):
         self.learnware_dir = Path(learnware_dir).resolve()
         self.class_name = class_name
@@ -134,6 +133,7 @@ class ModelRunner:
         self.timeout_s = timeout_s
         self.module_path = module_path
         self.extra_env = dict(env or {})
+        self.sandbox = sandbox if sandbox is not None else SandboxConfig.from_env()
         self._proc: subprocess.Popen[bytes] | None = None
         self._scratch: Path | None = None
         self._stderr: _StderrTail | None = None
@@ -152,14 +152,22 @@ class ModelRunner:
         self._started = True
         self._scratch = Path(tempfile.mkdtemp(prefix="lwm_runner_"))
         try:
+            prepare_scratch(self.sandbox, self._scratch)
+            command = build_child_command(self.python)
+            scratch_seen_by_child = self._scratch
+            if self.sandbox.isolation == "bwrap":
+                read_only = [*python_roots(self.python), SANDBOX_ROOT, self.learnware_dir]
+                command = bwrap_command(self.sandbox, command, read_only=read_only, scratch=self._scratch)
+                scratch_seen_by_child = Path(SCRATCH_IN_SANDBOX)
             self._proc = subprocess.Popen(
-                build_child_command(self.python),
+                command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=self._scratch,
-                env=build_child_env(self._scratch, self.extra_env),
+                env=build_child_env(scratch_seen_by_child, {**self.extra_env, **sandbox_env(self.sandbox)}),
                 start_new_session=True,  # own process group, killed as a whole
+                preexec_fn=resource_limiter(self.sandbox),
             )
             assert self._proc.stdin and self._proc.stdout and self._proc.stderr
             os.set_blocking(self._proc.stdin.fileno(), False)
@@ -285,6 +293,8 @@ class ModelRunner:
                 raise
         if not header.get("ok"):
             message = str(header.get("error", "unknown error"))
+            if header.get("error_type") == "MemoryError":
+                self._out_of_memory(cmd, message)
             child_tb = header.get("traceback")
             text = f"learnware {cmd} failed: {message}"
             if child_tb:
@@ -340,11 +350,24 @@ class ModelRunner:
             stderr_tail=self.stderr_tail(),
         )
 
+    def _out_of_memory(self, cmd: str, message: str) -> None:
+        self._kill()
+        raise LearnwareRuntimeError(
+            f"learnware {cmd} ran out of memory: the sandbox allows {self.sandbox.memory_bytes / 1024**3:g} GiB "
+            f"per process ({message}); the learnware process was stopped",
+            error_type="MemoryError",
+            stderr_tail=self.stderr_tail(),
+        )
+
     def _crashed(self, cmd: str) -> None:
         self._kill()
         code = self._proc.returncode if self._proc is not None else None
+        # bubblewrap exits with 128 + N when the sandboxed process died of signal N.
+        if code is not None and self.sandbox.isolation == "bwrap" and code > 128:
+            code = 128 - code
         if code is not None and code < 0:
-            how = f"was killed by {signal.Signals(-code).name}"
+            name = signal.Signals(-code).name
+            how = f"was killed by {name}{self.sandbox.describe_signal(name)}"
         else:
             how = f"exited with code {code}"
         tail = self.stderr_tail().strip()[-4000:] or "(no output)"
@@ -391,7 +414,13 @@ def _as_shape(value: Any) -> Any:
 
 
 def open_learnware(archive: LearnwareArchive, workdir: Path, **runner_kwargs: Any) -> ModelRunner:
-    """Extract `archive` into `workdir` and return a started ModelRunner for its model."""
+    """Extract `archive` into `workdir` and return a started ModelRunner for its model.
+
+    Without a `python` argument the learnware's environment is built (or taken
+    from the cache) by the default EnvironmentManager (LWM_ENV_* variables).
+    """
+    if "python" not in runner_kwargs:
+        runner_kwargs["python"] = default_environments().prepare(archive).python
     folder = extract_archive(archive, Path(workdir))
     runner = ModelRunner(
         folder,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
 import zipfile
 from pathlib import Path
@@ -203,3 +204,29 @@ def test_parse_errors(text: str, message: str) -> None:
 def test_yaml_round_trip() -> None:
     config = parse_learnware_yaml(YAML)
     assert parse_learnware_yaml(dump_learnware_yaml(config)) == config
+
+
+def test_zip_bomb_by_compression_ratio_rejected() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in learnware_files().items():
+            zf.writestr(name, data)
+        zf.writestr("weights.bin", b"\0" * (50 * 1024**2))  # 50 MB of zeros deflate to ~50 kB
+    with pytest.raises(LearnwareFormatError, match="compression ratio over the limit of 1000"):
+        LearnwareArchive.from_bytes(buf.getvalue())
+    # The same entry within a looser limit is fine; small files are never judged by ratio.
+    assert "weights.bin" in LearnwareArchive.from_bytes(buf.getvalue(), max_compression_ratio=10_000).names
+    small = make_zip(learnware_files(**{"zeros.txt": b"\0" * 100_000}))
+    assert "zeros.txt" in LearnwareArchive.from_bytes(small).names
+
+
+def test_extracted_files_are_readable_by_others_whatever_the_umask(tmp_path: Path) -> None:
+    archive = LearnwareArchive.from_bytes(make_zip(learnware_files(**{"sub/deep/helper.py": "X = 1\n"})))
+    old = os.umask(0o077)
+    try:
+        dest = extract_archive(archive, tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((dest / "sub" / "deep").stat().st_mode) == 0o755
+    assert stat.S_IMODE((dest / "sub" / "deep" / "helper.py").stat().st_mode) == 0o644
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o755

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sklearn
 from sklearn.linear_model import LogisticRegression
 
 from lwm.learnware.archive import LearnwareArchive
@@ -40,6 +42,22 @@ def live_processes_in_group(pgid: int) -> list[int]:
     return pids
 
 
+def processes_with_marker(marker: str) -> list[int]:
+    """Pids of live (non-zombie) processes whose command line contains `marker`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
 class StandInSpec:
     type = "RKMETableSpecification"
 
@@ -53,9 +71,11 @@ def test_sklearn_learnware_zip_predicts(tmp_path: Path) -> None:
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     model = LogisticRegression().fit(X, y)
     zip_path = write_learnware_zip(
-        tmp_path / "lw.zip", model, None, StandInSpec(), input_shape=(4,), output_shape=(2,), nested_folder="lw"
+        tmp_path / "lw.zip", model, None, StandInSpec(), input_shape=(4,), output_shape=(2,), nested_folder="lw",
+        requirements=[f"scikit-learn=={sklearn.__version__}"],
     )
     archive = LearnwareArchive.from_path(zip_path)
+    # open_learnware builds the learnware's own environment from its requirements.txt (uv, cached).
     with open_learnware(archive, tmp_path / "work", timeout_s=30) as runner:
         assert runner.input_shape == (4,)
         assert runner.output_shape == (2,)
@@ -123,7 +143,7 @@ def test_missing_class_is_reported(tmp_path: Path) -> None:
 
 
 def test_timeout_kills_process_group(tmp_path: Path) -> None:
-    pid_file = tmp_path / "grandchild.pid"
+    marker = f"lwm-test-grandchild-{uuid.uuid4().hex}"
     folder = write_learnware(
         tmp_path / "lw",
         {
@@ -132,26 +152,29 @@ def test_timeout_kills_process_group(tmp_path: Path) -> None:
                 from learnware.model import BaseModel
 
                 class Sleepy(BaseModel):
-                    def __init__(self, pid_file):
+                    def __init__(self, marker):
                         super().__init__(input_shape=(1,), output_shape=(1,))
-                        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-                        open(pid_file, "w").write(str(child.pid))
+                        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", marker])
 
                     def predict(self, X):
                         time.sleep(600)
             """
         },
     )
-    runner = ModelRunner(folder, "Sleepy", {"pid_file": str(pid_file)}, timeout_s=1.5).start()
+    runner = ModelRunner(folder, "Sleepy", {"marker": marker}, timeout_s=1.5).start()
     pgid = runner.pid
     assert pgid is not None
+    assert processes_with_marker(marker)  # the grandchild was started
     started = time.monotonic()
     with pytest.raises(LearnwareTimeoutError, match="did not finish within 1.5 s"):
         runner.predict(np.zeros((1, 1)))
     assert time.monotonic() - started < 10
     assert not runner.alive
-    assert int(pid_file.read_text()) != pgid  # the grandchild was started
-    assert not live_processes_in_group(pgid)  # the child and its grandchild were both killed
+    deadline = time.monotonic() + 5  # PID 1 may reap orphans a little late
+    while processes_with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not processes_with_marker(marker)  # the child and its grandchild were both killed
+    assert not live_processes_in_group(pgid)
     runner.close()
 
 

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import site
 import struct
 import sys
 import traceback
@@ -205,8 +206,24 @@ def serve(proto_in, proto_out):
             write_frame(proto_out, error_reply(exc))
 
 
+def drop_privileges():
+    """Switch to the sandbox's unprivileged uid/gid when the parent asks for it (bubblewrap run as root)."""
+    uid, gid = os.environ.get("LWM_SANDBOX_UID"), os.environ.get("LWM_SANDBOX_GID")
+    if uid is None or gid is None:
+        return
+    os.setgroups([])
+    os.setgid(int(gid))
+    os.setuid(int(uid))
+    if os.getuid() != int(uid) or os.geteuid() != int(uid):
+        raise SystemExit("lwm_runner: could not switch to the sandbox uid")
+
+
 def main():
     global np
+    drop_privileges()
+    if sys.flags.no_site:
+        # Started with -S so that no installed package's .pth code ran before the drop.
+        site.main()
     # Keep private copies of the protocol pipes, then point fd 0 at /dev/null and
     # fd 1 at stderr, so whatever the learnware reads or prints cannot touch frames.
     proto_in = os.fdopen(os.dup(0), "rb")
