@@ -1,8 +1,10 @@
-"""The checks of a learnware: semantic, archive/specification, and running the model.
+"""The checks of a learnware: semantic, archive/specification, environment, and running the model.
 
-Statuses follow the reference package: any failed check makes the learnware
-INVALID; NONUSABLE means the checker could not run the model for reasons that
-are not the learnware's fault (for example the sandbox could not start).
+Any failed check makes the learnware INVALID; NONUSABLE means the checker could
+not run the model for reasons that are not the learnware's fault (the sandbox
+could not start, the package index was unreachable). The model only ever runs in
+a sandboxed runner process (lwm.runtime), in the environment built from its
+requirements.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import numpy as np
 from lwm.learnware.archive import LearnwareArchive, LearnwareFormatError
 from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2
+from lwm.runtime.environment import Environment, EnvironmentBuildError, EnvironmentManager
 from lwm.runtime.runner import LearnwareRuntimeError, ModelRunner, open_learnware
+from lwm.runtime.sandbox import SandboxConfig
 from lwm.spec import check_semantic_spec, load_stat_spec
 
 PREDICT_ROWS = 10
@@ -54,15 +58,30 @@ class CheckRun:
         return result
 
 
-def check_learnware(semantic_spec: dict[str, Any], zip_bytes: bytes, *, timeout_s: float = 120.0) -> common_pb2.CheckReport:
-    """Run every check on a learnware and return the report with its final status."""
+def check_learnware(
+    semantic_spec: dict[str, Any],
+    zip_bytes: bytes,
+    *,
+    timeout_s: float = 120.0,
+    environments: EnvironmentManager | None = None,
+    sandbox: SandboxConfig | None = None,
+) -> common_pb2.CheckReport:
+    """Run every check on a learnware and return the report with its final status.
+
+    `environments` builds the learnware's environment (default: LWM_ENV_* settings),
+    `sandbox` isolates its process (default: LWM_SANDBOX* settings).
+    """
+    environments = environments if environments is not None else EnvironmentManager()
     run = CheckRun()
+    dropped: list[str] = []
     try:
         run.step("semantic", lambda notes: _check_semantic(semantic_spec))
         archive = run.step("archive", lambda notes: _open_archive(zip_bytes))
         stat_specs = run.step("stat_spec", lambda notes: _load_stat_specs(archive, notes))
+        environment = run.step("environment", lambda notes: _prepare_environment(environments, archive, notes))
+        dropped = [d.requirement for d in environment.dropped]
         with tempfile.TemporaryDirectory(prefix="lwm-check-") as workdir:
-            runner = run.step("instantiate", lambda notes: _instantiate(archive, Path(workdir), timeout_s, notes))
+            runner = run.step("instantiate", lambda notes: _instantiate(archive, Path(workdir), environment, timeout_s, sandbox, notes))
             try:
                 run.step("shapes", lambda notes: _check_shapes(runner, semantic_spec, stat_specs))
                 run.step("predict", lambda notes: _check_predict(runner, semantic_spec, notes))
@@ -71,7 +90,7 @@ def check_learnware(semantic_spec: dict[str, Any], zip_bytes: bytes, *, timeout_
         status = common_pb2.LEARNWARE_STATUS_USABLE
     except CheckFailed as failure:
         status = failure.status
-    return common_pb2.CheckReport(status=status, steps=run.steps, checked_at=time.time())
+    return common_pb2.CheckReport(status=status, steps=run.steps, dropped_requirements=dropped, checked_at=time.time())
 
 
 def _check_semantic(semantic_spec: dict[str, Any]) -> None:
@@ -104,9 +123,21 @@ def _load_stat_specs(archive: LearnwareArchive, notes: list[str]) -> list[Any]:
     return specs
 
 
-def _instantiate(archive: LearnwareArchive, workdir: Path, timeout_s: float, notes: list[str]) -> ModelRunner:
+def _prepare_environment(environments: EnvironmentManager, archive: LearnwareArchive, notes: list[str]) -> Environment:
     try:
-        runner = open_learnware(archive, workdir, timeout_s=timeout_s)
+        environment = environments.prepare(archive)
+    except EnvironmentBuildError as error:
+        status = common_pb2.LEARNWARE_STATUS_NONUSABLE if error.infrastructure else common_pb2.LEARNWARE_STATUS_INVALID
+        raise CheckFailed(f"the environment of {archive.env_file} could not be built: {error}", status) from None
+    notes.append(f"{len(environment.requirements)} requirements from {archive.env_file}; " + ("taken from the cache" if environment.cached else f"built in {environment.build_s:.1f} s"))
+    notes += [f"warning: dropped requirement {dropped}" for dropped in environment.dropped]
+    notes += list(environment.notes)
+    return environment
+
+
+def _instantiate(archive: LearnwareArchive, workdir: Path, environment: Environment, timeout_s: float, sandbox: SandboxConfig | None, notes: list[str]) -> ModelRunner:
+    try:
+        runner = open_learnware(archive, workdir, python=environment.python, timeout_s=timeout_s, sandbox=sandbox)
     except LearnwareRuntimeError as error:
         raise CheckFailed(f"the model could not be instantiated: {error}") from None
     except OSError as error:
@@ -139,6 +170,8 @@ def _check_predict(runner: ModelRunner, semantic_spec: dict[str, Any], notes: li
 
 
 def _check_outputs(outputs: np.ndarray, output_shape: tuple[int, ...], semantic_spec: dict[str, Any], task: str) -> None:
+    if outputs.dtype.kind not in "biuf":
+        raise CheckFailed(f"predict returned {outputs.dtype} values; expected numbers (labels, scores or values)")
     if outputs.ndim == 0 or outputs.shape[0] != PREDICT_ROWS:
         raise CheckFailed(f"predict returned {outputs.shape[0] if outputs.ndim else 'a scalar'} rows for {PREDICT_ROWS} inputs")
     if outputs.ndim == 1:
@@ -152,8 +185,9 @@ def _check_outputs(outputs: np.ndarray, output_shape: tuple[int, ...], semantic_
             raise CheckFailed(f"output_shape {output_shape} differs from the semantic Output.Dimension {dimension}")
         if task == "Classification":
             if output_shape[:1] == (1,):
-                if not np.all((outputs >= 0) & (outputs < dimension)):
-                    raise CheckFailed(f"predicted labels must lie in [0, {dimension}) (Output.Dimension), got {np.unique(outputs)[:10]}")
+                labels = outputs.astype(np.float64, copy=False)
+                if not np.all((labels >= 0) & (labels < dimension) & (labels == np.round(labels))):
+                    raise CheckFailed(f"predicted labels must be integers in [0, {dimension}) (Output.Dimension), got {np.unique(outputs)[:10]}")
             elif output_shape[:1] != (dimension,):
                 raise CheckFailed(f"output_shape {output_shape} differs from the semantic Output.Dimension {dimension}")
     if not np.all(np.isfinite(outputs.astype(np.float64, copy=False))):

@@ -1,0 +1,161 @@
+"""The checker's checks on real learnware zips, run in real environments and sandboxes (services/checker/checks.py)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures.learnwares import build_learnware_zip, semantic_spec
+from lwm.rpc.learnware.v1 import common_pb2
+from lwm.runtime.environment import EnvironmentConfig, EnvironmentManager
+from lwm.runtime.sandbox import SandboxConfig
+from lwm.services.checker.checks import CheckFailed, _check_outputs, check_learnware
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+USABLE, INVALID, NONUSABLE = (
+    common_pb2.LEARNWARE_STATUS_USABLE,
+    common_pb2.LEARNWARE_STATUS_INVALID,
+    common_pb2.LEARNWARE_STATUS_NONUSABLE,
+)
+
+
+@pytest.fixture(scope="module")
+def environments(tmp_path_factory: pytest.TempPathFactory) -> EnvironmentManager:
+    return EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path_factory.mktemp("envs")))
+
+
+def check(zip_path: Path, environments: EnvironmentManager, **kwargs) -> common_pb2.CheckReport:
+    return check_learnware(semantic_spec(), zip_path.read_bytes(), environments=environments, timeout_s=kwargs.pop("timeout_s", 60), **kwargs)
+
+
+def failure(report: common_pb2.CheckReport) -> tuple[str, str]:
+    """(name, messages) of the step that failed."""
+    [step] = [s for s in report.steps if not s.passed]
+    return step.name, "\n".join(step.messages)
+
+
+@pytest.mark.parametrize("name", ["scores", "relative_imports"])
+def test_passing_learnwares_are_usable(name: str, tmp_path: Path, environments: EnvironmentManager) -> None:
+    report = check(build_learnware_zip(name, tmp_path), environments)
+    assert report.status == USABLE, report
+    assert [s.name for s in report.steps] == ["semantic", "archive", "stat_spec", "environment", "instantiate", "shapes", "predict"]
+    assert all(s.passed for s in report.steps) and not report.dropped_requirements
+    assert report.checked_at > 0
+
+
+def test_files_nested_in_one_folder_pass(tmp_path: Path, environments: EnvironmentManager) -> None:
+    report = check(build_learnware_zip("scores", tmp_path, nested_folder="my-learnware"), environments)
+    assert report.status == USABLE, report
+
+
+def test_missing_module_is_invalid_and_named(tmp_path: Path, environments: EnvironmentManager) -> None:
+    report = check(build_learnware_zip("missing_module", tmp_path), environments)
+    assert report.status == INVALID
+    step, messages = failure(report)
+    assert step == "instantiate"
+    assert "No module named 'lwm_fixture_module_that_does_not_exist'" in messages
+
+
+def test_socket_is_blocked(tmp_path: Path, environments: EnvironmentManager) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        zip_path = build_learnware_zip("opens_socket", tmp_path, kwargs={"port": listener.getsockname()[1]})
+        report = check(zip_path, environments)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # the learnware never reached the market's loopback
+    assert report.status == INVALID
+    step, messages = failure(report)
+    assert step == "instantiate" and ("Connection refused" in messages or "Network is unreachable" in messages), messages
+
+
+def test_writing_outside_scratch_is_blocked(tmp_path: Path, environments: EnvironmentManager) -> None:
+    planted = tmp_path / "planted-by-learnware.txt"
+    report = check(build_learnware_zip("writes_outside", tmp_path, kwargs={"host_path": str(planted)}), environments)
+    assert report.status == INVALID
+    step, messages = failure(report)
+    assert step == "instantiate" and "Read-only file system" in messages and "patched.py" in messages
+    assert not planted.exists()
+
+
+def test_allocating_10gb_is_killed_with_a_clear_message(tmp_path: Path, environments: EnvironmentManager) -> None:
+    report = check(build_learnware_zip("allocates_10gb", tmp_path), environments, sandbox=SandboxConfig(memory_bytes=2 * 1024**3))
+    assert report.status == INVALID
+    step, messages = failure(report)
+    assert step == "predict" and "ran out of memory: the sandbox allows 2 GiB" in messages and "was stopped" in messages
+
+
+def test_sleeping_forever_times_out(tmp_path: Path, environments: EnvironmentManager) -> None:
+    report = check(build_learnware_zip("sleeps_forever", tmp_path), environments, timeout_s=3)
+    assert report.status == INVALID
+    step, messages = failure(report)
+    assert step == "predict" and "did not finish within 3 s; its process group was killed" in messages
+
+
+def test_missing_stat_spec_is_invalid(tmp_path: Path, environments: EnvironmentManager) -> None:
+    report = check(build_learnware_zip("scores", tmp_path, with_stat_spec=False), environments)
+    assert report.status == INVALID
+    step, messages = failure(report)
+    assert step == "archive" and "rkme.json is missing" in messages
+
+
+def test_windows_only_requirement_is_dropped_with_a_warning(tmp_path: Path, environments: EnvironmentManager) -> None:
+    report = check(build_learnware_zip("scores", tmp_path, requirements="numpy\npywin32\n"), environments)
+    assert report.status == USABLE, report
+    assert list(report.dropped_requirements) == ["pywin32"]
+    [env_step] = [s for s in report.steps if s.name == "environment"]
+    assert any(m.startswith("warning: dropped requirement pywin32 (no distribution for this platform") for m in env_step.messages)
+
+
+def test_requirement_that_cannot_install_fails_with_the_installer_message(tmp_path: Path, environments: EnvironmentManager) -> None:
+    report = check(build_learnware_zip("scores", tmp_path, requirements="numpy\nsix==0.0.1\n"), environments)
+    assert report.status == INVALID
+    step, messages = failure(report)
+    assert step == "environment" and "six==0.0.1" in messages
+
+
+def test_semantic_problems_are_all_listed(tmp_path: Path, environments: EnvironmentManager) -> None:
+    spec = semantic_spec()
+    del spec["Data"]
+    spec["License"]["Values"] = ["Not-A-License"]
+    spec["Name"]["Values"] = ""
+    report = check_learnware(spec, build_learnware_zip("scores", tmp_path).read_bytes(), environments=environments)
+    assert report.status == INVALID
+    step, messages = failure(report)
+    assert step == "semantic"
+    assert "Data" in messages and "Not-A-License" in messages and "Name" in messages
+
+
+def test_sandbox_that_cannot_start_is_not_the_learnware_fault(tmp_path: Path, environments: EnvironmentManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    zip_path = build_learnware_zip("scores", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bwrap-here"))
+    report = check(zip_path, environments)
+    assert report.status == NONUSABLE
+    step, messages = failure(report)
+    assert step == "instantiate" and "bubblewrap" in messages
+
+
+@pytest.mark.parametrize(
+    ("outputs", "output_shape", "message"),
+    [
+        (np.full((10, 2), 0.5), (2,), None),
+        (np.array([0, 1] * 5), (1,), None),
+        (np.array([0, 2] * 5), (1,), "integers in \\[0, 2\\)"),
+        (np.array([0.5] * 10), (1,), "integers in \\[0, 2\\)"),
+        (np.full((10, 3), 0.5), (3,), "differs from the semantic Output.Dimension 2"),
+        (np.full((10, 2), np.nan), (2,), "NaN or infinite"),
+        (np.array(["a"] * 10), (1,), "expected numbers"),
+        (np.full((9, 2), 0.5), (2,), "9 rows for 10 inputs"),
+    ],
+)
+def test_classification_outputs(outputs: np.ndarray, output_shape: tuple[int, ...], message: str | None) -> None:
+    if message is None:
+        _check_outputs(outputs, output_shape, semantic_spec(), "Classification")
+    else:
+        with pytest.raises(CheckFailed, match=message):
+            _check_outputs(outputs, output_shape, semantic_spec(), "Classification")
