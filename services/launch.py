@@ -39,10 +39,7 @@ class ServeConfig:
     check_timeout_s: float = field(default_factory=lambda: float(os.environ.get("LWM_CHECK_TIMEOUT_S", "120")))
 
     def organizer_config(self) -> OrganizerConfig:
-        config = OrganizerConfig.in_directory(self.data_dir)
-        if self.db_url:
-            config.db_url = self.db_url
-        return config
+        return OrganizerConfig.from_env(self.data_dir, self.db_url)
 
 
 @dataclass
@@ -62,7 +59,9 @@ class Running:
 def start_service(name: str, port: int, config: ServeConfig, running: Running) -> Server:
     """Build and start one service; append it (and its cleanups) to `running`."""
     if name == "organizer":
-        server = build_organizer(config.organizer_config(), port, config.host)
+        server, sweeper = build_organizer(config.organizer_config(), port, config.host)
+        sweeper.start()
+        running.cleanups.append(sweeper.stop)
     elif name == "checker":
         server = build_checker(config.organizer, port, config.host, config.check_timeout_s)
     elif name == "searcher":

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -99,8 +100,35 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+UPLOAD_POLL_S = 0.5
+
+
+def _follow_check(client: MarketClient, learnware: Learnware, timeout_s: float) -> Learnware:
+    """Poll the learnware while it is PENDING, showing the check's progress on stderr."""
+    started = time.monotonic()
+    interactive = sys.stderr.isatty()
+    reported = -1
+    while learnware.status == "PENDING":
+        elapsed = int(time.monotonic() - started)
+        if elapsed > timeout_s:
+            print(f"{learnware.id} is still PENDING after {timeout_s:g} s; see `lwm show {learnware.id}` later", file=sys.stderr)
+            break
+        if interactive:
+            print(f"\rchecking {learnware.id}: PENDING for {elapsed} s", end="", file=sys.stderr, flush=True)
+        elif elapsed // 10 > reported:  # one line every 10 s in logs and pipes
+            reported = elapsed // 10
+            print(f"checking {learnware.id}: PENDING for {elapsed} s", file=sys.stderr, flush=True)
+        time.sleep(UPLOAD_POLL_S)
+        learnware = client.get_learnware(learnware.id)
+    if interactive:
+        print(file=sys.stderr)
+    return learnware
+
+
 def cmd_upload(args: argparse.Namespace, client: MarketClient) -> int:
-    learnware = client.add_learnware(args.zip, _read_json(args.semantic), wait=not args.no_wait)
+    learnware = client.add_learnware(args.zip, _read_json(args.semantic), wait=False)
+    if args.wait:
+        learnware = _follow_check(client, learnware, args.wait_timeout)
     if args.json:
         print(_as_json(learnware))
     else:
@@ -124,15 +152,25 @@ def cmd_search(args: argparse.Namespace, client: MarketClient) -> int:
 
 
 def cmd_reuse(args: argparse.Namespace, client: MarketClient) -> int:
-    if args.method != "averaging":
-        print(f"lwm reuse: method {args.method!r} is not available yet; use --method averaging", file=sys.stderr)
-        return EXIT_USAGE
-    predictions = client.reuse_averaging(args.ids, load_array(args.data), mode=args.mode)
+    from tqdm import tqdm
+
+    train_x = load_array(args.train_x) if args.train_x else None
+    train_y = load_array(args.train_y).reshape(-1) if args.train_y else None
+    with tqdm(total=None, unit="rows", desc=f"reuse ({args.method})", file=sys.stderr, disable=args.quiet) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = client.reuse(args.ids, load_array(args.data), args.method, mode=args.mode, task=args.task, train_x=train_x, train_y=train_y, user_spec=args.user_spec, block_rows=args.block_rows, progress=progress)
+    predictions = result.predictions.reshape(result.predictions.shape[0], -1)
+    for message in result.messages:
+        print(f"note: {message}", file=sys.stderr)
     if args.output:
-        np.savetxt(args.output, predictions.reshape(predictions.shape[0], -1), delimiter=",")
+        np.savetxt(args.output, predictions, delimiter=",")
         print(f"wrote {predictions.shape[0]} predictions to {args.output}")
     else:
-        np.savetxt(sys.stdout, predictions.reshape(predictions.shape[0], -1), delimiter=",", fmt="%.6g")
+        np.savetxt(sys.stdout, predictions, delimiter=",", fmt="%.6g")
     return 0
 
 
@@ -168,6 +206,72 @@ def cmd_info(args: argparse.Namespace, client: MarketClient) -> int:
     return 0
 
 
+def _organizer_storage(args: argparse.Namespace) -> Any:
+    """The organizer's (metadata, objects) as configured by --data-dir/--db-url and the LWM_* variables."""
+    from lwm.services.organizer.server import OrganizerConfig
+
+    data_dir = Path(args.data_dir or os.environ.get("LWM_DATA_DIR", ".lwm-data"))
+    return OrganizerConfig.from_env(data_dir, args.db_url or os.environ.get("LWM_DB_URL", "")).open_storage()
+
+
+def cmd_admin_backup(args: argparse.Namespace) -> int:
+    from lwm.services.organizer.backup import backup_market
+
+    summary = backup_market(*_organizer_storage(args), Path(args.directory))
+    print(f"backed up {summary.learnwares} learnwares ({summary.bytes} bytes) to {args.directory}")
+    return 0
+
+
+def cmd_admin_restore(args: argparse.Namespace) -> int:
+    from lwm.services.organizer.backup import restore_market
+
+    summary = restore_market(*_organizer_storage(args), Path(args.directory))
+    print(f"restored {summary.learnwares} learnwares ({summary.bytes} bytes); {len(summary.skipped)} were already present")
+    return 0
+
+
+def cmd_admin_sweep(args: argparse.Namespace) -> int:
+    from lwm.services.organizer.sweeper import sweep
+
+    report = sweep(*_organizer_storage(args), grace_s=args.grace_s)
+    print(f"removed {len(report.removed)} orphan objects, kept {report.kept}, {report.too_young} unreferenced but younger than {args.grace_s:g} s")
+    return 0
+
+
+def cmd_admin_migrate(args: argparse.Namespace) -> int:
+    metadata, _ = _organizer_storage(args)  # opening the store applies the migrations
+    print(f"metadata schema is current (latest revision {metadata.latest_revision()})")
+    return 0
+
+
+ADMIN_COMMANDS = {"backup": cmd_admin_backup, "restore": cmd_admin_restore, "sweep": cmd_admin_sweep, "migrate": cmd_admin_migrate}
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    from lwm.rpc.errors import ServiceError
+
+    try:
+        return ADMIN_COMMANDS[args.admin_command](args)
+    except ServiceError as error:  # storage unreachable
+        print(f"lwm admin {args.admin_command}: {error.message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def add_admin_parser(sub: Any) -> None:
+    admin = sub.add_parser("admin", help="operator commands on the organizer's storage (run where it is reachable)")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    storage = argparse.ArgumentParser(add_help=False)
+    storage.add_argument("--data-dir", help="organizer data directory (env LWM_DATA_DIR, default .lwm-data)")
+    storage.add_argument("--db-url", help="SQLAlchemy URL of the metadata database (env LWM_DB_URL); S3 from LWM_S3_*")
+    backup = admin_sub.add_parser("backup", parents=[storage], help="copy every learnware (row + zip) into a new directory")
+    backup.add_argument("directory")
+    restore = admin_sub.add_parser("restore", parents=[storage], help="load a backup directory into the market's storage")
+    restore.add_argument("directory")
+    sweep = admin_sub.add_parser("sweep", parents=[storage], help="remove stored zips that no learnware references")
+    sweep.add_argument("--grace-s", type=float, default=3600.0, help="keep unreferenced zips younger than this (uploads in flight)")
+    admin_sub.add_parser("migrate", parents=[storage], help="bring the metadata schema up to date (Alembic)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lwm", description="Learnware Market: share, find and reuse trained models.")
     parser.add_argument("--market", default=os.environ.get("LWM_MARKET", DEFAULT_MARKET), help="gateway address host:port (env LWM_MARKET)")
@@ -192,7 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     upload = sub.add_parser("upload", help="upload a learnware zip")
     upload.add_argument("zip")
     upload.add_argument("--semantic", required=True, help="semantic specification JSON")
-    upload.add_argument("--no-wait", action="store_true", help="return at once instead of waiting for the check")
+    upload.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="follow the check while the learnware is PENDING and print its report (the default); "
+        "--no-wait prints the id and PENDING at once (follow it later with `lwm show ID`)",
+    )
+    upload.add_argument("--wait-timeout", type=float, default=1800.0, help="stop following the check after this many seconds (default 1800)")
 
     search = sub.add_parser("search", help="search learnwares")
     search.add_argument("--semantic", help="semantic specification JSON (empty fields match everything)")
@@ -206,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     reuse.add_argument("--ids", nargs="+", required=True, help="learnware ids")
     reuse.add_argument("--data", required=True, help=".csv or .npy file of the rows to predict")
     reuse.add_argument("--mode", default="mean", choices=["mean", "vote_by_label", "vote_by_prob"], help="averaging mode")
+    reuse.add_argument("--task", choices=["classification", "regression"], help="task of ensemble_pruning and feature_augment")
+    reuse.add_argument("--train-x", help="labelled rows (.csv/.npy) for ensemble_pruning and feature_augment")
+    reuse.add_argument("--train-y", help="their labels or targets (.csv/.npy, one column)")
+    reuse.add_argument("--user-spec", help="job_selector: your statistical specification JSON (`lwm spec`) for the mixture weights")
+    reuse.add_argument("--block-rows", type=int, default=0, help="rows per streamed block (default: the market's, 10000)")
+    reuse.add_argument("--quiet", action="store_true", help="no progress bar")
     reuse.add_argument("-o", "--output", help="write predictions to this CSV instead of stdout")
 
     ls = sub.add_parser("ls", help="list learnwares")
@@ -218,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("id")
     download.add_argument("-o", "--output")
     sub.add_parser("info", help="what the market is and holds")
+    add_admin_parser(sub)
     return parser
 
 
@@ -232,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "spec":
             return cmd_spec(args)
+        if args.command == "admin":
+            return cmd_admin(args)
         with MarketClient(args.market) as client:
             return CLIENT_COMMANDS[args.command](args, client)
     except MarketError as error:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -15,11 +17,12 @@ from google.protobuf import json_format
 
 from lwm.learnware.archive import LearnwareArchive
 from lwm.rpc import convert
-from lwm.rpc.errors import grpc_errors, invalid_argument, not_found
+from lwm.rpc.errors import ServiceError, grpc_errors, invalid_argument, not_found
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import Server
 from lwm.services.organizer.metadata import LearnwareRecord, MetadataStore
-from lwm.services.organizer.object_store import DirectoryObjectStore, ObjectNotFound, ObjectStore, sha256_file
+from lwm.services.organizer.object_store import ObjectNotFound, ObjectStore, S3Config, open_object_store, sha256_file
+from lwm.services.organizer.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100
@@ -30,14 +33,32 @@ WATCH_POLL_S = 1.0
 @dataclass
 class OrganizerConfig:
     db_url: str
-    object_dir: Path
+    object_dir: Path  # zips when no S3 endpoint is configured
     max_zip_bytes: int = 512 * 1024 * 1024
+    s3: S3Config | None = None
+    sweep_interval_s: float = 600.0
+    # Unreferenced objects younger than this may belong to an upload in flight and are kept.
+    sweep_grace_s: float = 3600.0
 
     @classmethod
     def in_directory(cls, data_dir: Path) -> "OrganizerConfig":
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         return cls(db_url=f"sqlite:///{data_dir / 'metadata.sqlite'}", object_dir=data_dir / "objects")
+
+    @classmethod
+    def from_env(cls, data_dir: Path, db_url: str = "") -> "OrganizerConfig":
+        """Defaults in data_dir, overridden by db_url and LWM_S3_*, LWM_MAX_ZIP_BYTES, LWM_SWEEP_INTERVAL_S, LWM_SWEEP_GRACE_S."""
+        config = cls.in_directory(data_dir)
+        config.db_url = db_url or config.db_url
+        config.s3 = S3Config.from_env()
+        config.max_zip_bytes = int(os.environ.get("LWM_MAX_ZIP_BYTES", config.max_zip_bytes))
+        config.sweep_interval_s = float(os.environ.get("LWM_SWEEP_INTERVAL_S", config.sweep_interval_s))
+        config.sweep_grace_s = float(os.environ.get("LWM_SWEEP_GRACE_S", config.sweep_grace_s))
+        return config
+
+    def open_storage(self) -> tuple[MetadataStore, ObjectStore]:
+        return MetadataStore(self.db_url), open_object_store(self.object_dir, self.s3)
 
 
 def learnware_info(record: LearnwareRecord) -> common_pb2.LearnwareInfo:
@@ -95,7 +116,7 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
             raise invalid_argument("the first message of AddLearnware must carry the metadata")
         metadata = first.metadata
         if metadata.zip_size > self.config.max_zip_bytes:
-            raise invalid_argument(f"zip of {metadata.zip_size} bytes exceeds the limit of {self.config.max_zip_bytes} bytes")
+            raise zip_too_large(f"zip of {metadata.zip_size} bytes exceeds the limit of {self.config.max_zip_bytes} bytes")
         semantic_spec = convert.semantic_to_dict(metadata.semantic_spec)
         with tempfile.TemporaryDirectory(prefix="lwm-upload-") as tmp:
             zip_path = Path(tmp) / "learnware.zip"
@@ -106,7 +127,7 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
                         raise invalid_argument("after the metadata, AddLearnware accepts only chunks")
                     size += len(message.chunk.data)
                     if size > self.config.max_zip_bytes:
-                        raise invalid_argument(f"zip exceeds the limit of {self.config.max_zip_bytes} bytes")
+                        raise zip_too_large(f"zip exceeds the limit of {self.config.max_zip_bytes} bytes")
                     out.write(message.chunk.data)
             if size == 0:
                 raise invalid_argument("the uploaded zip is empty")
@@ -114,8 +135,9 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
             stat_specs = read_stat_specs(archive)
             learnware_id = uuid.uuid4().hex[:16]
             zip_key = f"learnwares/{learnware_id}.zip"
-            # Object first, row second: a crash in between leaves only an unreferenced object.
-            self.objects.put_file(zip_key, zip_path)
+            zip_sha256 = sha256_file(zip_path)
+            # Object first, row second: a crash in between leaves only an unreferenced object (swept later).
+            self.objects.put_file(zip_key, zip_path, zip_sha256)
             record = self.metadata.add(
                 learnware_id=learnware_id,
                 owner=metadata.owner or "anonymous",
@@ -124,7 +146,7 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
                 stat_specs=stat_specs,
                 zip_key=zip_key,
                 zip_size=size,
-                zip_sha256=sha256_file(zip_path),
+                zip_sha256=zip_sha256,
             )
         log.info("added learnware %s (%d bytes)", learnware_id, size)
         return organizer_pb2.AddLearnwareResponse(learnware=learnware_info(record))
@@ -173,11 +195,16 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
 
     def DownloadLearnware(self, request: organizer_pb2.DownloadLearnwareRequest, context: grpc.ServicerContext) -> Iterator[organizer_pb2.DownloadLearnwareResponse]:
         record = self._get(request.learnware_id)
+        digest = hashlib.sha256()
         try:
             for chunk in self.objects.open_chunks(record.zip_key):
+                digest.update(chunk)
                 yield organizer_pb2.DownloadLearnwareResponse(chunk=common_pb2.Chunk(data=chunk))
         except ObjectNotFound:
             raise not_found(f"the zip of learnware {record.id} is missing from object storage") from None
+        if digest.hexdigest() != record.zip_sha256:
+            # The chunks are already sent: the status tells the client to discard them.
+            raise ServiceError(grpc.StatusCode.DATA_LOSS, f"the stored zip of learnware {record.id} does not match its SHA-256; discard the download")
 
     def GetStatSpecs(self, request: organizer_pb2.GetStatSpecsRequest, context: grpc.ServicerContext) -> organizer_pb2.GetStatSpecsResponse:
         records = {record.id: record for record in self.metadata.get_many(list(request.learnware_ids))}
@@ -218,9 +245,13 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
                     self.metadata.changed.wait(WATCH_POLL_S)
 
 
-def build_server(config: OrganizerConfig, port: int, host: str = "127.0.0.1") -> Server:
-    metadata = MetadataStore(config.db_url)
-    objects = DirectoryObjectStore(config.object_dir)
+def zip_too_large(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
+def build_server(config: OrganizerConfig, port: int, host: str = "127.0.0.1") -> tuple[Server, Sweeper]:
+    """The organizer's server and its sweeper (not started yet)."""
+    metadata, objects = config.open_storage()
     server = Server("organizer", port, host)
     server.add(organizer_pb2_grpc.add_OrganizerServiceServicer_to_server, OrganizerServicer(metadata, objects, config), [organizer_pb2.DESCRIPTOR.services_by_name["OrganizerService"].full_name])
-    return server
+    return server, Sweeper(metadata, objects, config.sweep_interval_s, config.sweep_grace_s)
