@@ -105,6 +105,114 @@ class _StderrTail(threading.Thread):
             return self._buf.decode("utf-8", errors="replace")
 
 
+class ChildProcess:
+    """A started runner process as ModelRunner sees it: two fds for frames, plus its life cycle.
+
+    Implemented by LocalChild (a plain or bubblewrapped process) and by
+    docker_sandbox.DockerChild (a container).
+    """
+
+    send_fd: int
+    recv_fd: int
+
+    @property
+    def pid(self) -> int | None:
+        raise NotImplementedError
+
+    def exited(self) -> bool:
+        raise NotImplementedError
+
+    def await_exit(self, timeout_s: float) -> None:
+        """Wait up to timeout_s for the process to exit on its own."""
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """Kill the process and everything it started; release its resources. Idempotent."""
+        raise NotImplementedError
+
+    def exit_description(self) -> str:
+        """How it ended, e.g. "exited with code 3" or "was killed by SIGKILL"."""
+        raise NotImplementedError
+
+    def output_tail(self) -> str:
+        """The last output it wrote to stderr or stdout."""
+        raise NotImplementedError
+
+
+class LocalChild(ChildProcess):
+    """The runner as a local process (under bubblewrap or not) in its own process group, talking over pipes."""
+
+    def __init__(self, command: list[str], cwd: Path, env: dict[str, str], sandbox: SandboxConfig):
+        self._sandbox = sandbox
+        self._proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,  # own process group, killed as a whole
+            preexec_fn=resource_limiter(sandbox),
+        )
+        assert self._proc.stdin and self._proc.stdout and self._proc.stderr
+        self.send_fd = self._proc.stdin.fileno()
+        self.recv_fd = self._proc.stdout.fileno()
+        os.set_blocking(self.send_fd, False)
+        os.set_blocking(self.recv_fd, False)
+        self._stderr = _StderrTail(self._proc.stderr.fileno())
+        self._stderr.start()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid, which is also its process group id."""
+        return self._proc.pid
+
+    def exited(self) -> bool:
+        return self._proc.returncode is not None
+
+    def await_exit(self, timeout_s: float) -> None:
+        """Wait without reaping the child, so its group id stays valid for killpg."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+            time.sleep(0.01)
+
+    def kill(self) -> None:
+        proc = self._proc
+        if proc.returncode is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        pipes = [proc.stdin, proc.stdout]
+        self._stderr.join(timeout=2.0)
+        # A grandchild that left the group may still hold stderr; then leave it to the GC.
+        if not self._stderr.is_alive():
+            pipes.append(proc.stderr)
+        for pipe in pipes:
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+
+    def exit_description(self) -> str:
+        code = self._proc.returncode
+        # bubblewrap exits with 128 + N when the sandboxed process died of signal N.
+        if code is not None and self._sandbox.isolation == "bwrap" and code > 128:
+            code = 128 - code
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            return f"was killed by {name}{self._sandbox.describe_signal(name)}"
+        return f"exited with code {code}"
+
+    def output_tail(self) -> str:
+        return self._stderr.text()
+
+
 class ModelRunner:
     """A learnware model served by a child process; use as a context manager.
 
@@ -134,9 +242,8 @@ class ModelRunner:
         self.module_path = module_path
         self.extra_env = dict(env or {})
         self.sandbox = sandbox if sandbox is not None else SandboxConfig.from_env()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
         self._scratch: Path | None = None
-        self._stderr: _StderrTail | None = None
         self._shapes: tuple[Any, Any] | None = None  # (input_shape, output_shape) once loaded
         self._started = False
         self._lock = threading.Lock()  # one request/reply exchange at a time
@@ -153,27 +260,7 @@ class ModelRunner:
         self._scratch = Path(tempfile.mkdtemp(prefix="lwm_runner_"))
         try:
             prepare_scratch(self.sandbox, self._scratch)
-            command = build_child_command(self.python)
-            scratch_seen_by_child = self._scratch
-            if self.sandbox.isolation == "bwrap":
-                read_only = [*python_roots(self.python), SANDBOX_ROOT, self.learnware_dir]
-                command = bwrap_command(self.sandbox, command, read_only=read_only, scratch=self._scratch)
-                scratch_seen_by_child = Path(SCRATCH_IN_SANDBOX)
-            self._proc = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=self._scratch,
-                env=build_child_env(scratch_seen_by_child, {**self.extra_env, **sandbox_env(self.sandbox)}),
-                start_new_session=True,  # own process group, killed as a whole
-                preexec_fn=resource_limiter(self.sandbox),
-            )
-            assert self._proc.stdin and self._proc.stdout and self._proc.stderr
-            os.set_blocking(self._proc.stdin.fileno(), False)
-            os.set_blocking(self._proc.stdout.fileno(), False)
-            self._stderr = _StderrTail(self._proc.stderr.fileno())
-            self._stderr.start()
+            self._child = self._spawn(self._scratch)
             reply, _ = self._call(
                 "load",
                 {
@@ -189,12 +276,27 @@ class ModelRunner:
         self._shapes = (_as_shape(reply.get("input_shape")), _as_shape(reply.get("output_shape")))
         return self
 
+    def _spawn(self, scratch: Path) -> ChildProcess:
+        command = build_child_command(self.python)
+        read_only = [*python_roots(self.python), SANDBOX_ROOT, self.learnware_dir]
+        if self.sandbox.isolation == "docker":
+            from .docker_sandbox import DockerChild  # the docker SDK is only needed for this backend
+
+            env = build_child_env(Path(SCRATCH_IN_SANDBOX), self.extra_env)
+            return DockerChild(self.sandbox, command, read_only=read_only, scratch=scratch, env=env, timeout_s=self.timeout_s)
+        scratch_seen_by_child = scratch
+        if self.sandbox.isolation == "bwrap":
+            command = bwrap_command(self.sandbox, command, read_only=read_only, scratch=scratch)
+            scratch_seen_by_child = Path(SCRATCH_IN_SANDBOX)
+        env = build_child_env(scratch_seen_by_child, {**self.extra_env, **sandbox_env(self.sandbox)})
+        return LocalChild(command, scratch, env, self.sandbox)
+
     def close(self) -> None:
-        """Ask the child to exit, then kill its process group and remove the scratch dir."""
-        if self._proc is not None and self._proc.returncode is None:
+        """Ask the child to exit, then kill it with everything it started and remove the scratch dir."""
+        if self._child is not None and not self._child.exited():
             try:
                 self._call("shutdown", {}, timeout_s=min(self.timeout_s, 5.0))
-                self._await_exit(2.0)
+                self._child.await_exit(2.0)
             except LearnwareRuntimeError:
                 pass
             self._kill()
@@ -230,16 +332,16 @@ class ModelRunner:
 
     @property
     def pid(self) -> int | None:
-        """The child's pid, which is also its process group id."""
-        return None if self._proc is None else self._proc.pid
+        """The child's pid (for a local child also its process group id)."""
+        return None if self._child is None else self._child.pid
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.returncode is None
+        return self._child is not None and not self._child.exited()
 
     def stderr_tail(self) -> str:
         """The last output the child wrote to stderr or stdout."""
-        return "" if self._stderr is None else self._stderr.text()
+        return "" if self._child is None else self._child.output_tail()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         _, arrays = self._call("predict", {}, [self._wire(X, "X")])
@@ -313,8 +415,8 @@ class ModelRunner:
                 return
 
     def _send(self, data: bytes | memoryview, deadline: float, cmd: str) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
-        fd = self._proc.stdin.fileno()
+        assert self._child is not None
+        fd = self._child.send_fd
         view = memoryview(data)
         pos = 0
         while pos < len(view):
@@ -327,8 +429,8 @@ class ModelRunner:
                 self._crashed(cmd)
 
     def _recv_exact(self, n: int, deadline: float, cmd: str) -> bytearray:
-        assert self._proc is not None and self._proc.stdout is not None
-        fd = self._proc.stdout.fileno()
+        assert self._child is not None
+        fd = self._child.recv_fd
         buf = bytearray(n)
         view = memoryview(buf)
         pos = 0
@@ -361,52 +463,16 @@ class ModelRunner:
 
     def _crashed(self, cmd: str) -> None:
         self._kill()
-        code = self._proc.returncode if self._proc is not None else None
-        # bubblewrap exits with 128 + N when the sandboxed process died of signal N.
-        if code is not None and self.sandbox.isolation == "bwrap" and code > 128:
-            code = 128 - code
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            how = f"was killed by {name}{self.sandbox.describe_signal(name)}"
-        else:
-            how = f"exited with code {code}"
+        how = self._child.exit_description() if self._child is not None else "never started"
         tail = self.stderr_tail().strip()[-4000:] or "(no output)"
         raise LearnwareRuntimeError(
             f"the learnware process {how} during {cmd}; its last stderr output:\n{tail}", stderr_tail=tail
         )
 
-    def _await_exit(self, timeout_s: float) -> None:
-        """Wait for the child to exit without reaping it, so its group id stays valid for killpg."""
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            info = os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            if info is not None:
-                return
-            time.sleep(0.01)
-
     def _kill(self) -> None:
-        """Kill the child's whole process group and reap the child."""
-        proc = self._proc
-        if proc is None or proc.returncode is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        pipes = [proc.stdin, proc.stdout]
-        if self._stderr is not None:
-            self._stderr.join(timeout=2.0)
-            # A grandchild that left the group may still hold stderr; then leave it to the GC.
-            if not self._stderr.is_alive():
-                pipes.append(proc.stderr)
-        for pipe in pipes:
-            if pipe is not None:
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
+        """Kill the child with everything it started (and reap it)."""
+        if self._child is not None:
+            self._child.kill()
 
 
 def _as_shape(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""How a learnware's runner process is isolated: bubblewrap (the default) or nothing.
+"""How a learnware's runner process is isolated: bubblewrap (the default), a Docker container, or nothing.
 
 Under bubblewrap the runner sees the system directories (/usr, /etc, ...), its
 Python installation, the runner script and the learnware folder read-only (at
@@ -12,6 +12,11 @@ When the service runs as root, bubblewrap runs in its privileged mode (no user
 namespace, so files are checked against real owners) and the runner switches to
 an unprivileged uid/gid before it imports anything else (see sandbox_root/lwm_runner.py):
 learnware code never runs as root, and cannot read root-only files such as /etc/shadow.
+
+The Docker backend (docker_sandbox.py) runs the same runner with the same
+folders mounted in a container of `docker_image` (any image: the interpreter
+and the environment come from the host's mounts), with no network, a read-only
+root, memory, CPU and process limits, and the sandbox uid.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ISOLATIONS = ("bwrap", "none")
+ISOLATIONS = ("bwrap", "docker", "none")
 NOBODY = 65534
 # Directories of the host the runner may read. Merged-/usr systems have symlinks for some.
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
@@ -48,11 +53,14 @@ def _env_int(name: str, default: int) -> int:
 class SandboxConfig:
     """Isolation and limits of learnware processes.
 
-    `isolation` is "bwrap" (bubblewrap; the default) or "none" (a plain child
+    `isolation` is "bwrap" (bubblewrap; the default), "docker" (a container of
+    `docker_image` on the engine of DOCKER_HOST) or "none" (a plain child
     process: no isolation, for development only). Limits apply per process:
     `memory_bytes` is its address-space limit, `cpu_time_s` its CPU-time limit,
     `file_size_bytes` the largest file it may write; `max_processes` bounds the
-    processes of the sandbox uid (only set when a dedicated uid is used, i.e. as root).
+    processes of the sandbox uid (only set when a dedicated uid is used, i.e. as
+    root, or in a container). A container also gets `memory_bytes` as its memory
+    limit and `cpus` CPUs.
     """
 
     isolation: str = "bwrap"
@@ -62,6 +70,8 @@ class SandboxConfig:
     max_processes: int = 1024
     uid: int = NOBODY
     gid: int = NOBODY
+    docker_image: str = "lwm-runner:latest"
+    cpus: float = 1.0
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATIONS:
@@ -69,11 +79,13 @@ class SandboxConfig:
 
     @classmethod
     def from_env(cls) -> SandboxConfig:
-        """From LWM_SANDBOX (bwrap|none), LWM_SANDBOX_MEMORY_MB, LWM_SANDBOX_CPU_S."""
+        """From LWM_SANDBOX (bwrap|docker|none), LWM_SANDBOX_MEMORY_MB, LWM_SANDBOX_CPU_S, LWM_SANDBOX_DOCKER_IMAGE, LWM_SANDBOX_CPUS."""
         return cls(
             isolation=os.environ.get("LWM_SANDBOX", "bwrap") or "bwrap",
             memory_bytes=_env_int("LWM_SANDBOX_MEMORY_MB", cls.memory_bytes // 1024**2) * 1024**2,
             cpu_time_s=_env_int("LWM_SANDBOX_CPU_S", cls.cpu_time_s),
+            docker_image=os.environ.get("LWM_SANDBOX_DOCKER_IMAGE") or cls.docker_image,
+            cpus=float(os.environ.get("LWM_SANDBOX_CPUS") or cls.cpus),
         )
 
     @property
@@ -176,9 +188,11 @@ def resource_limiter(config: SandboxConfig) -> Callable[[], None]:
 
 
 def prepare_scratch(config: SandboxConfig, scratch: Path) -> None:
-    """Make the scratch folder writable by the sandbox uid when the runner switches to it."""
-    if config.drops_to_uid:
+    """Make the scratch folder writable by the sandbox uid when the runner runs as it."""
+    if config.drops_to_uid or (config.isolation == "docker" and os.geteuid() == 0):
         os.chown(scratch, config.uid, config.gid)
+    elif config.isolation == "docker":
+        os.chmod(scratch, 0o777)  # the container's uid is not ours
 
 
 def sandbox_env(config: SandboxConfig) -> dict[str, str]:

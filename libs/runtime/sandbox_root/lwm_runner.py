@@ -14,6 +14,7 @@ import json
 import math
 import os
 import site
+import socket
 import struct
 import sys
 import traceback
@@ -224,10 +225,18 @@ def main():
     if sys.flags.no_site:
         # Started with -S so that no installed package's .pth code ran before the drop.
         site.main()
-    # Keep private copies of the protocol pipes, then point fd 0 at /dev/null and
-    # fd 1 at stderr, so whatever the learnware reads or prints cannot touch frames.
-    proto_in = os.fdopen(os.dup(0), "rb")
-    proto_out = os.fdopen(os.dup(1), "wb")
+    # Frames travel over stdin/stdout, or over a unix socket in the scratch folder
+    # when the parent names one (a container, whose stdio is not a plain pipe).
+    socket_path = os.environ.get("LWM_RUNNER_SOCKET")
+    if socket_path:
+        channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        channel.connect(socket_path)
+        proto_in, proto_out = channel.makefile("rb"), channel.makefile("wb")
+    else:
+        # Keep private copies of the protocol pipes.
+        proto_in = os.fdopen(os.dup(0), "rb")
+        proto_out = os.fdopen(os.dup(1), "wb")
+    # Point fd 0 at /dev/null and fd 1 at stderr, so whatever the learnware reads or prints cannot touch frames.
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
