@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,9 @@ class EnvironmentConfig:
     `backend`: "uv" (default) or "host". `python`: the interpreter venvs are
     made from. `overrides`: pins applied over the learnware's own (default: torch
     pinned to the version installed beside the market). `find_links`: extra
-    local wheel folders. `build_timeout_s`: bound on one build.
+    local wheel folders. `conda`: a conda or mamba binary that builds
+    environment.yaml learnwares itself (default: mamba or conda from PATH, if
+    any). `build_timeout_s`: bound on one build.
     """
 
     backend: str = "uv"
@@ -220,6 +223,7 @@ class EnvironmentConfig:
     python: str = sys.executable
     overrides: tuple[str, ...] = field(default_factory=_default_overrides)
     find_links: tuple[str, ...] = ()
+    conda: str | None = field(default_factory=lambda: shutil.which("mamba") or shutil.which("conda"))
     build_timeout_s: float = 900.0
 
     def __post_init__(self) -> None:
@@ -228,13 +232,16 @@ class EnvironmentConfig:
 
     @classmethod
     def from_env(cls) -> EnvironmentConfig:
-        """From LWM_ENV_BACKEND, LWM_ENV_CACHE_DIR, LWM_ENV_OVERRIDES, LWM_ENV_FIND_LINKS (default: PIP_FIND_LINKS)."""
+        """From LWM_ENV_BACKEND, LWM_ENV_CACHE_DIR, LWM_ENV_OVERRIDES, LWM_ENV_FIND_LINKS (default:
+        PIP_FIND_LINKS) and LWM_ENV_CONDA (a conda/mamba path; empty: never use conda)."""
         kwargs: dict[str, Any] = {"backend": os.environ.get("LWM_ENV_BACKEND") or "uv"}
         if os.environ.get("LWM_ENV_CACHE_DIR"):
             kwargs["cache_dir"] = Path(os.environ["LWM_ENV_CACHE_DIR"])
         if "LWM_ENV_OVERRIDES" in os.environ:
             kwargs["overrides"] = _split(os.environ["LWM_ENV_OVERRIDES"])
         kwargs["find_links"] = _split(os.environ.get("LWM_ENV_FIND_LINKS", os.environ.get("PIP_FIND_LINKS", "")))
+        if "LWM_ENV_CONDA" in os.environ:
+            kwargs["conda"] = os.environ["LWM_ENV_CONDA"] or None
         return cls(**kwargs)
 
 
@@ -267,7 +274,10 @@ class EnvironmentManager:
 
     def prepare(self, archive: LearnwareArchive) -> Environment:
         """The learnware's environment, built now or taken from the cache."""
-        return self.prepare_requirements(read_requirements(archive))
+        requirements = read_requirements(archive)
+        if archive.env_file == "environment.yaml" and self.config.conda and self.config.backend == "uv":
+            return self._conda_environment(archive.read("environment.yaml").decode("utf-8", errors="replace"), requirements)
+        return self.prepare_requirements(requirements)
 
     def prepare_requirements(self, requirements: Requirements) -> Environment:
         if self.config.backend == "host":
@@ -277,22 +287,28 @@ class EnvironmentManager:
                 dropped=requirements.dropped,
                 notes=(*requirements.notes, "host backend: requirements not installed; the service's interpreter runs the learnware"),
             )
-        return self._uv_environment(requirements)
+        key = self.cache_key(requirements)
+        notes = [*requirements.notes, *(f"override: {o}" for o in self.config.overrides if _overridden(o, requirements))]
+        return self._cached(key, requirements, notes, lambda folder: self._build(folder, requirements))
 
     def cache_key(self, requirements: Requirements) -> str:
-        recipe = {
-            "format": ENV_FORMAT,
-            "python": [self.config.python, sys.version],
-            "packages": list(requirements.packages),
-            "overrides": list(self.config.overrides),
-            "find_links": list(self.config.find_links),
-        }
-        return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:32]
+        """The cache key of a uv environment for `requirements`."""
+        return self._key({"packages": list(requirements.packages), "overrides": list(self.config.overrides)})
 
-    def _uv_environment(self, requirements: Requirements) -> Environment:
+    def _key(self, recipe: dict[str, Any]) -> str:
+        full = {"format": ENV_FORMAT, "python": [self.config.python, sys.version], "find_links": list(self.config.find_links), **recipe}
+        return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:32]
+
+    def _conda_environment(self, yaml_text: str, requirements: Requirements) -> Environment:
+        data = yaml.safe_load(yaml_text)
+        spec = {k: v for k, v in data.items() if k not in ("name", "prefix")}  # the cache decides where it lives
+        key = self._key({"conda": self.config.conda, "spec": spec})
+        return self._cached(key, requirements, [f"built by {self.config.conda}"], lambda folder: self._build_conda(folder, spec))
+
+    def _cached(self, key: str, requirements: Requirements, notes: list[str], build: Callable[[Path], list[DroppedRequirement]]) -> Environment:
+        """The environment under `key`, made by `build(folder)` (which returns what it dropped) unless cached."""
         cache = self.config.cache_dir
         cache.mkdir(parents=True, exist_ok=True)
-        key = self.cache_key(requirements)
         folder = cache / key
         with open(cache / f"{key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -300,16 +316,17 @@ class EnvironmentManager:
             if ready.is_file():
                 return self._load(folder, cached=True)
             shutil.rmtree(folder, ignore_errors=True)  # a build that died halfway
+            folder.mkdir()
             started = time.perf_counter()
             try:
-                dropped = self._build(folder, requirements)
+                dropped = build(folder)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
             record = {
                 "requirements": list(requirements.packages),
                 "dropped": [[d.requirement, d.reason] for d in (*requirements.dropped, *dropped)],
-                "notes": list(requirements.notes) + [f"override: {o}" for o in self.config.overrides if _overridden(o, requirements)],
+                "notes": notes,
                 "build_s": time.perf_counter() - started,
             }
             ready.write_text(json.dumps(record, indent=2))
@@ -338,9 +355,6 @@ class EnvironmentManager:
         packages = list(requirements.packages)
         names = {canonicalize_name(Requirement(p).name) for p in packages}
         packages += [r for r in RUNNER_REQUIREMENTS if canonicalize_name(r) not in names]
-        if self.config.overrides:
-            (folder / "overrides.txt").write_text("\n".join(self.config.overrides) + "\n")
-
         result = self._install(uv, python, folder, packages)
         if result.returncode == 0:
             return []
@@ -355,10 +369,30 @@ class EnvironmentManager:
             raise EnvironmentBuildError(f"installing the learnware's requirements failed:\n{_tail(result)}")
         return dropped
 
+    def _build_conda(self, folder: Path, spec: dict[str, Any]) -> list[DroppedRequirement]:
+        """`conda env create` from the learnware's environment.yaml; numpy is added for the runner if missing."""
+        assert self.config.conda is not None
+        spec_file = folder / "environment.yaml"
+        spec_file.write_text(yaml.safe_dump(spec))
+        prefix = folder / "venv"
+        result = _run([self.config.conda, "env", "create", "--quiet", "--prefix", str(prefix), "--file", str(spec_file)], self.config.build_timeout_s)
+        if result.returncode != 0:
+            _raise_if_network_error(result)
+            raise EnvironmentBuildError(f"{Path(self.config.conda).name} could not create the environment:\n{_tail(result)}")
+        python = prefix / "bin" / "python"
+        if not python.exists():
+            raise EnvironmentBuildError("the conda environment has no Python; add python to environment.yaml's dependencies")
+        if _run([str(python), "-c", "import numpy"], 120).returncode != 0:
+            result = self._install(uv_binary(), str(python), folder, list(RUNNER_REQUIREMENTS))
+            if result.returncode != 0:
+                raise EnvironmentBuildError(f"installing numpy (the runner needs it) failed:\n{_tail(result)}")
+        return []
+
     def _install(self, uv: str, python: str, folder: Path, packages: list[str]) -> subprocess.CompletedProcess[str]:
         (folder / "requirements.txt").write_text("\n".join(packages) + "\n")
         command = [uv, "pip", "install", "--python", python, "-r", str(folder / "requirements.txt")]
         if self.config.overrides:
+            (folder / "overrides.txt").write_text("\n".join(self.config.overrides) + "\n")
             command += ["--override", str(folder / "overrides.txt")]
         for link in self.config.find_links:
             command += ["--find-links", link]

@@ -5,10 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
+from fixtures.learnwares import build_learnware_zip
+from lwm.learnware.archive import LearnwareArchive
 from lwm.runtime.environment import (
     EnvironmentBuildError,
     EnvironmentConfig,
@@ -16,6 +20,7 @@ from lwm.runtime.environment import (
     Requirements,
     parse_environment_yaml,
     parse_requirements_txt,
+    uv_binary,
 )
 
 
@@ -119,3 +124,29 @@ def test_host_backend_installs_nothing() -> None:
     env = EnvironmentManager(EnvironmentConfig(backend="host")).prepare_requirements(parse_requirements_txt("six\n"))
     assert env.python == sys.executable
     assert any("not installed" in note for note in env.notes)
+
+
+def test_environment_yaml_goes_to_conda_when_one_is_configured(tmp_path: Path) -> None:
+    """No conda binary can be installed here, so a stand-in speaking its `env create` command line
+    makes a bare venv; the manager must call it, cache the result and add numpy for the runner."""
+    log = tmp_path / "conda-calls.txt"
+    conda = tmp_path / "bin" / "conda"
+    conda.parent.mkdir()
+    conda.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {uv_binary()} venv --quiet --python {sys.executable} "$5"\n')
+    conda.chmod(0o755)
+    zip_path = build_learnware_zip("scores", tmp_path)
+    with zipfile.ZipFile(zip_path, "a") as zf:
+        zf.writestr("environment.yaml", "name: mine\ndependencies:\n  - python=3.11\n  - numpy\n")
+    archive = LearnwareArchive.from_path(zip_path)
+    manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", conda=str(conda)))
+    env = manager.prepare(archive)
+    [call] = log.read_text().splitlines()
+    assert call.startswith("env create --quiet --prefix ") and call.endswith("environment.yaml")
+    spec_file = Path(call.split("--file ")[1])
+    assert "name" not in yaml.safe_load(spec_file.read_text())
+    assert env.python.startswith(str(tmp_path / "envs")) and _imports(env.python, "numpy")
+    assert any("built by" in note for note in env.notes)
+    assert manager.prepare(archive).cached and len(log.read_text().splitlines()) == 1
+    # Without conda the same zip gets a uv venv from the yaml's dependencies.
+    uv_env = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", conda=None)).prepare(archive)
+    assert uv_env.python != env.python and uv_env.requirements == ("numpy",)
