@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lwm.client.market import DEFAULT_MARKET, Learnware, MarketClient, MarketError, SearchResults
+from lwm.rpc.metrics import configure_logging
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_INVALID = 1, 2, 3, 4
 
@@ -244,7 +244,33 @@ def cmd_admin_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-ADMIN_COMMANDS = {"backup": cmd_admin_backup, "restore": cmd_admin_restore, "sweep": cmd_admin_sweep, "migrate": cmd_admin_migrate}
+def _token_store(args: argparse.Namespace) -> Any:
+    from lwm.rpc.auth import TokenStore
+
+    path = args.tokens_file or os.environ.get("LWM_TOKENS_FILE", "")
+    if not path:
+        raise ValueError("name the tokens file with --tokens-file or LWM_TOKENS_FILE")
+    return TokenStore(Path(path))
+
+
+def cmd_admin_token(args: argparse.Namespace) -> int:
+    store = _token_store(args)
+    if args.token_command == "create":
+        token, record = store.create(args.user, args.role, ttl_s=args.expires_in_days * 86400)
+        expiry = "never expires" if not record.expires_at else f"expires in {args.expires_in_days:g} days"
+        print(f"token {record.id} for {record.user} ({record.role}, {expiry}); it is shown only now:", file=sys.stderr)
+        print(token)
+    elif args.token_command == "list":
+        print(f"{'ID':<10} {'USER':<20} {'ROLE':<6} EXPIRES")
+        for record in store.tokens().values():
+            print(f"{record.id:<10} {record.user:<20} {record.role:<6} {time.strftime('%Y-%m-%d %H:%M', time.gmtime(record.expires_at)) if record.expires_at else 'never'}")
+    elif not store.revoke(args.id):
+        print(f"lwm admin token revoke: no token {args.id!r}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    return 0
+
+
+ADMIN_COMMANDS = {"backup": cmd_admin_backup, "restore": cmd_admin_restore, "sweep": cmd_admin_sweep, "migrate": cmd_admin_migrate, "token": cmd_admin_token}
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
@@ -270,6 +296,16 @@ def add_admin_parser(sub: Any) -> None:
     sweep = admin_sub.add_parser("sweep", parents=[storage], help="remove stored zips that no learnware references")
     sweep.add_argument("--grace-s", type=float, default=3600.0, help="keep unreferenced zips younger than this (uploads in flight)")
     admin_sub.add_parser("migrate", parents=[storage], help="bring the metadata schema up to date (Alembic)")
+    token = admin_sub.add_parser("token", help="API tokens of the gateway (the tokens file holds only their hashes)")
+    token.add_argument("--tokens-file", help="tokens file of the gateway (env LWM_TOKENS_FILE)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="make a token and print it (once)")
+    create.add_argument("--user", required=True)
+    create.add_argument("--role", choices=["user", "admin"], default="user")
+    create.add_argument("--expires-in-days", type=float, default=0.0, help="0 = never")
+    token_sub.add_parser("list", help="list tokens (ids, users, roles, expiry)")
+    revoke = token_sub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -343,7 +379,7 @@ CLIENT_COMMANDS = {"upload": cmd_upload, "search": cmd_search, "reuse": cmd_reus
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("LWM_LOG_LEVEL", "WARNING"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # LWM_LOG_LEVEL, LWM_LOG_FORMAT (text or json)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -13,7 +14,7 @@ from google.protobuf import json_format
 
 from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2, market_pb2, market_pb2_grpc, reuse_pb2, searcher_pb2
-from lwm.rpc.server import channel
+from lwm.rpc.server import market_channel
 from lwm.rpc.tensors import from_tensor, to_tensor
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024
@@ -97,10 +98,13 @@ def _stat_spec_dict(spec: Any) -> dict[str, Any]:
 class MarketClient:
     """Talks to a market's gateway. Errors are raised as MarketError with the server's message."""
 
-    def __init__(self, address: str = DEFAULT_MARKET, timeout_s: float = 300.0) -> None:
+    def __init__(self, address: str = DEFAULT_MARKET, timeout_s: float = 300.0, token: str | None = None, tls_ca: str | None = None) -> None:
+        """token: API token (default env LWM_TOKEN); tls_ca: CA bundle path or "system" for TLS (default env LWM_TLS_CA)."""
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = channel(address)
+        token = os.environ.get("LWM_TOKEN", "") if token is None else token
+        tls_ca = os.environ.get("LWM_TLS_CA", "") if tls_ca is None else tls_ca
+        self._channel = market_channel(address, token, tls_ca)
         self._stub = market_pb2_grpc.MarketServiceStub(self._channel)
 
     def close(self) -> None:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import grpc
 
 from lwm import __version__
 from lwm.rpc import convert
-from lwm.rpc.errors import grpc_errors, invalid_argument
+from lwm.rpc import metrics
+from lwm.rpc.auth import MARKET_POLICY, ConcurrencyLimit
+from lwm.rpc.errors import ServiceError, grpc_errors, invalid_argument
+from lwm.rpc.interceptors import current_principal
 from lwm.rpc.learnware.v1 import (
     checker_pb2,
     checker_pb2_grpc,
@@ -49,18 +53,22 @@ class CheckScheduler:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
 
     def run(self, learnware_id: str) -> common_pb2.LearnwareInfo:
+        started = time.perf_counter()
         report = self.checker.CheckLearnware(checker_pb2.CheckLearnwareRequest(learnware_id=learnware_id)).report
+        metrics.CHECK_DURATION.labels(convert.STATUS_NAMES[report.status]).observe(time.perf_counter() - started)
         updated = self.organizer.UpdateLearnware(organizer_pb2.UpdateLearnwareRequest(learnware_id=learnware_id, status=report.status, check_report=report)).learnware
         self.revisions.saw(updated.revision)
         log.info("learnware %s is %s", learnware_id, convert.STATUS_NAMES[updated.status])
         return updated
 
-    def submit(self, learnware_id: str) -> None:
+    def submit(self, learnware_id: str, on_done: Callable[[], None] = lambda: None) -> None:
         def job() -> None:
             try:
                 self.run(learnware_id)
             except grpc.RpcError as error:
                 log.error("check of %s failed (%s: %s); it stays PENDING until rechecked", learnware_id, error.code(), error.details())
+            finally:
+                on_done()
 
         self._executor.submit(job)
 
@@ -101,6 +109,8 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         self.kind = kind
         self.revisions = RevisionTracker()
         self.checks = CheckScheduler(self.organizer, self.checker, self.revisions)
+        # Uploads whose check has not finished yet; beyond the limit uploads get RESOURCE_EXHAUSTED.
+        self.pending_checks = ConcurrencyLimit.from_env("LWM_MAX_CONCURRENT_CHECKS", "learnware checks")
 
     def _check_semantic(self, spec: common_pb2.SemanticSpec) -> None:
         reply = self.checker.CheckSemanticSpec(checker_pb2.CheckSemanticSpecRequest(semantic_spec=spec))
@@ -113,30 +123,49 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             raise invalid_argument("the first message of AddLearnware must carry the metadata (semantic spec)")
         metadata = first.metadata
         self._check_semantic(metadata.semantic_spec)
+        owner = current_principal().name
 
         def forward() -> Iterator[organizer_pb2.AddLearnwareRequest]:
-            yield organizer_pb2.AddLearnwareRequest(metadata=organizer_pb2.AddLearnwareMetadata(semantic_spec=metadata.semantic_spec, owner="anonymous", zip_size=metadata.zip_size))
+            yield organizer_pb2.AddLearnwareRequest(metadata=organizer_pb2.AddLearnwareMetadata(semantic_spec=metadata.semantic_spec, owner=owner, zip_size=metadata.zip_size))
             for message in request_iterator:
                 if message.WhichOneof("payload") != "chunk":
                     raise invalid_argument("after the metadata, AddLearnware accepts only chunks")
                 yield organizer_pb2.AddLearnwareRequest(chunk=message.chunk)
 
-        added = self.organizer.AddLearnware(forward()).learnware
+        self.pending_checks.acquire()
+        try:
+            added = self.organizer.AddLearnware(forward()).learnware
+        except BaseException:
+            self.pending_checks.release()
+            raise
         self.revisions.saw(added.revision)
         if metadata.wait_for_check:
-            return market_pb2.MarketAddLearnwareResponse(learnware=self.checks.run(added.id))
-        self.checks.submit(added.id)
+            try:
+                return market_pb2.MarketAddLearnwareResponse(learnware=self.checks.run(added.id))
+            finally:
+                self.pending_checks.release()
+        self.checks.submit(added.id, on_done=self.pending_checks.release)
         return market_pb2.MarketAddLearnwareResponse(learnware=added)
+
+    def _require_owner(self, learnware_id: str) -> None:
+        """PERMISSION_DENIED unless the caller owns the learnware or is an admin."""
+        principal = current_principal()
+        owner = self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=learnware_id)).learnware.owner
+        if not principal.may_change(owner):
+            raise ServiceError(grpc.StatusCode.PERMISSION_DENIED, f"learnware {learnware_id} belongs to {owner!r}: only its owner or an admin may change it")
 
     def GetLearnware(self, request: market_pb2.MarketGetLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketGetLearnwareResponse:
         info = self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=request.learnware_id)).learnware
         return market_pb2.MarketGetLearnwareResponse(learnware=info)
 
     def ListLearnwares(self, request: market_pb2.MarketListLearnwaresRequest, context: grpc.ServicerContext) -> market_pb2.MarketListLearnwaresResponse:
-        page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=request.page, statuses=request.statuses, owner=request.owner))
+        principal = current_principal()
+        owner = request.owner if principal.is_admin else principal.name  # users list their own learnwares
+        page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=request.page, statuses=request.statuses, owner=owner))
         return market_pb2.MarketListLearnwaresResponse(learnwares=page.learnwares, next_page_token=page.next_page_token, total=page.total)
 
     def UpdateLearnware(self, request: market_pb2.MarketUpdateLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketUpdateLearnwareResponse:
+        self._require_owner(request.learnware_id)
         self._check_semantic(request.semantic_spec)
         updated = self.organizer.UpdateLearnware(organizer_pb2.UpdateLearnwareRequest(learnware_id=request.learnware_id, semantic_spec=request.semantic_spec, status=common_pb2.LEARNWARE_STATUS_PENDING)).learnware
         self.revisions.saw(updated.revision)
@@ -144,6 +173,7 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         return market_pb2.MarketUpdateLearnwareResponse(learnware=updated)
 
     def DeleteLearnware(self, request: market_pb2.MarketDeleteLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketDeleteLearnwareResponse:
+        self._require_owner(request.learnware_id)
         reply = self.organizer.DeleteLearnware(organizer_pb2.DeleteLearnwareRequest(learnware_id=request.learnware_id))
         self.revisions.saw(reply.revision)
         return market_pb2.MarketDeleteLearnwareResponse()
@@ -194,6 +224,6 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
 
 def build_server(backends: Backends, port: int, host: str = "127.0.0.1") -> tuple[Server, MarketServicer]:
     servicer = MarketServicer(backends)
-    server = Server("gateway", port, host)
+    server = Server("gateway", port, host, public_policy=MARKET_POLICY)
     server.add(market_pb2_grpc.add_MarketServiceServicer_to_server, servicer, [market_pb2.DESCRIPTOR.services_by_name["MarketService"].full_name])
     return server, servicer
