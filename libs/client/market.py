@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import grpc
 import numpy as np
@@ -17,8 +18,13 @@ from lwm.rpc.learnware.v1 import common_pb2, market_pb2, market_pb2_grpc, reuse_
 from lwm.rpc.server import market_channel
 from lwm.rpc.tensors import from_tensor, to_tensor
 
+if TYPE_CHECKING:
+    from lwm.client.reuse import LocalLearnware
+
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 DEFAULT_MARKET = "127.0.0.1:50051"
+AVERAGING_MODES = {"mean": reuse_pb2.AVERAGING_MODE_MEAN, "vote_by_label": reuse_pb2.AVERAGING_MODE_VOTE_BY_LABEL, "vote_by_prob": reuse_pb2.AVERAGING_MODE_VOTE_BY_PROB}
+TASK_KINDS = {"classification": reuse_pb2.TASK_KIND_CLASSIFICATION, "regression": reuse_pb2.TASK_KIND_REGRESSION}
 
 
 class MarketError(Exception):
@@ -70,6 +76,12 @@ class MixtureResult:
     learnwares: tuple[Learnware, ...]
     weights: tuple[float, ...]
     score: float
+
+
+@dataclass(frozen=True)
+class ReuseResult:
+    predictions: np.ndarray
+    messages: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -201,6 +213,67 @@ class MarketClient:
         reuse = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=to_tensor(np.asarray(x)), averaging=reuse_pb2.AveragingParams(mode=modes[mode]))
         reply = self._call("Reuse", market_pb2.MarketReuseRequest(reuse=reuse))
         return from_tensor(reply.predictions, "predictions")
+
+    def reuse(
+        self,
+        learnware_ids: Sequence[str],
+        x: np.ndarray,
+        method: str,
+        *,
+        mode: str = "mean",
+        task: str | None = None,
+        train_x: np.ndarray | None = None,
+        train_y: np.ndarray | None = None,
+        user_spec: Any = None,
+        block_rows: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ReuseResult:
+        """Reuse learnwares on the market: predictions stream back in blocks of `block_rows` rows.
+
+        method: job_selector (optional `user_spec`, a spec object, dictionary or JSON path),
+        averaging (`mode`: mean, vote_by_label or vote_by_prob), ensemble_pruning or
+        feature_augment (`task`: classification or regression, labelled `train_x`, `train_y`).
+        `progress(rows_done, rows_total)` is called after each block.
+        """
+        request = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=to_tensor(np.asarray(x)))
+        if method == "job_selector":
+            request.job_selector.SetInParent()
+            if user_spec is not None:
+                request.job_selector.user_spec.CopyFrom(convert.stat_spec_to_proto(_stat_spec_dict(user_spec)))
+        elif method == "averaging":
+            if mode not in AVERAGING_MODES:
+                raise ValueError(f"mode must be one of {sorted(AVERAGING_MODES)}, got {mode!r}")
+            request.averaging.mode = AVERAGING_MODES[mode]
+        elif method in ("ensemble_pruning", "feature_augment"):
+            if task not in TASK_KINDS:
+                raise ValueError(f"{method} needs task classification or regression, got {task!r}")
+            if train_x is None or train_y is None:
+                raise ValueError(f"{method} needs labelled data: train_x and train_y")
+            params = getattr(request, method)
+            params.task = TASK_KINDS[task]
+            params.train.x.CopyFrom(to_tensor(np.asarray(train_x)))
+            params.train.y.CopyFrom(to_tensor(np.asarray(train_y)))
+        else:
+            raise ValueError(f"method must be job_selector, averaging, ensemble_pruning or feature_augment, got {method!r}")
+        stream = market_pb2.MarketReuseStreamRequest(reuse=reuse_pb2.ReuseStreamRequest(reuse=request, block_rows=block_rows))
+        blocks: list[np.ndarray] = []
+        messages: list[str] = []
+        try:
+            for reply in self._stub.ReuseStream(stream, timeout=self.timeout_s):
+                blocks.append(from_tensor(reply.block.predictions, "predictions"))
+                messages.extend(reply.block.messages)
+                if progress is not None:
+                    progress(reply.block.rows_done, reply.block.rows_total)
+        except grpc.RpcError as error:
+            raise MarketError(error.code(), error.details() or "") from None
+        return ReuseResult(np.concatenate(blocks), tuple(messages))
+
+    def load_learnware(self, learnware_id: str, timeout_s: float = 120.0) -> "LocalLearnware":
+        """Download a learnware and start its model in a local sandbox (see lwm.client.reuse); close it when done."""
+        from lwm.client.reuse import load_learnware  # imports torch (specs): only when used
+
+        with tempfile.TemporaryDirectory(prefix="lwm-download-") as folder:
+            return load_learnware(self.download(learnware_id, Path(folder) / f"{learnware_id}.zip"), learnware_id, timeout_s)
 
     def market_info(self) -> dict[str, Any]:
         reply = self._call("GetMarketInfo", market_pb2.MarketGetMarketInfoRequest())

@@ -205,6 +205,10 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         reply = self.reuse.Reuse(request.reuse)
         return market_pb2.MarketReuseResponse(predictions=reply.predictions, messages=reply.messages)
 
+    def ReuseStream(self, request: market_pb2.MarketReuseStreamRequest, context: grpc.ServicerContext) -> Iterator[market_pb2.MarketReuseStreamResponse]:
+        for block in self.reuse.ReuseStream(request.reuse):
+            yield market_pb2.MarketReuseStreamResponse(block=block)
+
     def RecheckLearnware(self, request: market_pb2.MarketRecheckLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketRecheckLearnwareResponse:
         info = self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=request.learnware_id)).learnware
         if request.wait_for_check:

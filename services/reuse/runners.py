@@ -29,29 +29,54 @@ class _Warm:
 
 
 class RunnerPool:
-    """Keeps up to `capacity` learnwares' runners alive (least recently used are closed)."""
+    """Keeps up to `capacity` learnwares' runners alive (least recently used are closed).
+
+    A runner is replaced when its learnware's zip changed or its process died (e.g. killed
+    after a timeout). Each learnware is started at most once at a time, however many
+    requests ask for it together.
+    """
 
     def __init__(self, organizer: organizer_pb2_grpc.OrganizerServiceStub, capacity: int = 16, timeout_s: float = 120.0) -> None:
         self.organizer = organizer
         self.capacity = capacity
         self.timeout_s = timeout_s
         self._warm: OrderedDict[str, _Warm] = OrderedDict()
+        self._starting: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def predict(self, learnware_id: str, x: np.ndarray) -> np.ndarray:
-        warm = self._get(learnware_id)
+        warm = self.acquire(learnware_id)
         with warm.lock:
             return warm.runner.predict(x)
 
-    def _get(self, learnware_id: str) -> _Warm:
+    def acquire(self, learnware_id: str) -> _Warm:
+        """The learnware's running model, started if needed; FAILED_PRECONDITION unless it is USABLE."""
         info = self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=learnware_id)).learnware
         if info.status != common_pb2.LEARNWARE_STATUS_USABLE:
             raise failed_precondition(f"learnware {learnware_id} is not USABLE (status {common_pb2.LearnwareStatus.Name(info.status)})")
         with self._lock:
-            warm = self._warm.get(learnware_id)
-            if warm is not None and warm.sha256 == info.zip_sha256:
-                self._warm.move_to_end(learnware_id)
-                return warm
+            start_lock = self._starting.setdefault(learnware_id, threading.Lock())
+        with start_lock:
+            with self._lock:
+                warm = self._warm.get(learnware_id)
+                if warm is not None and warm.sha256 == info.zip_sha256 and warm.runner.alive:
+                    self._warm.move_to_end(learnware_id)
+                    return warm
+            fresh = self._start(learnware_id, info.zip_sha256)
+            evicted: list[_Warm] = []
+            with self._lock:
+                old = self._warm.pop(learnware_id, None)
+                if old is not None:
+                    evicted.append(old)
+                self._warm[learnware_id] = fresh
+                while len(self._warm) > self.capacity:
+                    evicted.append(self._warm.popitem(last=False)[1])
+        for warm in evicted:
+            with warm.lock:
+                warm.close()
+        return fresh
+
+    def _start(self, learnware_id: str, sha256: str) -> _Warm:
         zip_bytes = b"".join(r.chunk.data for r in self.organizer.DownloadLearnware(organizer_pb2.DownloadLearnwareRequest(learnware_id=learnware_id)))
         workdir = Path(tempfile.mkdtemp(prefix=f"lwm-reuse-{learnware_id}-"))
         try:
@@ -59,19 +84,7 @@ class RunnerPool:
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
-        fresh = _Warm(runner, workdir, info.zip_sha256)
-        evicted: list[_Warm] = []
-        with self._lock:
-            old = self._warm.pop(learnware_id, None)
-            if old is not None:
-                evicted.append(old)
-            self._warm[learnware_id] = fresh
-            while len(self._warm) > self.capacity:
-                evicted.append(self._warm.popitem(last=False)[1])
-        for warm in evicted:
-            with warm.lock:
-                warm.close()
-        return fresh
+        return _Warm(runner, workdir, sha256)
 
     def close(self) -> None:
         with self._lock:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import grpc
 import numpy as np
 
-from lwm.rpc.errors import grpc_errors, invalid_argument, unimplemented
-from lwm.rpc.learnware.v1 import organizer_pb2_grpc, reuse_pb2, reuse_pb2_grpc
+from lwm.learnware.reuse import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser, Reuser, RunLearnwares, check_rows, predict_in_blocks
+from lwm.rpc import convert
+from lwm.rpc.errors import failed_precondition, grpc_errors, invalid_argument, unimplemented
+from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc, reuse_pb2, reuse_pb2_grpc
 from lwm.rpc.server import Server, channel
 from lwm.rpc.tensors import from_tensor, to_tensor
 from lwm.runtime.runner import LearnwareRuntimeError
-from lwm.services.reuse.reusers import average
 from lwm.services.reuse.runners import RunnerPool
+from lwm.spec.rkme import TABLE_SPEC_TYPE, RKMETableSpecification
 
 log = logging.getLogger(__name__)
 AVERAGING_MODE_NAMES = {
@@ -24,12 +26,29 @@ AVERAGING_MODE_NAMES = {
     reuse_pb2.AVERAGING_MODE_VOTE_BY_LABEL: "vote_by_label",
     reuse_pb2.AVERAGING_MODE_VOTE_BY_PROB: "vote_by_prob",
 }
+TASK_NAMES = {reuse_pb2.TASK_KIND_CLASSIFICATION: "classification", reuse_pb2.TASK_KIND_REGRESSION: "regression"}
+DEFAULT_BLOCK_ROWS = 10_000
+METHODS = "job_selector, averaging, ensemble_pruning, feature_augment"
+
+
+def _task(kind: int, method: str) -> str:
+    if kind not in TASK_NAMES:
+        raise invalid_argument(f"{method} needs task set to TASK_KIND_CLASSIFICATION or TASK_KIND_REGRESSION")
+    return TASK_NAMES[kind]
+
+
+def _table_spec(message: common_pb2.StatSpec, whose: str) -> RKMETableSpecification:
+    try:
+        return RKMETableSpecification.from_dict(convert.stat_spec_from_proto(message), device="cpu")
+    except ValueError as error:
+        raise invalid_argument(f"{whose} specification: {error}") from None
 
 
 @grpc_errors
 class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
-    def __init__(self, pool: RunnerPool, parallelism: int = 4) -> None:
+    def __init__(self, pool: RunnerPool, organizer: organizer_pb2_grpc.OrganizerServiceStub, parallelism: int = 4) -> None:
         self.pool = pool
+        self.organizer = organizer
         self._executor = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="reuse-predict")
 
     def _predict(self, learnware_id: str, x: np.ndarray) -> np.ndarray:
@@ -38,9 +57,57 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
         except LearnwareRuntimeError as error:
             raise invalid_argument(f"learnware {learnware_id} failed to predict on the given data: {error}") from None
 
-    def _predict_all(self, learnware_ids: list[str], x: np.ndarray) -> list[np.ndarray]:
-        """Predictions of every learnware, run in parallel (one child process each)."""
-        return list(self._executor.map(lambda lid: self._predict(lid, x), learnware_ids))
+    def _runner(self, learnware_ids: Sequence[str]) -> RunLearnwares:
+        """Runs each job on its learnware's warm runner, the jobs in parallel."""
+
+        def run(jobs: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+            return list(self._executor.map(lambda job: self._predict(learnware_ids[job[0]], job[1]), jobs))
+
+        return run
+
+    def _table_specs(self, learnware_ids: Sequence[str]) -> list[RKMETableSpecification]:
+        reply = self.organizer.GetStatSpecs(organizer_pb2.GetStatSpecsRequest(learnware_ids=learnware_ids))
+        specs = []
+        for entry in reply.learnwares:
+            tables = [s for s in entry.stat_specs if s.type == TABLE_SPEC_TYPE]
+            if not tables:
+                kinds = sorted(s.type for s in entry.stat_specs) or ["none"]
+                raise failed_precondition(f"the job selector needs an {TABLE_SPEC_TYPE} of every learnware; {entry.learnware_id} has {', '.join(kinds)}")
+            specs.append(_table_spec(tables[0], f"learnware {entry.learnware_id}'s"))
+        return specs
+
+    def _prepare(self, request: reuse_pb2.ReuseRequest) -> tuple[Reuser, np.ndarray, RunLearnwares]:
+        """Validate the request, warm the learnwares' runners and fit the reuser; returns it with x."""
+        ids = list(request.learnware_ids)
+        if not ids:
+            raise invalid_argument("learnware_ids is empty")
+        if len(set(ids)) != len(ids):
+            raise invalid_argument("learnware_ids contains duplicates")
+        x = check_rows(from_tensor(request.x, "x"))
+        method = request.WhichOneof("method")
+        if method is None:
+            raise invalid_argument(f"choose a reuse method ({METHODS})")
+        if method == "hetero_align":
+            raise unimplemented("the hetero_align reuser")
+        list(self._executor.map(self.pool.acquire, ids))  # USABLE check and parallel cold starts
+        run = self._runner(ids)
+        reuser: Reuser
+        if method == "averaging":
+            reuser = AveragingReuser(ids, AVERAGING_MODE_NAMES[request.averaging.mode])
+        elif method == "job_selector":
+            params = request.job_selector
+            user_spec = _table_spec(params.user_spec, "the user's") if params.HasField("user_spec") else None
+            reuser = JobSelectorReuser(ids, self._table_specs(ids), user_spec)
+            if user_spec is None:
+                reuser.fit(x)
+        else:
+            params = getattr(request, method)
+            if not params.HasField("train"):
+                raise invalid_argument(f"{method} needs labelled data (train.x, train.y)")
+            task = _task(params.task, method)
+            reuser = EnsemblePruningReuser(ids, task) if method == "ensemble_pruning" else FeatureAugmentReuser(ids, task)
+            reuser.fit(from_tensor(params.train.x, "train.x"), from_tensor(params.train.y, "train.y"), run)
+        return reuser, x, run
 
     def Predict(self, request: reuse_pb2.PredictRequest, context: grpc.ServicerContext) -> reuse_pb2.PredictResponse:
         if not request.learnware_id:
@@ -49,29 +116,28 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
         return reuse_pb2.PredictResponse(predictions=to_tensor(self._predict(request.learnware_id, x)))
 
     def Reuse(self, request: reuse_pb2.ReuseRequest, context: grpc.ServicerContext) -> reuse_pb2.ReuseResponse:
-        if not request.learnware_ids:
-            raise invalid_argument("learnware_ids is empty")
-        if len(set(request.learnware_ids)) != len(request.learnware_ids):
-            raise invalid_argument("learnware_ids contains duplicates")
-        x = from_tensor(request.x, "x")
-        if x.ndim < 2 or x.shape[0] == 0:
-            raise invalid_argument(f"x must have shape (n, ...) with n > 0, got {x.shape}")
-        method = request.WhichOneof("method")
-        if method == "averaging":
-            mode = AVERAGING_MODE_NAMES[request.averaging.mode]
-            predictions = self._predict_all(list(request.learnware_ids), x)
-            return reuse_pb2.ReuseResponse(predictions=to_tensor(average(predictions, mode)), messages=[f"averaging ({mode}) over {len(predictions)} learnwares"])
-        if method is None:
-            raise invalid_argument("choose a reuse method (job_selector, averaging, ensemble_pruning, feature_augment, hetero_align)")
-        raise unimplemented(f"the {method} reuser")
+        reuser, x, run = self._prepare(request)
+        predictions = reuser.predict(x, run)
+        return reuse_pb2.ReuseResponse(predictions=to_tensor(predictions), messages=[reuser.describe()])
 
     def ReuseStream(self, request: reuse_pb2.ReuseStreamRequest, context: grpc.ServicerContext) -> Iterator[reuse_pb2.ReuseStreamResponse]:
-        raise unimplemented("streamed reuse (ReuseStream)")
-        yield  # pragma: no cover - makes this a generator like the other streaming RPCs
+        if request.block_rows < 0:
+            raise invalid_argument(f"block_rows must be positive, got {request.block_rows}")
+        reuser, x, run = self._prepare(request.reuse)
+        total = x.shape[0]
+        for offset, predictions in predict_in_blocks(reuser, x, run, request.block_rows or DEFAULT_BLOCK_ROWS):
+            done = offset + predictions.shape[0]
+            yield reuse_pb2.ReuseStreamResponse(row_offset=offset, predictions=to_tensor(predictions), rows_done=done, rows_total=total, messages=[reuser.describe()] if offset == 0 else [])
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.pool.close()
 
 
-def build_server(organizer_address: str, port: int, host: str = "127.0.0.1", timeout_s: float = 120.0) -> tuple[Server, RunnerPool]:
-    pool = RunnerPool(organizer_pb2_grpc.OrganizerServiceStub(channel(organizer_address)), timeout_s=timeout_s)
+def build_server(organizer_address: str, port: int, host: str = "127.0.0.1", timeout_s: float = 120.0) -> tuple[Server, ReuseServicer]:
+    """The reuse server and its servicer; call servicer.close() after stopping the server."""
+    organizer = organizer_pb2_grpc.OrganizerServiceStub(channel(organizer_address))
+    servicer = ReuseServicer(RunnerPool(organizer, timeout_s=timeout_s), organizer)
     server = Server("reuse", port, host)
-    server.add(reuse_pb2_grpc.add_ReuseServiceServicer_to_server, ReuseServicer(pool), [reuse_pb2.DESCRIPTOR.services_by_name["ReuseService"].full_name])
-    return server, pool
+    server.add(reuse_pb2_grpc.add_ReuseServiceServicer_to_server, servicer, [reuse_pb2.DESCRIPTOR.services_by_name["ReuseService"].full_name])
+    return server, servicer

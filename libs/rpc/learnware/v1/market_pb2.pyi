@@ -169,6 +169,18 @@ class MarketReuseResponse(_message.Message):
     messages: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, predictions: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., messages: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class MarketReuseStreamRequest(_message.Message):
+    __slots__ = ("reuse",)
+    REUSE_FIELD_NUMBER: _ClassVar[int]
+    reuse: _reuse_pb2.ReuseStreamRequest
+    def __init__(self, reuse: _Optional[_Union[_reuse_pb2.ReuseStreamRequest, _Mapping]] = ...) -> None: ...
+
+class MarketReuseStreamResponse(_message.Message):
+    __slots__ = ("block",)
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    block: _reuse_pb2.ReuseStreamResponse
+    def __init__(self, block: _Optional[_Union[_reuse_pb2.ReuseStreamResponse, _Mapping]] = ...) -> None: ...
+
 class MarketRecheckLearnwareRequest(_message.Message):
     __slots__ = ("learnware_id", "wait_for_check")
     LEARNWARE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -81,6 +81,11 @@ class MarketServiceStub(object):
                 request_serializer=learnware_dot_v1_dot_market__pb2.MarketReuseRequest.SerializeToString,
                 response_deserializer=learnware_dot_v1_dot_market__pb2.MarketReuseResponse.FromString,
                 _registered_method=True)
+        self.ReuseStream = channel.unary_stream(
+                '/learnware.v1.MarketService/ReuseStream',
+                request_serializer=learnware_dot_v1_dot_market__pb2.MarketReuseStreamRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_market__pb2.MarketReuseStreamResponse.FromString,
+                _registered_method=True)
         self.RecheckLearnware = channel.unary_unary(
                 '/learnware.v1.MarketService/RecheckLearnware',
                 request_serializer=learnware_dot_v1_dot_market__pb2.MarketRecheckLearnwareRequest.SerializeToString,
@@ -162,6 +167,13 @@ class MarketServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReuseStream(self, request, context):
+        """Same as Reuse, predictions streamed back in row blocks with progress, for large inputs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecheckLearnware(self, request, context):
         """Run the checks again (admin).
         """
@@ -223,6 +235,11 @@ def add_MarketServiceServicer_to_server(servicer, server):
                     servicer.Reuse,
                     request_deserializer=learnware_dot_v1_dot_market__pb2.MarketReuseRequest.FromString,
                     response_serializer=learnware_dot_v1_dot_market__pb2.MarketReuseResponse.SerializeToString,
+            ),
+            'ReuseStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReuseStream,
+                    request_deserializer=learnware_dot_v1_dot_market__pb2.MarketReuseStreamRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_market__pb2.MarketReuseStreamResponse.SerializeToString,
             ),
             'RecheckLearnware': grpc.unary_unary_rpc_method_handler(
                     servicer.RecheckLearnware,
@@ -480,6 +497,33 @@ class MarketService(object):
             '/learnware.v1.MarketService/Reuse',
             learnware_dot_v1_dot_market__pb2.MarketReuseRequest.SerializeToString,
             learnware_dot_v1_dot_market__pb2.MarketReuseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReuseStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/learnware.v1.MarketService/ReuseStream',
+            learnware_dot_v1_dot_market__pb2.MarketReuseStreamRequest.SerializeToString,
+            learnware_dot_v1_dot_market__pb2.MarketReuseStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

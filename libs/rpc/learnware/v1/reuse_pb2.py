@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from lwm.rpc.learnware.v1 import common_pb2 as learnware_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18learnware/v1/reuse.proto\x12\x0clearnware.v1\x1a\x19learnware/v1/common.proto\"P\n\x0cLabelledData\x12\x1f\n\x01x\x18\x01 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\x1f\n\x01y\x18\x02 \x01(\x0b\x32\x14.learnware.v1.Tensor\"G\n\x0ePredictRequest\x12\x14\n\x0clearnware_id\x18\x01 \x01(\t\x12\x1f\n\x01x\x18\x02 \x01(\x0b\x32\x14.learnware.v1.Tensor\"<\n\x0fPredictResponse\x12)\n\x0bpredictions\x18\x01 \x01(\x0b\x32\x14.learnware.v1.Tensor\"f\n\x11JobSelectorParams\x12.\n\tuser_spec\x18\x01 \x01(\x0b\x32\x16.learnware.v1.StatSpecH\x00\x88\x01\x01\x12\x13\n\x0bherding_num\x18\x02 \x01(\x05\x42\x0c\n\n_user_spec\"<\n\x0f\x41veragingParams\x12)\n\x04mode\x18\x01 \x01(\x0e\x32\x1b.learnware.v1.AveragingMode\"h\n\x15\x45nsemblePruningParams\x12)\n\x05train\x18\x01 \x01(\x0b\x32\x1a.learnware.v1.LabelledData\x12$\n\x04task\x18\x02 \x01(\x0e\x32\x16.learnware.v1.TaskKind\"g\n\x14\x46\x65\x61tureAugmentParams\x12)\n\x05train\x18\x01 \x01(\x0b\x32\x1a.learnware.v1.LabelledData\x12$\n\x04task\x18\x02 \x01(\x0e\x32\x16.learnware.v1.TaskKind\"\x9c\x01\n\x11HeteroAlignParams\x12\x36\n\x12user_semantic_spec\x18\x01 \x01(\x0b\x32\x1a.learnware.v1.SemanticSpec\x12)\n\x05train\x18\x02 \x01(\x0b\x32\x1a.learnware.v1.LabelledData\x12$\n\x04task\x18\x03 \x01(\x0e\x32\x16.learnware.v1.TaskKind\"\xf6\x02\n\x0cReuseRequest\x12\x15\n\rlearnware_ids\x18\x01 \x03(\t\x12\x1f\n\x01x\x18\x02 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\x37\n\x0cjob_selector\x18\n \x01(\x0b\x32\x1f.learnware.v1.JobSelectorParamsH\x00\x12\x32\n\taveraging\x18\x0b \x01(\x0b\x32\x1d.learnware.v1.AveragingParamsH\x00\x12?\n\x10\x65nsemble_pruning\x18\x0c \x01(\x0b\x32#.learnware.v1.EnsemblePruningParamsH\x00\x12=\n\x0f\x66\x65\x61ture_augment\x18\r \x01(\x0b\x32\".learnware.v1.FeatureAugmentParamsH\x00\x12\x37\n\x0chetero_align\x18\x0e \x01(\x0b\x32\x1f.learnware.v1.HeteroAlignParamsH\x00\x42\x08\n\x06method\"L\n\rReuseResponse\x12)\n\x0bpredictions\x18\x01 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\x10\n\x08messages\x18\x02 \x03(\t\"S\n\x12ReuseStreamRequest\x12)\n\x05reuse\x18\x01 \x01(\x0b\x32\x1a.learnware.v1.ReuseRequest\x12\x12\n\nblock_rows\x18\x02 \x01(\x05\"{\n\x13ReuseStreamResponse\x12\x12\n\nrow_offset\x18\x01 \x01(\x03\x12)\n\x0bpredictions\x18\x02 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\x11\n\trows_done\x18\x03 \x01(\x03\x12\x12\n\nrows_total\x18\x04 \x01(\x03*]\n\x08TaskKind\x12\x19\n\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TASK_KIND_CLASSIFICATION\x10\x01\x12\x18\n\x14TASK_KIND_REGRESSION\x10\x02*\x8b\x01\n\rAveragingMode\x12\x1e\n\x1a\x41VERAGING_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41VERAGING_MODE_MEAN\x10\x01\x12 \n\x1c\x41VERAGING_MODE_VOTE_BY_LABEL\x10\x02\x12\x1f\n\x1b\x41VERAGING_MODE_VOTE_BY_PROB\x10\x03\x32\xee\x01\n\x0cReuseService\x12\x46\n\x07Predict\x12\x1c.learnware.v1.PredictRequest\x1a\x1d.learnware.v1.PredictResponse\x12@\n\x05Reuse\x12\x1a.learnware.v1.ReuseRequest\x1a\x1b.learnware.v1.ReuseResponse\x12T\n\x0bReuseStream\x12 .learnware.v1.ReuseStreamRequest\x1a!.learnware.v1.ReuseStreamResponse0\x01\x42^\n\x13market.learnware.v1P\x01ZEgithub.com/learnware-market/learnware/gen/go/learnware/v1;learnwarev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18learnware/v1/reuse.proto\x12\x0clearnware.v1\x1a\x19learnware/v1/common.proto\"P\n\x0cLabelledData\x12\x1f\n\x01x\x18\x01 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\x1f\n\x01y\x18\x02 \x01(\x0b\x32\x14.learnware.v1.Tensor\"G\n\x0ePredictRequest\x12\x14\n\x0clearnware_id\x18\x01 \x01(\t\x12\x1f\n\x01x\x18\x02 \x01(\x0b\x32\x14.learnware.v1.Tensor\"<\n\x0fPredictResponse\x12)\n\x0bpredictions\x18\x01 \x01(\x0b\x32\x14.learnware.v1.Tensor\"j\n\x11JobSelectorParams\x12.\n\tuser_spec\x18\x01 \x01(\x0b\x32\x16.learnware.v1.StatSpecH\x00\x88\x01\x01\x12\x17\n\x0bherding_num\x18\x02 \x01(\x05\x42\x02\x18\x01\x42\x0c\n\n_user_spec\"<\n\x0f\x41veragingParams\x12)\n\x04mode\x18\x01 \x01(\x0e\x32\x1b.learnware.v1.AveragingMode\"h\n\x15\x45nsemblePruningParams\x12)\n\x05train\x18\x01 \x01(\x0b\x32\x1a.learnware.v1.LabelledData\x12$\n\x04task\x18\x02 \x01(\x0e\x32\x16.learnware.v1.TaskKind\"g\n\x14\x46\x65\x61tureAugmentParams\x12)\n\x05train\x18\x01 \x01(\x0b\x32\x1a.learnware.v1.LabelledData\x12$\n\x04task\x18\x02 \x01(\x0e\x32\x16.learnware.v1.TaskKind\"\x9c\x01\n\x11HeteroAlignParams\x12\x36\n\x12user_semantic_spec\x18\x01 \x01(\x0b\x32\x1a.learnware.v1.SemanticSpec\x12)\n\x05train\x18\x02 \x01(\x0b\x32\x1a.learnware.v1.LabelledData\x12$\n\x04task\x18\x03 \x01(\x0e\x32\x16.learnware.v1.TaskKind\"\xf6\x02\n\x0cReuseRequest\x12\x15\n\rlearnware_ids\x18\x01 \x03(\t\x12\x1f\n\x01x\x18\x02 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\x37\n\x0cjob_selector\x18\n \x01(\x0b\x32\x1f.learnware.v1.JobSelectorParamsH\x00\x12\x32\n\taveraging\x18\x0b \x01(\x0b\x32\x1d.learnware.v1.AveragingParamsH\x00\x12?\n\x10\x65nsemble_pruning\x18\x0c \x01(\x0b\x32#.learnware.v1.EnsemblePruningParamsH\x00\x12=\n\x0f\x66\x65\x61ture_augment\x18\r \x01(\x0b\x32\".learnware.v1.FeatureAugmentParamsH\x00\x12\x37\n\x0chetero_align\x18\x0e \x01(\x0b\x32\x1f.learnware.v1.HeteroAlignParamsH\x00\x42\x08\n\x06method\"L\n\rReuseResponse\x12)\n\x0bpredictions\x18\x01 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\x10\n\x08messages\x18\x02 \x03(\t\"S\n\x12ReuseStreamRequest\x12)\n\x05reuse\x18\x01 \x01(\x0b\x32\x1a.learnware.v1.ReuseRequest\x12\x12\n\nblock_rows\x18\x02 \x01(\x05\"\x8d\x01\n\x13ReuseStreamResponse\x12\x12\n\nrow_offset\x18\x01 \x01(\x03\x12)\n\x0bpredictions\x18\x02 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\x11\n\trows_done\x18\x03 \x01(\x03\x12\x12\n\nrows_total\x18\x04 \x01(\x03\x12\x10\n\x08messages\x18\x05 \x03(\t*]\n\x08TaskKind\x12\x19\n\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TASK_KIND_CLASSIFICATION\x10\x01\x12\x18\n\x14TASK_KIND_REGRESSION\x10\x02*\x8b\x01\n\rAveragingMode\x12\x1e\n\x1a\x41VERAGING_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41VERAGING_MODE_MEAN\x10\x01\x12 \n\x1c\x41VERAGING_MODE_VOTE_BY_LABEL\x10\x02\x12\x1f\n\x1b\x41VERAGING_MODE_VOTE_BY_PROB\x10\x03\x32\xee\x01\n\x0cReuseService\x12\x46\n\x07Predict\x12\x1c.learnware.v1.PredictRequest\x1a\x1d.learnware.v1.PredictResponse\x12@\n\x05Reuse\x12\x1a.learnware.v1.ReuseRequest\x1a\x1b.learnware.v1.ReuseResponse\x12T\n\x0bReuseStream\x12 .learnware.v1.ReuseStreamRequest\x1a!.learnware.v1.ReuseStreamResponse0\x01\x42^\n\x13market.learnware.v1P\x01ZEgithub.com/learnware-market/learnware/gen/go/learnware/v1;learnwarev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'learnware.v1.reuse_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023market.learnware.v1P\001ZEgithub.com/learnware-market/learnware/gen/go/learnware/v1;learnwarev1'
-  _globals['_TASKKIND']._serialized_start=1487
-  _globals['_TASKKIND']._serialized_end=1580
-  _globals['_AVERAGINGMODE']._serialized_start=1583
-  _globals['_AVERAGINGMODE']._serialized_end=1722
+  _globals['_JOBSELECTORPARAMS'].fields_by_name['herding_num']._loaded_options = None
+  _globals['_JOBSELECTORPARAMS'].fields_by_name['herding_num']._serialized_options = b'\030\001'
+  _globals['_TASKKIND']._serialized_start=1510
+  _globals['_TASKKIND']._serialized_end=1603
+  _globals['_AVERAGINGMODE']._serialized_start=1606
+  _globals['_AVERAGINGMODE']._serialized_end=1745
   _globals['_LABELLEDDATA']._serialized_start=69
   _globals['_LABELLEDDATA']._serialized_end=149
   _globals['_PREDICTREQUEST']._serialized_start=151
@@ -44,23 +46,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTRESPONSE']._serialized_start=224
   _globals['_PREDICTRESPONSE']._serialized_end=284
   _globals['_JOBSELECTORPARAMS']._serialized_start=286
-  _globals['_JOBSELECTORPARAMS']._serialized_end=388
-  _globals['_AVERAGINGPARAMS']._serialized_start=390
-  _globals['_AVERAGINGPARAMS']._serialized_end=450
-  _globals['_ENSEMBLEPRUNINGPARAMS']._serialized_start=452
-  _globals['_ENSEMBLEPRUNINGPARAMS']._serialized_end=556
-  _globals['_FEATUREAUGMENTPARAMS']._serialized_start=558
-  _globals['_FEATUREAUGMENTPARAMS']._serialized_end=661
-  _globals['_HETEROALIGNPARAMS']._serialized_start=664
-  _globals['_HETEROALIGNPARAMS']._serialized_end=820
-  _globals['_REUSEREQUEST']._serialized_start=823
-  _globals['_REUSEREQUEST']._serialized_end=1197
-  _globals['_REUSERESPONSE']._serialized_start=1199
-  _globals['_REUSERESPONSE']._serialized_end=1275
-  _globals['_REUSESTREAMREQUEST']._serialized_start=1277
-  _globals['_REUSESTREAMREQUEST']._serialized_end=1360
-  _globals['_REUSESTREAMRESPONSE']._serialized_start=1362
-  _globals['_REUSESTREAMRESPONSE']._serialized_end=1485
-  _globals['_REUSESERVICE']._serialized_start=1725
-  _globals['_REUSESERVICE']._serialized_end=1963
+  _globals['_JOBSELECTORPARAMS']._serialized_end=392
+  _globals['_AVERAGINGPARAMS']._serialized_start=394
+  _globals['_AVERAGINGPARAMS']._serialized_end=454
+  _globals['_ENSEMBLEPRUNINGPARAMS']._serialized_start=456
+  _globals['_ENSEMBLEPRUNINGPARAMS']._serialized_end=560
+  _globals['_FEATUREAUGMENTPARAMS']._serialized_start=562
+  _globals['_FEATUREAUGMENTPARAMS']._serialized_end=665
+  _globals['_HETEROALIGNPARAMS']._serialized_start=668
+  _globals['_HETEROALIGNPARAMS']._serialized_end=824
+  _globals['_REUSEREQUEST']._serialized_start=827
+  _globals['_REUSEREQUEST']._serialized_end=1201
+  _globals['_REUSERESPONSE']._serialized_start=1203
+  _globals['_REUSERESPONSE']._serialized_end=1279
+  _globals['_REUSESTREAMREQUEST']._serialized_start=1281
+  _globals['_REUSESTREAMREQUEST']._serialized_end=1364
+  _globals['_REUSESTREAMRESPONSE']._serialized_start=1367
+  _globals['_REUSESTREAMRESPONSE']._serialized_end=1508
+  _globals['_REUSESERVICE']._serialized_start=1748
+  _globals['_REUSESERVICE']._serialized_end=1986
 # @@protoc_insertion_point(module_scope)

@@ -125,13 +125,15 @@ class ReuseStreamRequest(_message.Message):
     def __init__(self, reuse: _Optional[_Union[ReuseRequest, _Mapping]] = ..., block_rows: _Optional[int] = ...) -> None: ...
 
 class ReuseStreamResponse(_message.Message):
-    __slots__ = ("row_offset", "predictions", "rows_done", "rows_total")
+    __slots__ = ("row_offset", "predictions", "rows_done", "rows_total", "messages")
     ROW_OFFSET_FIELD_NUMBER: _ClassVar[int]
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     ROWS_DONE_FIELD_NUMBER: _ClassVar[int]
     ROWS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
     row_offset: int
     predictions: _common_pb2.Tensor
     rows_done: int
     rows_total: int
-    def __init__(self, row_offset: _Optional[int] = ..., predictions: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., rows_done: _Optional[int] = ..., rows_total: _Optional[int] = ...) -> None: ...
+    messages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, row_offset: _Optional[int] = ..., predictions: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., rows_done: _Optional[int] = ..., rows_total: _Optional[int] = ..., messages: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -1,0 +1,144 @@
+"""Reusing downloaded learnwares locally: `load_learnware` and the market's reusers.
+
+A loaded learnware's model runs in the sandbox of lwm.runtime (a child process),
+never in the caller's process. The reusers are the ones the reuse service runs
+(lwm.learnware.reuse), with the reference package's call shapes: build with
+`learnware_list` (and `mode`), `fit` the data-dependent ones, then `predict(user_data)`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from lwm.learnware import reuse
+from lwm.learnware.archive import LearnwareArchive
+from lwm.runtime.runner import ModelRunner, open_learnware
+from lwm.spec.rkme import TABLE_SPEC_TYPES, RKMETableSpecification
+
+DEFAULT_TIMEOUT_S = 120.0
+
+
+class LocalLearnware:
+    """A learnware whose model runs in a local sandboxed process; close it (or use `with`) when done."""
+
+    def __init__(self, learnware_id: str, archive: LearnwareArchive, runner: ModelRunner, workdir: Path) -> None:
+        self.id = learnware_id
+        self.archive = archive
+        self.runner = runner
+        self._workdir = workdir
+
+    @property
+    def semantic_spec(self) -> dict[str, Any] | None:
+        return self.archive.semantic_spec()
+
+    @property
+    def stat_spec(self) -> RKMETableSpecification:
+        """The learnware's RKME table specification (ValueError when the zip has none)."""
+        for entry in self.archive.config.stat_specs:
+            if entry.class_name in TABLE_SPEC_TYPES:
+                return RKMETableSpecification.from_dict(self.archive.stat_spec_json(entry.class_name), device="cpu")
+        raise ValueError(f"learnware {self.id} has no RKMETableSpecification")
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.runner.predict(np.asarray(X))
+
+    def close(self) -> None:
+        self.runner.close()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalLearnware:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LocalLearnware({self.id!r})"
+
+
+def load_learnware(zip_path: str | Path, learnware_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> LocalLearnware:
+    """Start a learnware zip's model in a sandbox; `timeout_s` bounds each call to it.
+
+    The zip is read into memory: the file may be removed once this returns.
+    """
+    zip_path = Path(zip_path)
+    archive = LearnwareArchive.from_bytes(zip_path.read_bytes())
+    workdir = Path(tempfile.mkdtemp(prefix="lwm-learnware-"))
+    try:
+        runner = open_learnware(archive, workdir, timeout_s=timeout_s)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return LocalLearnware(learnware_id or zip_path.stem, archive, runner, workdir)
+
+
+class _LocalReuser:
+    """Runs a shared reuser on local learnwares, each learnware's calls in parallel with the others'."""
+
+    def __init__(self, learnware_list: Sequence[LocalLearnware], reuser: reuse.Reuser) -> None:
+        self.learnware_list = list(learnware_list)
+        self.reuser = reuser
+
+    def _run(self, jobs: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        if not jobs:
+            return []
+        with ThreadPoolExecutor(max_workers=len(jobs)) as executor:
+            return list(executor.map(lambda job: self.learnware_list[job[0]].predict(job[1]), jobs))
+
+    def predict(self, user_data: np.ndarray) -> np.ndarray:
+        return self.reuser.predict(np.asarray(user_data), self._run)
+
+    def describe(self) -> str:
+        return self.reuser.describe()
+
+
+def _ids(learnware_list: Sequence[LocalLearnware]) -> list[str]:
+    return [learnware.id for learnware in learnware_list]
+
+
+class JobSelectorReuser(_LocalReuser):
+    """Each row goes to the learnware whose specification fits it best (see lwm.learnware.reuse)."""
+
+    def __init__(self, learnware_list: Sequence[LocalLearnware], user_spec: RKMETableSpecification | None = None) -> None:
+        super().__init__(learnware_list, reuse.JobSelectorReuser(_ids(learnware_list), [lw.stat_spec for lw in learnware_list], user_spec))
+
+
+class AveragingReuser(_LocalReuser):
+    """mode: mean (regression), vote_by_label or vote_by_prob (classification)."""
+
+    def __init__(self, learnware_list: Sequence[LocalLearnware], mode: str = "mean") -> None:
+        super().__init__(learnware_list, reuse.AveragingReuser(_ids(learnware_list), mode))
+
+
+class EnsemblePruningReuser(_LocalReuser):
+    """mode: classification or regression; `fit` on labelled data before `predict`."""
+
+    def __init__(self, learnware_list: Sequence[LocalLearnware], mode: str = "classification") -> None:
+        self.pruning = reuse.EnsemblePruningReuser(_ids(learnware_list), mode)
+        super().__init__(learnware_list, self.pruning)
+
+    def fit(self, val_X: np.ndarray, val_y: np.ndarray) -> None:
+        self.pruning.fit(np.asarray(val_X), np.asarray(val_y), self._run)
+
+    @property
+    def selected_learnwares(self) -> list[LocalLearnware]:
+        return [self.learnware_list[i] for i in self.pruning.selected]
+
+
+class FeatureAugmentReuser(_LocalReuser):
+    """mode: classification or regression; `fit` on labelled data before `predict`."""
+
+    def __init__(self, learnware_list: Sequence[LocalLearnware], mode: str = "classification") -> None:
+        self.augment = reuse.FeatureAugmentReuser(_ids(learnware_list), mode)
+        super().__init__(learnware_list, self.augment)
+
+    def fit(self, x_train: np.ndarray, y_train: np.ndarray) -> None:
+        self.augment.fit(np.asarray(x_train), np.asarray(y_train), self._run)
