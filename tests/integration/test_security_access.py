@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Iterator
 
 import grpc
+import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lwm.client import MarketClient, MarketError
-from lwm.rpc.auth import MARKET_POLICY, SecurityConfig, TokenStore
-from lwm.rpc.learnware.v1 import common_pb2, market_pb2, market_pb2_grpc, organizer_pb2, organizer_pb2_grpc
+from lwm.rpc.auth import SecurityConfig, TokenStore
+from lwm.rpc.learnware.v1 import market_pb2, market_pb2_grpc, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import Server, channel
 from lwm.rpc.tensors import to_tensor
 from lwm.services.gateway.server import Backends
@@ -119,7 +120,7 @@ def test_rate_limit_and_request_size_give_resource_exhausted(organizer: Server, 
             alice.get_learnware("x")
         # Another token has its own budget.
         assert status_of(lambda: MarketClient(gateway.address, token=made["root"], tls_ca="").get_learnware("x")) == grpc.StatusCode.NOT_FOUND
-        big = market_pb2.MarketPredictRequest(learnware_id="x", x=to_tensor(__import__("numpy").zeros((300, 1000))))
+        big = market_pb2.MarketPredictRequest(learnware_id="x", x=to_tensor(np.zeros((300, 1000))))
         stub = market_pb2_grpc.MarketServiceStub(grpc.insecure_channel(gateway.address))
         with pytest.raises(grpc.RpcError) as error:
             stub.Predict(big, metadata=[("authorization", f"Bearer {made['bob']}")], timeout=30)

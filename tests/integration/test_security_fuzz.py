@@ -4,7 +4,6 @@ UNKNOWN or a dead service."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import grpc

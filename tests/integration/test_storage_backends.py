@@ -7,51 +7,36 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import pytest
+from organizer_testing import (  # noqa: F401 - fixtures
+    Backend,
+    OrganizerProcess,
+    download_sha256,
+    live_ids,
+    padded_zip,
+    pg_url,
+    postgres,
+    s3_bucket,
+    s3_server,
+    upload,
+)
 
 from lwm.learnware.synthetic import TableWorld
-from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
-from lwm.rpc.server import channel, wait_until_serving
-from lwm.services.organizer.local_servers import LocalS3Server, free_port
-from lwm.services.organizer.object_store import MULTIPART_PART_BYTES, StoredObject
-from lwm.services.organizer.server import OrganizerConfig, build_server
-from storage_servers import pg_url, postgres, s3_bucket, s3_server  # noqa: F401 - fixtures
+from lwm.rpc.server import channel
+from lwm.services.organizer.local_servers import LocalS3Server
+from lwm.services.organizer.object_store import MULTIPART_PART_BYTES
+from lwm.services.organizer.server import build_server
 
 pytestmark = pytest.mark.integration
-CHUNK = 256 * 1024
-
-
-@dataclass
-class Backend:
-    name: str
-    data_dir: Path
-    db_url: str
-    env: dict[str, str] = field(default_factory=dict)
-
-    def organizer_config(self) -> OrganizerConfig:
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
-            return OrganizerConfig.from_env(self.data_dir, self.db_url)
-        finally:
-            for key, value in saved.items():
-                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
-
-    def objects(self) -> list[StoredObject]:
-        return list(self.organizer_config().open_storage()[1].list_objects("learnwares/"))
 
 
 @pytest.fixture(params=["sqlite-directory", "postgres-s3"])
@@ -66,42 +51,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 @pytest.fixture(scope="module")
 def learnware_zip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return TableWorld.make(tasks=2, seed=5).write_learnware(0, tmp_path_factory.mktemp("zips"))
-
-
-def upload(stub: organizer_pb2_grpc.OrganizerServiceStub, zip_path: Path, semantic: dict, owner: str = "alice", timeout: float = 60) -> common_pb2.LearnwareInfo:
-    def requests() -> Iterator[organizer_pb2.AddLearnwareRequest]:
-        yield organizer_pb2.AddLearnwareRequest(metadata=organizer_pb2.AddLearnwareMetadata(semantic_spec=convert.semantic_from_dict(semantic), owner=owner, zip_size=zip_path.stat().st_size))
-        with open(zip_path, "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                yield organizer_pb2.AddLearnwareRequest(chunk=common_pb2.Chunk(data=chunk))
-
-    return stub.AddLearnware(requests(), timeout=timeout).learnware
-
-
-def download_sha256(stub: organizer_pb2_grpc.OrganizerServiceStub, learnware_id: str) -> str:
-    digest = hashlib.sha256()
-    for reply in stub.DownloadLearnware(organizer_pb2.DownloadLearnwareRequest(learnware_id=learnware_id), timeout=60):
-        digest.update(reply.chunk.data)
-    return digest.hexdigest()
-
-
-def live_ids(stub: organizer_pb2_grpc.OrganizerServiceStub) -> dict[str, common_pb2.LearnwareInfo]:
-    found: dict[str, common_pb2.LearnwareInfo] = {}
-    token = ""
-    while True:
-        page = stub.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=common_pb2.PageRequest(page_size=1000, page_token=token)), timeout=30)
-        found.update((info.id, info) for info in page.learnwares)
-        token = page.next_page_token
-        if not token:
-            return found
-
-
-def padded_zip(source: Path, target: Path, padding_bytes: int) -> Path:
-    """The learnware zip plus an incompressible file, to exceed one multipart part."""
-    shutil.copy(source, target)
-    with zipfile.ZipFile(target, "a", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr("padding.bin", random.Random(1).randbytes(padding_bytes))
-    return target
 
 
 def test_organizer_round_trip_with_multipart_zip_and_checksums(backend: Backend, learnware_zip: tuple[Path, dict], tmp_path: Path) -> None:
@@ -133,38 +82,6 @@ def test_organizer_round_trip_with_multipart_zip_and_checksums(backend: Backend,
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         server.stop()
-
-
-class OrganizerProcess:
-    """`lwm serve organizer` as a child process, so that it can be SIGKILLed."""
-
-    def __init__(self, backend: Backend, log_path: Path) -> None:
-        self.backend = backend
-        self.log_path = log_path
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> "OrganizerProcess":
-        args = [sys.executable, "-m", "lwm.client.cli", "serve", "organizer", "--port", str(self.port), "--data-dir", str(self.backend.data_dir)]
-        if self.backend.db_url:
-            args += ["--db-url", self.backend.db_url]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.backend.env, "LWM_SWEEP_INTERVAL_S": "3600"})
-        wait_until_serving(self.address, timeout_s=60)
-        return self
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
-            self.process = None
 
 
 @dataclass
