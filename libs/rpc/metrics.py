@@ -11,9 +11,10 @@ import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 RPC_REQUESTS = Counter("lwm_rpc_requests_total", "gRPC calls served, by service, method and status code", ["service", "method", "code"])
 RPC_LATENCY = Histogram("lwm_rpc_duration_seconds", "Time to serve a gRPC call", ["service", "method"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
@@ -23,6 +24,34 @@ LIMIT_REFUSALS = Counter("lwm_limit_refusals_total", "Operations refused because
 
 # Id of the request being served; set by the ObservabilityInterceptor, sent on to peer services, logged.
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("lwm_request_id", default="")
+
+
+class _LearnwareCounts:
+    """Collector of lwm_learnwares{status}: asks the organizer's database at scrape time."""
+
+    def __init__(self) -> None:
+        self.count_by_status: Callable[[], dict[str, int]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.count_by_status is None:  # no organizer in this process
+            return
+        family = GaugeMetricFamily("lwm_learnwares", "Learnwares in the market by status", labels=["status"])
+        try:
+            counts = self.count_by_status()
+        except Exception:  # noqa: BLE001 - a scrape during a database outage just lacks the gauge
+            counts = {}
+        for status, count in sorted(counts.items()):
+            family.add_metric([status], count)
+        yield family
+
+
+_learnware_counts = _LearnwareCounts()
+REGISTRY.register(_learnware_counts)
+
+
+def register_learnware_counts(count_by_status: Callable[[], dict[str, int]]) -> None:
+    """Export the organizer's learnware counts (the latest organizer built in this process)."""
+    _learnware_counts.count_by_status = count_by_status
 
 
 class _Health:

@@ -16,7 +16,7 @@ import grpc
 from google.protobuf import json_format
 
 from lwm.learnware.archive import LearnwareArchive
-from lwm.rpc import convert
+from lwm.rpc import convert, metrics
 from lwm.rpc.errors import ServiceError, grpc_errors, invalid_argument, not_found
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import Server
@@ -252,6 +252,7 @@ def zip_too_large(message: str) -> ServiceError:
 def build_server(config: OrganizerConfig, port: int, host: str = "127.0.0.1") -> tuple[Server, Sweeper]:
     """The organizer's server and its sweeper (not started yet)."""
     metadata, objects = config.open_storage()
+    metrics.register_learnware_counts(metadata.count_by_status)
     server = Server("organizer", port, host)
     server.add(organizer_pb2_grpc.add_OrganizerServiceServicer_to_server, OrganizerServicer(metadata, objects, config), [organizer_pb2.DESCRIPTOR.services_by_name["OrganizerService"].full_name])
     return server, Sweeper(metadata, objects, config.sweep_interval_s, config.sweep_grace_s)

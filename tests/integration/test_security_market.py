@@ -30,6 +30,11 @@ def wait_until_checked(client: MarketClient, learnware_id: str, timeout_s: float
         time.sleep(0.2)
 
 
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        return reply.read().decode()
+
+
 def test_secured_market(market_process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = TokenStore(tmp_path / "tokens.json")
     token = {name: store.create(name, role)[0] for name, role in (("alice", "user"), ("bob", "user"), ("root", "admin"))}
@@ -76,6 +81,8 @@ def test_secured_market(market_process, tmp_path: Path, monkeypatch: pytest.Monk
         bob.add_learnware(zip_path, semantic, wait=False)
     assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "checks" in refused.value.message
     wait_until_checked(bob, first.id)
+    learnware_gauge = [line for line in scrape(metrics_port).splitlines() if line.startswith("lwm_learnwares{")]
+    assert sum(float(line.split()[-1]) for line in learnware_gauge) == 2.0, learnware_gauge
 
     # An admin sees and may delete everyone's learnwares.
     assert {lw.id for lw in root.list_learnwares()} == {mine.id, first.id}
@@ -91,8 +98,7 @@ def test_secured_market(market_process, tmp_path: Path, monkeypatch: pytest.Monk
     traced = {(line.get("rpc_service"), line.get("status")) for line in lines if line.get("request_id") == "req-trace-42"}
     assert {("gateway", "NOT_FOUND"), ("organizer", "NOT_FOUND")} <= traced
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
-        exposition = reply.read().decode()
+    exposition = scrape(metrics_port)
     assert 'lwm_rpc_requests_total{code="PERMISSION_DENIED",method="DeleteLearnware",service="gateway"} 1.0' in exposition
     assert 'lwm_auth_denials_total{code="UNAUTHENTICATED"}' in exposition
     assert 'lwm_limit_refusals_total{limit="learnware checks"} 1.0' in exposition
