@@ -242,11 +242,19 @@ class GatewayAuthInterceptor(grpc.ServerInterceptor):
         except ServiceError as error:
             metrics.AUTH_DENIALS.labels(error.code.name).inc()
             return _denial_for(handler, error.code, error.message)
-        key = principal.token_id or f"anonymous@{metadata.get('x-forwarded-for', '')}"
-        if not self.limiter.allow(key):
-            metrics.AUTH_DENIALS.labels(grpc.StatusCode.RESOURCE_EXHAUSTED.name).inc()
-            return _denial_for(handler, grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of {self.limiter.rate_per_s:g} requests/s for {principal.name!r} exceeded; retry later")
-        return _wrap_handler(handler, lambda behaviour, streaming: _with_context(behaviour, streaming, [(_principal, principal)], lambda *_: None))
+        return _wrap_handler(handler, lambda behaviour, streaming: self._admitted(principal, _with_context(behaviour, streaming, [(_principal, principal)], lambda *_: None)))
+
+    def _admitted(self, principal: Principal, behaviour: Behaviour) -> Behaviour:
+        """The behaviour behind the caller's rate limit (per token; per client address when anonymous)."""
+
+        def run(request: Any, context: grpc.ServicerContext) -> Any:
+            key = principal.token_id or f"anonymous@{context.peer().rsplit(':', 1)[0]}"
+            if not self.limiter.allow(key):
+                metrics.AUTH_DENIALS.labels(grpc.StatusCode.RESOURCE_EXHAUSTED.name).inc()
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of {self.limiter.rate_per_s:g} requests/s for {principal.name!r} exceeded; retry later")
+            return behaviour(request, context)
+
+        return run
 
 
 class PeerSecretInterceptor(grpc.ServerInterceptor):

@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lwm.client import MarketClient, MarketError
-from lwm.rpc.auth import SecurityConfig, TokenStore
+from lwm.rpc.auth import MARKET_POLICY, SecurityConfig, TokenStore
 from lwm.rpc.learnware.v1 import market_pb2, market_pb2_grpc, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import Server, channel
 from lwm.rpc.tensors import to_tensor
@@ -64,6 +64,11 @@ def status_of(call) -> grpc.StatusCode:  # noqa: ANN001 - any stub call
     except grpc.RpcError as error:
         return error.code()
     return grpc.StatusCode.OK
+
+
+def test_every_market_method_has_an_access_rule() -> None:
+    methods = {method.name for method in market_pb2.DESCRIPTOR.services_by_name["MarketService"].methods}
+    assert methods == set(MARKET_POLICY), "add new MarketService methods to lwm.rpc.auth.MARKET_POLICY"
 
 
 def test_gateway_token_policy(organizer: Server, tokens: tuple[TokenStore, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
