@@ -73,7 +73,7 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxC
                 if process.poll() is not None or time.monotonic() > deadline:
                     tail = (root / "dockerd.log").read_text()[-2000:]
                     print(f"dockerd could not start:\n{tail}")
-                    pytest.skip(f"a Docker engine could not be started here (see the printed dockerd log)")
+                    pytest.skip("a Docker engine could not be started here (see the printed dockerd log)")
                 time.sleep(0.3)
         client.api.import_image_from_data(_rootfs_tar(), repository=IMAGE.split(":")[0], tag="latest")
         yield SandboxConfig(isolation="docker", docker_image=IMAGE, memory_bytes=1024**3)
