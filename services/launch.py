@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+# torch's OpenMP threads otherwise spin between kernels; on cores shared with other services
+# (or other processes) that made small kernels up to 100x slower (bench/search_bench.py).
+# Read once when torch loads, so it is set before any service module imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from lwm.rpc.server import Server, wait_for_stop_signal, wait_until_serving
 from lwm.services.checker.server import build_server as build_checker
 from lwm.services.gateway.server import Backends
@@ -19,6 +24,7 @@ from lwm.services.gateway.server import build_server as build_gateway
 from lwm.services.organizer.server import OrganizerConfig
 from lwm.services.organizer.server import build_server as build_organizer
 from lwm.services.reuse.server import build_server as build_reuse
+from lwm.services.searcher.index import Shard
 from lwm.services.searcher.server import build_server as build_searcher
 
 SERVICES = ("organizer", "checker", "searcher", "reuse", "gateway")
@@ -34,7 +40,10 @@ class ServeConfig:
     db_url: str = field(default_factory=lambda: os.environ.get("LWM_DB_URL", ""))
     organizer: str = field(default_factory=lambda: os.environ.get("LWM_ORGANIZER", "127.0.0.1:50052"))
     checker: str = field(default_factory=lambda: os.environ.get("LWM_CHECKER", "127.0.0.1:50053"))
+    # The gateway's searcher: one address, or comma-separated addresses of the replicas of a sharded market.
     searcher: str = field(default_factory=lambda: os.environ.get("LWM_SEARCHER", "127.0.0.1:50054"))
+    # The shard of the market a searcher replica indexes, "i/n" (docs/search.md).
+    searcher_shard: str = field(default_factory=lambda: os.environ.get("LWM_SEARCHER_SHARD", "0/1"))
     reuse: str = field(default_factory=lambda: os.environ.get("LWM_REUSE", "127.0.0.1:50055"))
     check_timeout_s: float = field(default_factory=lambda: float(os.environ.get("LWM_CHECK_TIMEOUT_S", "120")))
 
@@ -65,7 +74,7 @@ def start_service(name: str, port: int, config: ServeConfig, running: Running) -
     elif name == "checker":
         server = build_checker(config.organizer, port, config.host, config.check_timeout_s)
     elif name == "searcher":
-        server, follower = build_searcher(config.organizer, port, config.host)
+        server, follower = build_searcher(config.organizer, port, config.host, shard=Shard.parse(config.searcher_shard))
         follower.start()
         running.cleanups.append(follower.stop)
     elif name == "reuse":

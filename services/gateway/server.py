@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 class Backends:
     organizer: str
     checker: str
+    # One searcher address, or comma-separated addresses of replicas that each hold a shard of the market.
     searcher: str
     reuse: str
 
@@ -104,7 +106,8 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
     def __init__(self, backends: Backends, kind: int = market_pb2.MARKET_KIND_EASY) -> None:
         self.organizer = organizer_pb2_grpc.OrganizerServiceStub(channel(backends.organizer))
         self.checker = checker_pb2_grpc.CheckerServiceStub(channel(backends.checker))
-        self.searcher = searcher_pb2_grpc.SearcherServiceStub(channel(backends.searcher))
+        self.searchers = [searcher_pb2_grpc.SearcherServiceStub(channel(address.strip())) for address in backends.searcher.split(",")]
+        self._merges = itertools.count()
         self.reuse = reuse_pb2_grpc.ReuseServiceStub(channel(backends.reuse))
         self.kind = kind
         self.revisions = RevisionTracker()
@@ -182,8 +185,17 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         for reply in self.organizer.DownloadLearnware(organizer_pb2.DownloadLearnwareRequest(learnware_id=request.learnware_id)):
             yield market_pb2.MarketDownloadLearnwareResponse(chunk=reply.chunk)
 
+    def _search(self, search: searcher_pb2.SearchLearnwaresRequest) -> searcher_pb2.SearchLearnwaresResponse:
+        """One searcher holds the market; or every shard's replica answers and one of them (in turn) merges."""
+        if len(self.searchers) == 1:
+            return self.searchers[0].SearchLearnwares(search)
+        calls = [searcher.SearchShard.future(searcher_pb2.SearchShardRequest(search=search)) for searcher in self.searchers]
+        shards = [call.result().result for call in calls]
+        merger = self.searchers[next(self._merges) % len(self.searchers)]
+        return merger.MergeSearchResults(searcher_pb2.MergeSearchResultsRequest(search=search, shards=shards)).result
+
     def SearchLearnware(self, request: market_pb2.MarketSearchLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketSearchLearnwareResponse:
-        reply = self.searcher.SearchLearnwares(
+        reply = self._search(
             searcher_pb2.SearchLearnwaresRequest(
                 semantic_spec=request.semantic_spec,
                 stat_specs=request.stat_specs,

@@ -1,12 +1,20 @@
-"""The searcher's in-memory index of USABLE learnwares, fed by the organizer's change feed."""
+"""The searcher's in-memory index of USABLE learnwares, fed by the organizer's change feed.
+
+Each change is applied incrementally: the learnware's semantic spec goes into the
+inverted SemanticIndex, each statistical spec into the SpecStack of its group (type,
+point shape, gamma). A searcher replica may own one shard of the market (learnware
+ids hashed into `count` shards); it then indexes only its own learnwares but still
+follows every revision, so waiting for a revision means the same on every replica.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import grpc
 import numpy as np
@@ -15,49 +23,79 @@ import torch
 from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.tensors import from_tensor
-from lwm.services.searcher.statistical import SpecStack
-from lwm.spec.kernels import self_inner_products
+from lwm.services.searcher.semantic import SemanticIndex, SemanticMatches
+from lwm.services.searcher.stack import SpecStack, StackView
 
 log = logging.getLogger(__name__)
-# Specs are comparable only with the same type, point shape and kernel.
-GroupKey = tuple[str, tuple[int, ...], float]
 
 
-@dataclass
-class IndexedSpec:
-    z: np.ndarray
-    beta: np.ndarray
+@dataclass(frozen=True)
+class GroupKey:
+    """Specs are comparable only with the same type, point shape and kernel."""
+
+    spec_type: str
+    point_shape: tuple[int, ...]
     gamma: float
 
-    def group_key(self, spec_type: str) -> GroupKey:
-        return (spec_type, tuple(self.z.shape[1:]), round(self.gamma, 12))
+    @classmethod
+    def of(cls, spec_type: str, z: np.ndarray, gamma: float) -> "GroupKey":
+        return cls(spec_type, tuple(int(s) for s in z.shape[1:]), round(float(gamma), 12))
+
+    def describe(self) -> str:
+        return f"{self.spec_type} of point shape {list(self.point_shape)} and gamma {self.gamma:g}"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This replica's part of the market: learnware ids whose CRC-32 is `index` modulo `count`."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        """'i/n', e.g. '0/2'."""
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"searcher shard must look like 'i/n' (e.g. 0/2), got {text!r}") from None
+        if not 0 <= index < count:
+            raise ValueError(f"searcher shard {text!r}: need 0 <= i < n")
+        return cls(index, count)
+
+    def owns(self, learnware_id: str) -> bool:
+        return zlib.crc32(learnware_id.encode()) % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+WHOLE_MARKET = Shard(0, 1)
 
 
 @dataclass
 class IndexedLearnware:
     info: common_pb2.LearnwareInfo
-    semantic: dict[str, Any]
-    specs: dict[str, IndexedSpec]
-
-
-@dataclass
-class Group:
-    ids: list[str]
-    stack: SpecStack
+    groups: list[GroupKey]
 
 
 class LearnwareIndex:
-    """Thread-safe map id -> learnware, plus spec stacks rebuilt lazily after changes."""
+    """Thread-safe: the follower thread applies changes while searches read snapshots."""
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", shard: Shard = WHOLE_MARKET) -> None:
         self.device = torch.device(device)
+        self.shard = shard
         self._entries: dict[str, IndexedLearnware] = {}
-        self._groups: dict[GroupKey, Group] = {}
-        self._dirty: set[GroupKey] = set()
+        self._groups: dict[GroupKey, SpecStack] = {}
+        self._semantic = SemanticIndex()
         self._lock = threading.Lock()
         self._applied = threading.Condition(self._lock)
         self.revision = 0
         self.synced = False
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
 
     def apply(self, change: organizer_pb2.WatchLearnwaresResponse) -> None:
         with self._lock:
@@ -65,7 +103,7 @@ class LearnwareIndex:
                 self.synced = True
             elif change.kind == organizer_pb2.CHANGE_KIND_DELETED or change.learnware.status != common_pb2.LEARNWARE_STATUS_USABLE:
                 self._remove(change.learnware_id)
-            elif change.kind == organizer_pb2.CHANGE_KIND_UPSERTED:
+            elif change.kind == organizer_pb2.CHANGE_KIND_UPSERTED and self.shard.owns(change.learnware_id):
                 self._remove(change.learnware_id)
                 self._insert(change.learnware, change.stat_specs)
             self.revision = max(self.revision, change.revision)
@@ -73,20 +111,32 @@ class LearnwareIndex:
 
     def _remove(self, learnware_id: str) -> None:
         entry = self._entries.pop(learnware_id, None)
-        if entry is not None:
-            self._dirty.update(spec.group_key(t) for t, spec in entry.specs.items())
+        if entry is None:
+            return
+        self._semantic.remove(learnware_id)
+        for key in entry.groups:
+            self._groups[key].remove(learnware_id)
+            if len(self._groups[key]) == 0:
+                del self._groups[key]
 
-    def _insert(self, info: common_pb2.LearnwareInfo, stat_specs: Any) -> None:
-        specs: dict[str, IndexedSpec] = {}
+    def _insert(self, info: common_pb2.LearnwareInfo, stat_specs: Iterable[common_pb2.StatSpec]) -> None:
+        groups = []
         for message in stat_specs:
             try:
-                spec = IndexedSpec(from_tensor(message.z).astype(np.float64), from_tensor(message.beta).astype(np.float64).reshape(-1), message.gamma)
+                z = from_tensor(message.z, "z").astype(np.float64)
+                beta = from_tensor(message.beta, "beta").astype(np.float64).reshape(-1)
+                if z.ndim < 2 or z.shape[0] != beta.shape[0] or not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
+                    raise ValueError(f"z of shape {z.shape} with {beta.shape[0]} finite weights expected")
             except ValueError as error:
                 log.warning("learnware %s: unusable %s (%s); indexed without it", info.id, message.type, error)
                 continue
-            specs[message.type] = spec
-            self._dirty.add(spec.group_key(message.type))
-        self._entries[info.id] = IndexedLearnware(info=info, semantic=convert.semantic_to_dict(info.semantic_spec), specs=specs)
+            key = GroupKey.of(convert.STAT_SPEC_ALIASES.get(message.type, message.type), z, message.gamma)
+            if key not in self._groups:
+                self._groups[key] = SpecStack(key.point_shape, key.gamma, self.device)
+            self._groups[key].add(info.id, z, beta)
+            groups.append(key)
+        self._entries[info.id] = IndexedLearnware(info=info, groups=groups)
+        self._semantic.add(info.id, convert.semantic_to_dict(info.semantic_spec))
 
     def wait_for(self, revision: int, timeout_s: float) -> bool:
         """Block until the index has applied `revision` (and the backlog); False on timeout."""
@@ -99,41 +149,34 @@ class LearnwareIndex:
                 self._applied.wait(left)
             return True
 
-    def entries(self) -> list[IndexedLearnware]:
+    def semantic_search(self, user: dict[str, Any], within: set[str] | None) -> SemanticMatches:
         with self._lock:
-            return list(self._entries.values())
+            return self._semantic.search(user, within)
 
-    def group(self, key: GroupKey) -> Group | None:
-        """The stacked specs of one group, rebuilt if learnwares changed since the last call."""
+    def infos(self, learnware_ids: Iterable[str]) -> dict[str, common_pb2.LearnwareInfo]:
+        """Metadata of those of the ids still in the index."""
         with self._lock:
-            if key in self._dirty:
-                self._rebuild(key)
-            return self._groups.get(key)
+            return {i: self._entries[i].info for i in learnware_ids if i in self._entries}
 
-    def _rebuild(self, key: GroupKey) -> None:
-        self._dirty.discard(key)
-        members = [(lid, entry.specs[key[0]]) for lid, entry in self._entries.items() if key[0] in entry.specs and entry.specs[key[0]].group_key(key[0]) == key]
-        if not members:
-            self._groups.pop(key, None)
-            return
-        k = max(spec.z.shape[0] for _, spec in members)
-        shape = members[0][1].z.shape[1:]
-        Z = np.zeros((len(members), k, *shape))
-        B = np.zeros((len(members), k))
-        for row, (_, spec) in enumerate(members):
-            Z[row, : spec.z.shape[0]] = spec.z
-            B[row, : spec.beta.shape[0]] = spec.beta
-        Zt = torch.as_tensor(Z.reshape(len(members), k, -1), device=self.device)
-        Bt = torch.as_tensor(B, device=self.device)
-        stack = SpecStack(Z=Zt, B=Bt, self_terms=self_inner_products(Zt, Bt, key[2]), gamma=key[2])
-        self._groups[key] = Group(ids=[lid for lid, _ in members], stack=stack)
+    def all_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
+    def group_keys(self, spec_type: str) -> list[GroupKey]:
+        with self._lock:
+            return [key for key in self._groups if key.spec_type == spec_type]
+
+    def view(self, key: GroupKey, learnware_ids: set[str] | None) -> StackView | None:
+        """A search snapshot of one group, restricted to `learnware_ids` when given."""
+        with self._lock:
+            stack = self._groups.get(key)
+            return None if stack is None else stack.view(learnware_ids)
 
     def stats(self) -> tuple[int, dict[str, int]]:
         with self._lock:
             counts: dict[str, int] = {}
-            for entry in self._entries.values():
-                for spec_type in entry.specs:
-                    counts[spec_type] = counts.get(spec_type, 0) + 1
+            for key, stack in self._groups.items():
+                counts[key.spec_type] = counts.get(key.spec_type, 0) + len(stack)
             return len(self._entries), counts
 
 

@@ -1,164 +1,316 @@
-"""RKME statistical search: single learnwares ranked by MMD and mixtures (greedy / auto).
+"""RKME statistical search: rank a shard's specs by MMD, then single results and mixtures.
 
-Scores follow the reference package's EasyStatSearcher: distances are turned into
-min-max scores, single results under 0.6 are dropped (at least one is kept), and a
-mixture is returned only when its MMD beats the best single learnware's.
+Two stages, so that shards of the market can be searched apart and merged exactly:
+
+1. `rank` (per shard): the exact squared MMD from the user's spec to the candidate
+   specs, either exhaustively or, above a size threshold, by exact MMD on a shortlist
+   from the specs' random-feature sketches; returns the best rows and a summary of all
+   the distances (count, sum, min, max: what the score conversion needs).
+2. `finish` (on the merged candidates): scores as the reference package's
+   EasyStatSearcher converts them (min-max with its epsilon rule; results under 0.6
+   dropped, at least one kept), and a mixture by the `greedy` or `auto` strategy,
+   returned only when its MMD beats the best single learnware's.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from lwm.spec.kernels import mmd_to_many, rbf_kernel, rkhs_inner_product
+from lwm.services.searcher.stack import StackView, cross_terms
+from lwm.spec.kernels import rkhs_inner_product, self_inner_products
 from lwm.spec.qp import solve_simplex_qp
 
 FILTER_SCORE = 0.6
 AUTO_WEIGHT_CUTOFF = 0.98
 AUTO_MIN_WEIGHT = 1e-3
 GREEDY_DECAY_RATE = 0.95
+GREEDY_EXACT_TRIALS = 5
+AUTO_MAX_ITERATIONS = 100
+# Mixtures are sought among the best MIXTURE_POOL_FACTOR * max_search_num^2 single
+# learnwares. The reference takes max_search_num^2: on bench/search_bench.py's 1k market
+# that finds both sources of a two-source user for 0.75 of users, 4x that for 0.95.
+MIXTURE_POOL_FACTOR = 4
+# A best single MMD this small relative to ||Phi_user||^2 is the user's own distribution:
+# no mixture can beat it by more than rounding.
+EXACT_MATCH_RTOL = 1e-6
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Exhaustive search below `min_rows` candidate specs, sketch shortlist + exact re-rank above."""
+
+    min_rows: int = 20_000
+    shortlist: int = 1_000
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    z: torch.Tensor  # (K, d) float64
+    beta: torch.Tensor  # (K,) float64
+    gamma: float
+    self_term: float  # ||Phi_user||^2
+
+    @classmethod
+    def make(cls, z: np.ndarray, beta: np.ndarray, gamma: float, device: torch.device) -> "UserSpec":
+        zt = torch.as_tensor(z.reshape(z.shape[0], -1), dtype=torch.float64, device=device)
+        bt = torch.as_tensor(beta, dtype=torch.float64, device=device)
+        return cls(zt, bt, gamma, float(rkhs_inner_product(zt, bt, zt, bt, gamma)))
+
+
+@dataclass(frozen=True)
+class DistanceSummary:
+    """Count, sum, min and max of a list of MMDs: all the reference's score conversion uses of it."""
+
+    count: int = 0
+    total: float = 0.0
+    low: float = math.inf
+    high: float = -math.inf
+
+    @classmethod
+    def of(cls, dists: np.ndarray) -> "DistanceSummary":
+        dists = np.asarray(dists, dtype=np.float64)
+        if dists.size == 0:
+            return cls()
+        return cls(int(dists.size), float(dists.sum()), float(dists.min()), float(dists.max()))
+
+    def merged(self, other: "DistanceSummary") -> "DistanceSummary":
+        return DistanceSummary(self.count + other.count, self.total + other.total, min(self.low, other.low), max(self.high, other.high))
+
+    def scores(self, dists: list[float], dist_ratio: float = 0.1, min_score: float = 0.92, improve_score: float = 0.7) -> list[float]:
+        """The reference's conversion of MMDs to scores in [0, 1], relative to this summary's list."""
+        if self.count == 0:
+            return []
+        low, high = self.low, self.high
+        if low == high:
+            return [1.0 for _ in dists]
+        epsilon = self.total / self.count * dist_ratio
+        top_score = (high - low) / (high - epsilon)
+        if low < epsilon:
+            epsilon = low
+        elif top_score < min_score:
+            epsilon = high - (high - low) / min_score
+        scores = []
+        for dist in dists:
+            score = (high - dist) / (high - epsilon)
+            if score < improve_score:
+                score = min(math.sqrt(max(score, 0.0)), improve_score)
+            scores.append(score)
+        return scores
 
 
 @dataclass
-class SpecStack:
-    """Specs of one type, point shape and gamma, stacked for batched kernels.
+class Ranked:
+    """One shard's best rows (by exact MMD, ascending) and the summary of all its distances."""
 
-    Z: (N, K, d) padded with beta = 0 rows; B: (N, K); self_terms: ||Phi_n||^2 (N,).
+    rows: list[int]
+    mmds: list[float]
+    summary: DistanceSummary
+    indexed: bool
+
+
+def _exact_mmds(user: UserSpec, view: StackView, rows: torch.Tensor | None) -> torch.Tensor:
+    """Squared MMD to the given rows of the view (None: rows 0..count-1), float64."""
+    if rows is None:
+        points, weights, sq_norms, self_terms = (t[: view.count] for t in (view.points, view.weights, view.sq_norms, view.self_terms))
+    else:
+        points, weights, sq_norms, self_terms = (t[rows] for t in (view.points, view.weights, view.sq_norms, view.self_terms))
+    return user.self_term - 2.0 * cross_terms(user.z, user.beta, points, sq_norms, weights, view.gamma) + self_terms
+
+
+def _best(rows: torch.Tensor, mmds: torch.Tensor, keep: int) -> tuple[list[int], list[float]]:
+    finite = torch.isfinite(mmds)
+    rows, mmds = rows[finite], mmds[finite]
+    top = torch.topk(mmds, min(keep, mmds.numel()), largest=False, sorted=True)
+    return rows[top.indices].tolist(), top.values.tolist()
+
+
+def rank(user: UserSpec, view: StackView, keep: int, settings: IndexSettings) -> Ranked:
+    """The `keep` rows of the view closest to the user's spec, with the summary of all distances."""
+    rows = view.rows()
+    if rows.numel() == 0:
+        return Ranked([], [], DistanceSummary(), indexed=False)
+    if rows.numel() < settings.min_rows:
+        # Most rows wanted: compute them all in place rather than copy the wanted ones out.
+        dense = 2 * rows.numel() >= view.count
+        mmds = _exact_mmds(user, view, None)[rows] if dense else _exact_mmds(user, view, rows)
+        best_rows, best = _best(rows, mmds, keep)
+        return Ranked(best_rows, best, DistanceSummary.of(mmds[torch.isfinite(mmds)].cpu().numpy()), indexed=False)
+
+    user_sketch = view.sketch.embed(user.z, user.beta)
+    count = view.count
+    approx = (view.sketch_sq_norms[:count] - 2.0 * (view.sketches[:count] @ user_sketch) + (user_sketch @ user_sketch))[rows].to(torch.float64)
+    shortlist = torch.topk(approx, min(max(settings.shortlist, keep), rows.numel()), largest=False).indices
+    exact = _exact_mmds(user, view, rows[shortlist])
+    best_rows, best = _best(rows[shortlist], exact, keep)
+    others = torch.ones(rows.numel(), dtype=torch.bool, device=rows.device)
+    others[shortlist] = False
+    # MMDs outside the shortlist are estimated by their sketches (unbiased); the minimum is an exact one.
+    exact_summary = DistanceSummary.of(exact[torch.isfinite(exact)].cpu().numpy())
+    summary = replace(exact_summary.merged(DistanceSummary.of(approx[others].cpu().numpy())), low=exact_summary.low)
+    return Ranked(best_rows, best, summary, indexed=True)
+
+
+class CandidateGram:
+    """<Phi_i, Phi_j> among mixture candidates, a row computed only when a candidate joins a mixture.
+
+    Both strategies only ever need the rows of the learnwares in the mixture (and the
+    diagonal, the self terms), so a pool of a hundred candidates costs a few rows.
     """
 
-    Z: torch.Tensor
-    B: torch.Tensor
-    self_terms: torch.Tensor
-    gamma: float
+    def __init__(self, points: torch.Tensor, weights: torch.Tensor, gamma: float) -> None:
+        self.points = points
+        self.weights = weights
+        self.sq_norms = (points * points).sum(-1)
+        self.gamma = gamma
+        n = points.shape[0]
+        self.matrix = np.full((n, n), np.nan)
+        self.diagonal = self_inner_products(points.to(torch.float64), weights.to(torch.float64), gamma).cpu().numpy()
+        np.fill_diagonal(self.matrix, self.diagonal)
+        self._done: set[int] = set()
+
+    def rows(self, members: list[int]) -> np.ndarray:
+        """gram[members, :]"""
+        for i in members:
+            if i not in self._done:
+                row = cross_terms(self.points[i], self.weights[i], self.points, self.sq_norms, self.weights, self.gamma).cpu().numpy()
+                row[i] = self.diagonal[i]
+                self.matrix[i, :] = row
+                self.matrix[:, i] = row
+                self._done.add(i)
+        return self.matrix[members]
+
+    def block(self, members: list[int]) -> np.ndarray:
+        """gram[members][:, members]; the rows of all but the last member suffice (the diagonal is known)."""
+        self.rows(members[:-1])
+        return self.matrix[np.ix_(members, members)]
 
 
-@dataclass
-class Mixture:
-    rows: list[int]
-    weights: list[float]
-    score: float
+def _mixture_mmd(gram: CandidateGram, cross: np.ndarray, user_term: float, members: list[int]) -> tuple[np.ndarray, float]:
+    """Optimal simplex weights of the members and the squared MMD of their mixture to the user."""
+    block = gram.block(members)
+    weights = solve_simplex_qp(block, cross[members])
+    return weights, float(user_term + weights @ block @ weights - 2.0 * weights @ cross[members])
 
 
-@dataclass
-class StatResult:
-    # (row in the stack, score), best first
-    singles: list[tuple[int, float]]
-    mixture: Mixture | None
+def _greedy(gram: CandidateGram, cross: np.ndarray, user_term: float, max_num: int) -> tuple[list[int], np.ndarray, float | None]:
+    """Add the candidate whose (re-weighted) mixture has the lowest MMD, while it lowers it by 5% or more.
 
-
-def dist_to_score(dists: list[float], dist_ratio: float = 0.1, min_score: float = 0.92, improve_score: float = 0.7) -> list[float]:
-    """The reference's conversion of sorted MMD distances to scores in [0, 1]."""
-    if not dists:
-        return []
-    low, high = min(dists), max(dists)
-    if low == high:
-        return [1.0 for _ in dists]
-    epsilon = sum(dists) / len(dists) * dist_ratio
-    top_score = (high - low) / (high - epsilon)
-    if low < epsilon:
-        epsilon = low
-    elif top_score < min_score:
-        epsilon = high - (high - low) / min_score
-    scores = []
-    for dist in dists:
-        score = (high - dist) / (high - epsilon)
-        if score < improve_score:
-            score = min(math.sqrt(max(score, 0.0)), improve_score)
-        scores.append(score)
-    return scores
-
-
-def cross_inner_products(stack: SpecStack, rows: list[int]) -> torch.Tensor:
-    """Gram matrix <Phi_i, Phi_j> over the given rows of the stack, (R, R)."""
-    Z, B = stack.Z[rows], stack.B[rows]
-    r, k, d = Z.shape
-    kernel = rbf_kernel(Z.reshape(r * k, d), Z.reshape(r * k, d), stack.gamma).reshape(r, k, r, k)
-    return torch.einsum("ik,ikjl,jl->ij", B, kernel, B)
-
-
-def user_inner_products(z: torch.Tensor, beta: torch.Tensor, stack: SpecStack, rows: list[int]) -> torch.Tensor:
-    """<Phi_user, Phi_i> for the given rows, (R,)."""
-    Z, B = stack.Z[rows], stack.B[rows]
-    r, k, d = Z.shape
-    return ((beta @ rbf_kernel(z, Z.reshape(r * k, d), stack.gamma)).reshape(r, k) * B).sum(1)
-
-
-def _mixture_mmd(gram: np.ndarray, cross: np.ndarray, user_term: float, subset: list[int]) -> tuple[np.ndarray, float]:
-    weights = solve_simplex_qp(gram[np.ix_(subset, subset)], cross[subset])
-    mmd = float(user_term + weights @ gram[np.ix_(subset, subset)] @ weights - 2.0 * weights @ cross[subset])
-    return weights, mmd
-
-
-def _greedy(gram: np.ndarray, cross: np.ndarray, user_term: float, max_num: int) -> tuple[list[int], np.ndarray, float | None]:
-    chosen: list[int] = []
-    weights, best = np.ones(0), None
-    for _ in range(min(max_num, len(cross))):
-        trials = [(_mixture_mmd(gram, cross, user_term, chosen + [i]), i) for i in range(len(cross)) if i not in chosen]
-        (trial_weights, trial_mmd), index = min(trials, key=lambda t: t[0][1])
-        if best is not None and trial_mmd > best * GREEDY_DECAY_RATE:
+    Every candidate is screened by the best mixture along the line from the current mixture
+    to it (closed form); the best screened ones get their exact re-weighted MMD.
+    """
+    singles = user_term - 2.0 * cross + gram.diagonal
+    chosen = [int(np.argmin(singles))]
+    weights, best = np.ones(1), float(singles[chosen[0]])
+    while len(chosen) < min(max_num, len(cross)):
+        rows = gram.rows(chosen)
+        mix_cross = weights @ rows  # <Phi_mix, Phi_j>
+        mix_norm = float(mix_cross[chosen] @ weights)
+        # ||(1 - t) Phi_mix + t Phi_j - Phi_user||^2 = best + 2 t slope_j + t^2 curvature_j, t in [0, 1]
+        slope = (mix_cross - mix_norm) - (cross - float(weights @ cross[chosen]))
+        curvature = np.maximum(gram.diagonal - 2.0 * mix_cross + mix_norm, 1e-300)
+        t = np.clip(-slope / curvature, 0.0, 1.0)
+        screened = best + 2.0 * t * slope + t * t * curvature
+        screened[chosen] = np.inf
+        trials = [(_mixture_mmd(gram, cross, user_term, chosen + [int(j)]), int(j)) for j in np.argsort(screened, kind="stable")[:GREEDY_EXACT_TRIALS] if np.isfinite(screened[j])]
+        if not trials:
+            break
+        (trial_weights, trial_mmd), index = min(trials, key=lambda trial: trial[0][1])
+        if trial_mmd > best * GREEDY_DECAY_RATE:
             break
         chosen.append(index)
         weights, best = trial_weights, trial_mmd
     return chosen, weights, best
 
 
-def _auto(gram: np.ndarray, cross: np.ndarray, user_term: float, max_num: int) -> tuple[list[int], np.ndarray, float | None]:
-    all_weights = solve_simplex_qp(gram, cross)
-    order = list(np.argsort(-all_weights, kind="stable"))
+def _pool_weights(gram: CandidateGram, cross: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """The simplex QP over every candidate (min ||sum_i w_i Phi_i - Phi_user||^2), by column generation.
+
+    Fully corrective Frank-Wolfe: solve on a support, add the candidate with the most
+    negative gradient, drop zero weights; stop when no candidate's gradient is below the
+    support's (the KKT conditions). Needs gram rows of the support only.
+    """
+    support = [int(np.argmin(gram.diagonal / 2.0 - cross))]
+    weights = np.ones(1)
+    tolerance = 1e-7 * float(np.max(gram.diagonal))  # the float32 rows' rounding
+    for _ in range(AUTO_MAX_ITERATIONS):
+        gradient = weights @ gram.rows(support) - cross
+        entering = int(np.argmin(gradient))
+        if entering in support or gradient[entering] >= float(weights @ gradient[support]) - tolerance:
+            break
+        support.append(entering)
+        weights = solve_simplex_qp(gram.block(support), cross[support])
+        keep = weights > 0
+        support = [member for member, kept in zip(support, keep) if kept]
+        weights = weights[keep] / weights[keep].sum()
+    return support, weights
+
+
+def _auto(gram: CandidateGram, cross: np.ndarray, user_term: float, max_num: int) -> tuple[list[int], np.ndarray, float | None]:
+    support, pool_weights = _pool_weights(gram, cross)
+    order = np.argsort(-pool_weights, kind="stable")
     # Largest weights until they cover the cutoff. (The reference stops *before* the one that
     # crosses it, which drops the second source of an even two-source user.)
     chosen, total = [], 0.0
-    for index in order:
-        if all_weights[index] < AUTO_MIN_WEIGHT:
+    for position in order:
+        if pool_weights[position] < AUTO_MIN_WEIGHT:
             break
-        chosen.append(int(index))
-        total += all_weights[index]
+        chosen.append(support[position])
+        total += pool_weights[position]
         if total >= AUTO_WEIGHT_CUTOFF:
             break
     if len(chosen) <= 1:
-        return [int(order[0])], np.ones(1), None
-    chosen = chosen[:max_num]
-    weights, mmd = _mixture_mmd(gram, cross, user_term, chosen)
-    return chosen, weights, mmd
+        return [support[int(order[0])]], np.ones(1), None
+    weights, mmd = _mixture_mmd(gram, cross, user_term, chosen[:max_num])
+    return chosen[:max_num], weights, mmd
 
 
-def statistical_search(z: torch.Tensor, beta: torch.Tensor, stack: SpecStack, rows: list[int], *, max_search_num: int, strategy: str, max_results: int) -> StatResult:
-    """Rank the given rows of the stack against the user's spec (z, beta)."""
-    if not rows:
+@dataclass
+class Mixture:
+    members: list[int]  # indices into the candidates
+    weights: list[float]
+    mmd: float
+    score: float = 0.0
+
+
+@dataclass
+class StatResult:
+    singles: list[tuple[int, float]]  # (candidate index, score), best first
+    mixture: Mixture | None
+
+
+def mixture_pool_size(max_search_num: int) -> int:
+    return MIXTURE_POOL_FACTOR * max_search_num * max_search_num
+
+
+def find_mixture(user: UserSpec, points: torch.Tensor, weights: torch.Tensor, *, max_search_num: int, strategy: str) -> Mixture | None:
+    """The mixture of candidate specs (points (n, K, d), weights (n, K)) chosen by the strategy, if any."""
+    gram = CandidateGram(points, weights, user.gamma)
+    cross = cross_terms(user.z, user.beta, points, gram.sq_norms, weights, user.gamma).cpu().numpy()
+    pick = _auto if strategy == "auto" else _greedy
+    members, mixture_weights, mmd = pick(gram, cross, user.self_term, max_search_num)
+    if len(members) <= 1 or mmd is None:
+        return None
+    return Mixture(members, [float(w) for w in mixture_weights], mmd)
+
+
+def finish(user: UserSpec, points: torch.Tensor, weights: torch.Tensor, mmds: list[float], summary: DistanceSummary, *, max_search_num: int, strategy: str, max_results: int) -> StatResult:
+    """Singles and mixture over candidates sorted by MMD (`mmds`), scored against `summary` of all MMDs."""
+    if not mmds:
         return StatResult([], None)
-    index = torch.as_tensor(rows, device=stack.Z.device)
-    dists = mmd_to_many(z, beta, stack.Z[index], stack.B[index], stack.gamma, stack.self_terms[index]).cpu().numpy()
-    finite = np.isfinite(dists)
-    order = [i for i in np.argsort(dists, kind="stable") if finite[i]]
-    if not order:
-        return StatResult([], None)
-    sorted_rows = [rows[i] for i in order]
-    sorted_dists = [float(dists[i]) for i in order]
-
-    mixture_rows: list[int] = []
-    mixture_weights = np.ones(0)
-    mixture_dist: float | None = None
-    shortlist = sorted_rows[: max_search_num * max_search_num]
-    if sorted_dists[0] > 0 and len(shortlist) > 1 and max_search_num > 1:
-        gram = cross_inner_products(stack, shortlist).cpu().numpy()
-        cross = user_inner_products(z, beta, stack, shortlist).cpu().numpy()
-        user_term = float(rkhs_inner_product(z, beta, z, beta, stack.gamma))
-        pick = _auto if strategy == "auto" else _greedy
-        chosen, mixture_weights, mixture_dist = pick(gram, cross, user_term, max_search_num)
-        mixture_rows = [shortlist[i] for i in chosen]
-        if len(mixture_rows) <= 1 or mixture_dist is None or mixture_dist >= sorted_dists[0]:
-            mixture_rows, mixture_dist = [], None
-
-    if mixture_dist is None:
-        scores = dist_to_score(sorted_dists)
-        mixture = None
-    else:
-        merged = dist_to_score(sorted_dists + [mixture_dist])
-        scores, mixture_score = merged[:-1], merged[-1]
-        mixture = Mixture(mixture_rows, [float(w) for w in mixture_weights], mixture_score)
+    mixture = None
+    pool = min(len(mmds), mixture_pool_size(max_search_num))
+    if mmds[0] > EXACT_MATCH_RTOL * user.self_term and pool > 1 and max_search_num > 1:
+        mixture = find_mixture(user, points[:pool], weights[:pool], max_search_num=max_search_num, strategy=strategy)
+        if mixture is not None and mixture.mmd >= mmds[0]:
+            mixture = None
+    if mixture is not None:
+        summary = summary.merged(DistanceSummary.of(np.array([mixture.mmd])))
+        mixture.score = summary.scores([mixture.mmd])[0]
+    scores = summary.scores(mmds)
 
     keep = 1
     while keep < len(scores) and scores[keep] >= FILTER_SCORE:
@@ -170,5 +322,4 @@ def statistical_search(z: torch.Tensor, beta: torch.Tensor, stack: SpecStack, ro
         scores[0] = FILTER_SCORE
         if mixture is not None:
             mixture.score = min(1.0, mixture.score * ratio)
-    singles = list(zip(sorted_rows[: len(scores)], scores))[: max_results or None]
-    return StatResult(singles, mixture)
+    return StatResult(list(enumerate(scores))[:max_results], mixture)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
-from lwm.services.searcher.semantic import semantic_search, tags_match
-from lwm.services.searcher.statistical import SpecStack, dist_to_score, statistical_search
-from lwm.spec.kernels import rbf_kernel, self_inner_products
+from lwm.services.searcher.semantic import SemanticIndex
+from lwm.services.searcher.stack import SpecStack, cross_terms
+from lwm.services.searcher.statistical import DistanceSummary, IndexSettings, UserSpec, finish, rank
+from lwm.spec.kernels import rbf_kernel
+
+CPU = torch.device("cpu")
 
 
-def _spec(**values) -> dict:
+def _spec(**values: Any) -> dict:
     spec = {
         "Data": {"Values": ["Table"], "Type": "Class"},
         "Task": {"Values": ["Classification"], "Type": "Class"},
@@ -26,23 +31,91 @@ def _spec(**values) -> dict:
     return spec
 
 
+def _brute_force_tags_match(user: dict, learnware: dict) -> bool:
+    """The reference's EasyFuzzSemanticSearcher._match_semantic_spec_tag, transcribed."""
+    for key, entry in user.items():
+        wanted = entry.get("Values", "")
+        if len(wanted) == 0:
+            continue
+        if key not in learnware:
+            if "Others" in wanted:
+                continue
+            return False
+        have = learnware[key].get("Values", "")
+        if key not in ("Name", "Description"):
+            if len(have) == 0:
+                return False
+            if entry["Type"] in ("Class", "Optional"):
+                if isinstance(have, list):
+                    have = have[0]
+                if have not in wanted:
+                    return False
+            elif entry["Type"] == "Tag":
+                if not (set(wanted) & set(have)):
+                    return False
+    return True
+
+
+def _index(specs: dict[str, dict]) -> SemanticIndex:
+    index = SemanticIndex()
+    for learnware_id, spec in specs.items():
+        index.add(learnware_id, spec)
+    return index
+
+
+def test_semantic_index_equals_brute_force_on_random_specs() -> None:
+    rng = np.random.default_rng(0)
+    choices = {"Data": ["Table", "Image", "Text"], "Task": ["Classification", "Regression"], "Library": ["Scikit-learn", "PyTorch", "Others"], "License": ["MIT", "Apache-2.0", "Others"]}
+    scenarios = ["Business", "Financial", "Health", "Nature"]
+
+    def random_learnware() -> dict:
+        spec = _spec(Scenario=list(rng.choice(scenarios, size=rng.integers(1, 3), replace=False)))
+        for key, values in choices.items():
+            if rng.random() < 0.8:  # some learnwares lack a key entirely
+                spec[key] = {"Values": [str(rng.choice(values))], "Type": "Class"}
+        return spec
+
+    def random_user() -> dict:
+        user = {}
+        for key, values in choices.items():
+            user[key] = {"Values": list(rng.choice(values, size=rng.integers(0, 3), replace=False)), "Type": "Class"}
+        user["Scenario"] = {"Values": list(rng.choice(scenarios, size=rng.integers(0, 3), replace=False)), "Type": "Tag"}
+        return user
+
+    learnwares = {f"lw{i}": random_learnware() for i in range(60)}
+    index = _index(learnwares)
+    for i in range(5):  # replaced and removed learnwares leave no trace in the postings
+        learnwares[f"lw{i}"] = random_learnware()
+        index.add(f"lw{i}", learnwares[f"lw{i}"])
+    for i in range(5, 10):
+        del learnwares[f"lw{i}"]
+        index.remove(f"lw{i}")
+    for _ in range(200):
+        user = random_user()
+        expected = {i for i, spec in learnwares.items() if _brute_force_tags_match(user, spec)}
+        found = index.search(user)
+        assert set(learnwares if found.scores is None else found.scores) == expected, user
+        assert index.search(user, within={"lw20", "lw21", "nope"}).scores.keys() == expected & {"lw20", "lw21"}
+
+
 def test_semantic_rules() -> None:
-    learnware = _spec(Name="Customer churn", Description="churn of telecom customers", Scenario=["Business", "Financial"])
-    assert tags_match(_spec(Data=["Table", "Image"], Scenario=[]), learnware)
-    assert not tags_match(_spec(Data=["Image"], Scenario=[]), learnware)
-    assert tags_match(_spec(Scenario=["Financial", "Health"]), learnware)
-    assert not tags_match(_spec(Scenario=["Health"]), learnware)
-    assert tags_match({"License": {"Values": ["Others"], "Type": "Class"}}, learnware)  # missing key, user accepts Others
-    assert not tags_match({"License": {"Values": ["MIT"], "Type": "Class"}}, learnware)
+    index = _index({"a": _spec(Name="Customer churn", Description="churn of telecom customers", Scenario=["Business", "Financial"])})
+    assert index.search(_spec(Data=["Table", "Image"], Scenario=[])).scores == {"a": 1.0}
+    assert index.search(_spec(Data=["Image"], Scenario=[])).scores == {}
+    assert index.search(_spec(Scenario=["Financial", "Health"])).scores == {"a": 1.0}
+    assert index.search(_spec(Scenario=["Health"])).scores == {}
+    assert index.search({"License": {"Values": ["Others"], "Type": "Class"}}).scores == {"a": 1.0}  # missing key, user accepts Others
+    assert index.search({"License": {"Values": ["MIT"], "Type": "Class"}}).scores == {}
+    assert index.search({}).scores is None  # no constraint: everything
 
 
 def test_name_exact_then_fuzzy() -> None:
-    candidates = [("a", _spec(Name="Customer churn")), ("b", _spec(Name="House prices", Description="regression of prices"))]
-    assert semantic_search(_spec(Name="CHURN", Scenario=[]), candidates) == [("a", 1.0)]
-    fuzzy = semantic_search(_spec(Name="custmer chrn", Scenario=[]), candidates)
-    assert [h for h, _ in fuzzy] == ["a"] and 0.75 <= fuzzy[0][1] < 1.0
-    assert semantic_search(_spec(Name="zzzzzz", Scenario=[]), candidates) == []
-    assert [h for h, _ in semantic_search({}, candidates)] == ["a", "b"]
+    index = _index({"a": _spec(Name="Customer churn"), "b": _spec(Name="House prices", Description="regression of prices")})
+    exact = index.search(_spec(Name="CHURN", Scenario=[]))
+    assert exact.scores == {"a": 1.0} and not exact.fuzzy
+    fuzzy = index.search(_spec(Name="custmer chrn", Scenario=[]))
+    assert list(fuzzy.scores) == ["a"] and 0.75 <= fuzzy.scores["a"] < 1.0 and fuzzy.fuzzy
+    assert index.search(_spec(Name="zzzzzz", Scenario=[])).scores == {}
 
 
 def _reference_dist_to_score(dist_list, dist_ratio=0.1, min_score=0.92, improve_score=0.7):
@@ -66,55 +139,106 @@ def _reference_dist_to_score(dist_list, dist_ratio=0.1, min_score=0.92, improve_
     return out
 
 
-def test_dist_to_score_matches_reference() -> None:
+def test_scores_match_reference_and_summaries_merge() -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):
         dists = sorted(rng.uniform(0, 1, size=rng.integers(2, 12)).tolist())
-        np.testing.assert_allclose(dist_to_score(dists), _reference_dist_to_score(dists))
-    assert dist_to_score([0.3, 0.3]) == [1.0, 1.0]
+        np.testing.assert_allclose(DistanceSummary.of(dists).scores(dists), _reference_dist_to_score(dists))
+        split = int(rng.integers(0, len(dists)))
+        merged = DistanceSummary.of(dists[:split]).merged(DistanceSummary.of(dists[split:]))
+        np.testing.assert_allclose(merged.scores(dists), _reference_dist_to_score(dists))
+    assert DistanceSummary.of([0.3, 0.3]).scores([0.3, 0.3]) == [1.0, 1.0]
 
 
 def _stack(specs: list[tuple[np.ndarray, np.ndarray]], gamma: float) -> SpecStack:
-    Z = torch.as_tensor(np.stack([z for z, _ in specs]))
-    B = torch.as_tensor(np.stack([b for _, b in specs]))
-    return SpecStack(Z=Z, B=B, self_terms=self_inner_products(Z, B, gamma), gamma=gamma)
+    stack = SpecStack(specs[0][0].shape[1:], gamma, CPU)
+    for i, (z, beta) in enumerate(specs):
+        stack.add(f"lw{i}", z, beta)
+    return stack
 
 
-def _brute_mmd(z1, b1, z2, b2, gamma) -> float:
-    k = lambda a, c: rbf_kernel(torch.as_tensor(a), torch.as_tensor(c), gamma).numpy()  # noqa: E731
+def _brute_mmd(z1: np.ndarray, b1: np.ndarray, z2: np.ndarray, b2: np.ndarray, gamma: float) -> float:
+    def k(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return rbf_kernel(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(c, dtype=torch.float64), gamma).numpy()
+
     return float(b1 @ k(z1, z1) @ b1 - 2 * b1 @ k(z1, z2) @ b2 + b2 @ k(z2, z2) @ b2)
 
 
-def test_single_and_mixture_against_brute_force() -> None:
-    rng = np.random.default_rng(1)
-    gamma, k, d = 0.5, 6, 2
+def _search(user: UserSpec, stack: SpecStack, strategy: str, settings: IndexSettings = IndexSettings(), keep: int = 100):
+    view = stack.view()
+    ranked = rank(user, view, keep, settings)
+    rows = torch.as_tensor(ranked.rows)
+    result = finish(user, view.points[rows], view.weights[rows], ranked.mmds, ranked.summary, max_search_num=3, strategy=strategy, max_results=10)
+    return ranked, result
+
+
+def test_cross_terms_equal_the_kernel() -> None:
+    rng = np.random.default_rng(3)
+    z, beta = rng.normal(size=(7, 3)), rng.random(7)
+    points = rng.normal(size=(5, 4, 3))
+    weights = rng.random((5, 4))
+    P = torch.as_tensor(points, dtype=torch.float32)
+    got = cross_terms(torch.as_tensor(z), torch.as_tensor(beta), P, (P * P).sum(-1), torch.as_tensor(weights, dtype=torch.float32), 0.3).numpy()
+    expected = [beta @ rbf_kernel(torch.as_tensor(z), torch.as_tensor(points[i]), 0.3).numpy() @ weights[i] for i in range(5)]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def _market(rng: np.random.Generator, k: int = 6, d: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
     centers = [np.array([i * 3.0, 0.0]) for i in range(5)]
-    specs = [(c + rng.normal(scale=0.3, size=(k, d)), np.full(k, 1.0 / k)) for c in centers]
+    return [(c + rng.normal(scale=0.3, size=(k, d)), np.full(k, 1.0 / k)) for c in centers]
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "auto"])
+def test_single_and_mixture_against_brute_force(strategy: str) -> None:
+    rng = np.random.default_rng(1)
+    gamma = 0.5
+    specs = _market(rng)
     # User: half from source 1, half from source 3.
-    z_user = np.vstack([specs[1][0], specs[3][0]]) + rng.normal(scale=0.05, size=(2 * k, d))
-    b_user = np.full(2 * k, 1.0 / (2 * k))
-    stack = _stack(specs, gamma)
-    result = statistical_search(torch.as_tensor(z_user), torch.as_tensor(b_user), stack, list(range(5)), max_search_num=3, strategy="greedy", max_results=10)
+    z_user = np.vstack([specs[1][0], specs[3][0]]) + rng.normal(scale=0.05, size=(12, 2))
+    b_user = np.full(12, 1.0 / 12)
+    user = UserSpec.make(z_user, b_user, gamma, CPU)
+    ranked, result = _search(user, _stack(specs, gamma), strategy)
 
     brute = [_brute_mmd(z_user, b_user, z, b, gamma) for z, b in specs]
-    assert result.singles[0][0] == int(np.argmin(brute))
-    assert result.mixture is not None and set(result.mixture.rows) == {1, 3}
+    assert ranked.rows == list(np.argsort(brute))
+    np.testing.assert_allclose(ranked.mmds, sorted(brute), rtol=1e-4, atol=1e-7)
+    assert result.mixture is not None
+    scores = DistanceSummary.of(brute + [result.mixture.mmd]).scores(sorted(brute))
+    np.testing.assert_allclose([score for _, score in result.singles], [s for s in scores if s >= 0.6], rtol=1e-4)
 
-    # Best 2-subset mixture by exhaustive search over weights on a grid agrees with the greedy one.
+    # The mixture is the known two sources, as the best 2-subset by exhaustive search over a weight grid.
+    assert {ranked.rows[i] for i in result.mixture.members} == {1, 3}
     best = min(
         (min(_brute_mmd(z_user, b_user, np.vstack([specs[i][0], specs[j][0]]), np.concatenate([w * specs[i][1], (1 - w) * specs[j][1]]), gamma) for w in np.linspace(0, 1, 101)), {i, j})
         for i, j in itertools.combinations(range(5), 2)
     )
-    assert best[1] == {1, 3}
+    assert best[1] == {1, 3} and result.mixture.mmd <= best[0] + 1e-6
     np.testing.assert_allclose(sorted(result.mixture.weights), [0.5, 0.5], atol=0.1)
-
-    auto = statistical_search(torch.as_tensor(z_user), torch.as_tensor(b_user), stack, list(range(5)), max_search_num=3, strategy="auto", max_results=10)
-    assert auto.mixture is not None and set(auto.mixture.rows) == {1, 3}
 
 
 def test_user_equal_to_a_learnware_gets_no_mixture() -> None:
     rng = np.random.default_rng(2)
     specs = [(rng.normal(loc=i * 4.0, size=(5, 3)), np.full(5, 0.2)) for i in range(4)]
+    user = UserSpec.make(specs[2][0], specs[2][1], 0.1, CPU)
+    for strategy in ("greedy", "auto"):
+        ranked, result = _search(user, _stack(specs, 0.1), strategy)
+        assert ranked.rows[0] == 2 and result.mixture is None
+
+
+def test_indexed_search_reranks_exactly() -> None:
+    """With the sketch shortlist, the returned MMDs are exact and the best learnware is found."""
+    rng = np.random.default_rng(4)
+    centers = rng.normal(scale=3.0, size=(40, 4))
+    specs = [(centers[i] + rng.normal(size=(20, 4)), np.full(20, 0.05)) for i in range(40)]
     stack = _stack(specs, 0.1)
-    result = statistical_search(torch.as_tensor(specs[2][0]), torch.as_tensor(specs[2][1]), stack, [0, 1, 2, 3], max_search_num=3, strategy="greedy", max_results=10)
-    assert result.singles[0][0] == 2 and result.mixture is None
+    for source in range(0, 40, 5):
+        z = centers[source] + rng.normal(size=(30, 4))
+        user = UserSpec.make(z, np.full(30, 1 / 30), 0.1, CPU)
+        exhaustive, _ = _search(user, stack, "greedy")
+        indexed, _ = _search(user, stack, "greedy", IndexSettings(min_rows=0, shortlist=8), keep=5)
+        assert indexed.indexed and not exhaustive.indexed
+        assert indexed.rows[0] == exhaustive.rows[0] == source
+        exact = dict(zip(exhaustive.rows, exhaustive.mmds))
+        np.testing.assert_allclose(indexed.mmds, [exact[row] for row in indexed.rows], rtol=1e-6)
+        assert indexed.summary.count == exhaustive.summary.count == 40
+        assert indexed.summary.low == pytest.approx(exhaustive.summary.low)

@@ -81,7 +81,7 @@ class GetIndexStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetIndexStatsResponse(_message.Message):
-    __slots__ = ("learnware_count", "stat_spec_counts", "revision", "synced")
+    __slots__ = ("learnware_count", "stat_spec_counts", "revision", "synced", "shard")
     class StatSpecCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -93,8 +93,80 @@ class GetIndexStatsResponse(_message.Message):
     STAT_SPEC_COUNTS_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     SYNCED_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
     learnware_count: int
     stat_spec_counts: _containers.ScalarMap[str, int]
     revision: int
     synced: bool
-    def __init__(self, learnware_count: _Optional[int] = ..., stat_spec_counts: _Optional[_Mapping[str, int]] = ..., revision: _Optional[int] = ..., synced: bool = ...) -> None: ...
+    shard: str
+    def __init__(self, learnware_count: _Optional[int] = ..., stat_spec_counts: _Optional[_Mapping[str, int]] = ..., revision: _Optional[int] = ..., synced: bool = ..., shard: _Optional[str] = ...) -> None: ...
+
+class SearchShardRequest(_message.Message):
+    __slots__ = ("search",)
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    search: SearchLearnwaresRequest
+    def __init__(self, search: _Optional[_Union[SearchLearnwaresRequest, _Mapping]] = ...) -> None: ...
+
+class SearchShardResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ShardResult
+    def __init__(self, result: _Optional[_Union[ShardResult, _Mapping]] = ...) -> None: ...
+
+class MergeSearchResultsRequest(_message.Message):
+    __slots__ = ("search", "shards")
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    search: SearchLearnwaresRequest
+    shards: _containers.RepeatedCompositeFieldContainer[ShardResult]
+    def __init__(self, search: _Optional[_Union[SearchLearnwaresRequest, _Mapping]] = ..., shards: _Optional[_Iterable[_Union[ShardResult, _Mapping]]] = ...) -> None: ...
+
+class MergeSearchResultsResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: SearchLearnwaresResponse
+    def __init__(self, result: _Optional[_Union[SearchLearnwaresResponse, _Mapping]] = ...) -> None: ...
+
+class DistanceSummary(_message.Message):
+    __slots__ = ("count", "sum", "min", "max")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUM_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    sum: float
+    min: float
+    max: float
+    def __init__(self, count: _Optional[int] = ..., sum: _Optional[float] = ..., min: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
+
+class ShardCandidate(_message.Message):
+    __slots__ = ("learnware", "semantic_score", "mmd", "stat_spec")
+    LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_SCORE_FIELD_NUMBER: _ClassVar[int]
+    MMD_FIELD_NUMBER: _ClassVar[int]
+    STAT_SPEC_FIELD_NUMBER: _ClassVar[int]
+    learnware: _common_pb2.LearnwareInfo
+    semantic_score: float
+    mmd: float
+    stat_spec: _common_pb2.StatSpec
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., semantic_score: _Optional[float] = ..., mmd: _Optional[float] = ..., stat_spec: _Optional[_Union[_common_pb2.StatSpec, _Mapping]] = ...) -> None: ...
+
+class ShardResult(_message.Message):
+    __slots__ = ("shard", "semantic_matches", "fuzzy_text_match", "candidates", "distances", "comparable_count", "incomparable_groups", "indexed")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_MATCHES_FIELD_NUMBER: _ClassVar[int]
+    FUZZY_TEXT_MATCH_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    DISTANCES_FIELD_NUMBER: _ClassVar[int]
+    COMPARABLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INCOMPARABLE_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_FIELD_NUMBER: _ClassVar[int]
+    shard: str
+    semantic_matches: int
+    fuzzy_text_match: bool
+    candidates: _containers.RepeatedCompositeFieldContainer[ShardCandidate]
+    distances: DistanceSummary
+    comparable_count: int
+    incomparable_groups: _containers.RepeatedScalarFieldContainer[str]
+    indexed: bool
+    def __init__(self, shard: _Optional[str] = ..., semantic_matches: _Optional[int] = ..., fuzzy_text_match: bool = ..., candidates: _Optional[_Iterable[_Union[ShardCandidate, _Mapping]]] = ..., distances: _Optional[_Union[DistanceSummary, _Mapping]] = ..., comparable_count: _Optional[int] = ..., incomparable_groups: _Optional[_Iterable[str]] = ..., indexed: bool = ...) -> None: ...

@@ -46,6 +46,16 @@ class SearcherServiceStub(object):
                 request_serializer=learnware_dot_v1_dot_searcher__pb2.GetIndexStatsRequest.SerializeToString,
                 response_deserializer=learnware_dot_v1_dot_searcher__pb2.GetIndexStatsResponse.FromString,
                 _registered_method=True)
+        self.SearchShard = channel.unary_unary(
+                '/learnware.v1.SearcherService/SearchShard',
+                request_serializer=learnware_dot_v1_dot_searcher__pb2.SearchShardRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_searcher__pb2.SearchShardResponse.FromString,
+                _registered_method=True)
+        self.MergeSearchResults = channel.unary_unary(
+                '/learnware.v1.SearcherService/MergeSearchResults',
+                request_serializer=learnware_dot_v1_dot_searcher__pb2.MergeSearchResultsRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_searcher__pb2.MergeSearchResultsResponse.FromString,
+                _registered_method=True)
 
 
 class SearcherServiceServicer(object):
@@ -67,6 +77,22 @@ class SearcherServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchShard(self, request, context):
+        """This replica's share of a search: the best candidates of its shard of the market,
+        with what MergeSearchResults needs to combine shards exactly (sharded markets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergeSearchResults(self, request, context):
+        """Combine the shard results of one search into the results one searcher holding the
+        whole market would return (scores, filtering, mixture over all shards' candidates).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearcherServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +105,16 @@ def add_SearcherServiceServicer_to_server(servicer, server):
                     servicer.GetIndexStats,
                     request_deserializer=learnware_dot_v1_dot_searcher__pb2.GetIndexStatsRequest.FromString,
                     response_serializer=learnware_dot_v1_dot_searcher__pb2.GetIndexStatsResponse.SerializeToString,
+            ),
+            'SearchShard': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchShard,
+                    request_deserializer=learnware_dot_v1_dot_searcher__pb2.SearchShardRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_searcher__pb2.SearchShardResponse.SerializeToString,
+            ),
+            'MergeSearchResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeSearchResults,
+                    request_deserializer=learnware_dot_v1_dot_searcher__pb2.MergeSearchResultsRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_searcher__pb2.MergeSearchResultsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +173,60 @@ class SearcherService(object):
             '/learnware.v1.SearcherService/GetIndexStats',
             learnware_dot_v1_dot_searcher__pb2.GetIndexStatsRequest.SerializeToString,
             learnware_dot_v1_dot_searcher__pb2.GetIndexStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchShard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.SearcherService/SearchShard',
+            learnware_dot_v1_dot_searcher__pb2.SearchShardRequest.SerializeToString,
+            learnware_dot_v1_dot_searcher__pb2.SearchShardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeSearchResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.SearcherService/MergeSearchResults',
+            learnware_dot_v1_dot_searcher__pb2.MergeSearchResultsRequest.SerializeToString,
+            learnware_dot_v1_dot_searcher__pb2.MergeSearchResultsResponse.FromString,
             options,
             channel_credentials,
             insecure,

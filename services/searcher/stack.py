@@ -1,0 +1,215 @@
+"""Stacked RKME specifications of one comparable group, updated in place as learnwares come and go.
+
+All specs of a group (same type, point shape and gamma) live in a few preallocated
+tensors, so the MMD from a user's spec to every one of them is a handful of matrix
+products. Rows are append-only: an update appends a new row and marks the old one
+dead, so a search holding a `StackView` never sees a row change under it; dead rows
+are dropped by a compaction that builds new tensors once they are a quarter of the
+stack. Each row also carries a random-Fourier-feature sketch of its kernel mean
+embedding, in which MMD is a plain Euclidean distance (the index's shortlist).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lwm.spec.kernels import self_inner_products
+
+# float32 halves memory (100k specs of 100 x 16 points: 640 MB) and doubles kernel speed;
+# MMD differences that rank learnwares are many orders above its rounding.
+STACK_DTYPE = torch.float32
+# Kernel entries per block of the cross-term loop: 1 MB of float32 stays in cache, which
+# is measured 2-3x faster here than the large blocks of lwm.spec.kernels.mmd_to_many.
+BLOCK_ENTRIES = 262_144
+SKETCH_FEATURES = 512
+SKETCH_SEED = 20240611
+SKETCH_BLOCK_ROWS = 128  # specs sketched at once when new rows are completed (~13 MB of features)
+MIN_CAPACITY = 256
+COMPACT_MIN_DEAD = 256
+
+
+class RandomFourierSketch:
+    """phi(x) = sqrt(2/D) [cos(Wx), sin(Wx)] with W ~ N(0, 2 gamma I), so <phi(x), phi(y)> ~ exp(-gamma ||x - y||^2).
+
+    A spec's sketch sum_i beta_i phi(z_i) is an unbiased random-feature estimate of its
+    kernel mean embedding (Rahimi & Recht 2007): ||sketch_1 - sketch_2||^2 estimates the MMD.
+    """
+
+    def __init__(self, dim: int, gamma: float, features: int = SKETCH_FEATURES, seed: int = SKETCH_SEED, device: torch.device | str = "cpu") -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.W = (torch.randn(dim, features // 2, generator=generator, dtype=torch.float64) * math.sqrt(2.0 * gamma)).to(device, STACK_DTYPE)
+        self.scale = math.sqrt(2.0 / (2 * (features // 2)))
+
+    def embed(self, z: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """Sketches of specs z (..., K, d), beta (..., K) -> (..., D)."""
+        projected = z.to(self.W.dtype) @ self.W
+        features = torch.cat([torch.cos(projected), torch.sin(projected)], dim=-1)
+        return self.scale * (beta.to(self.W.dtype).unsqueeze(-2) @ features).squeeze(-2)
+
+
+def cross_terms(z: torch.Tensor, beta: torch.Tensor, points: torch.Tensor, sq_norms: torch.Tensor, weights: torch.Tensor, gamma: float) -> torch.Tensor:
+    """<Phi_user, Phi_i> = sum_a sum_b beta_a w_ib exp(-gamma ||z_a - p_ib||^2) for n stacked specs.
+
+    z (K, d), beta (K,): the user's spec; points (n, K2, d), sq_norms = ||p||^2 and
+    weights (n, K2). Computed in the stack's dtype block by block, the exponent built in
+    place from one matrix product; returns float64 (n,).
+    """
+    n, k2, d = points.shape
+    z = z.to(points.dtype)
+    beta = beta.to(points.dtype)
+    flat = points.reshape(n * k2, d)
+    bias = (sq_norms.reshape(1, n * k2) * -gamma).to(points.dtype)
+    user_terms = (gamma * (z * z).sum(1)).unsqueeze(1)
+    per_point = torch.empty(n * k2, dtype=points.dtype, device=points.device)
+    step = max(1, BLOCK_ENTRIES // z.shape[0])
+    for start in range(0, n * k2, step):
+        stop = min(start + step, n * k2)
+        block = torch.addmm(bias[:, start:stop], z, flat[start:stop].T, alpha=2.0 * gamma)
+        block.sub_(user_terms).clamp_max_(0.0).exp_()  # exp(-gamma * max(0, ||z_a - p||^2))
+        torch.mv(block.T, beta, out=per_point[start:stop])
+    return (per_point.reshape(n, k2) * weights).sum(1).to(torch.float64)
+
+
+@dataclass(frozen=True)
+class StackView:
+    """What one search reads: rows below `count` of tensors no writer touches again.
+
+    `mask` marks the rows the search may return (alive and, if asked, among given ids).
+    """
+
+    ids: list[str]
+    points: torch.Tensor
+    weights: torch.Tensor
+    sq_norms: torch.Tensor
+    self_terms: torch.Tensor
+    sketches: torch.Tensor
+    sketch_sq_norms: torch.Tensor
+    sketch: RandomFourierSketch
+    mask: torch.Tensor
+    count: int
+    group_size: int  # alive rows, whatever the mask
+    gamma: float
+
+    def rows(self) -> torch.Tensor:
+        return torch.nonzero(self.mask).reshape(-1)
+
+
+class SpecStack:
+    """Growable stacked specs of one group; not thread-safe (LearnwareIndex serialises writers)."""
+
+    def __init__(self, point_shape: tuple[int, ...], gamma: float, device: torch.device) -> None:
+        self.dim = int(np.prod(point_shape))
+        self.gamma = gamma
+        self.device = device
+        self.sketch = RandomFourierSketch(self.dim, gamma, device=device)
+        self.row_of: dict[str, int] = {}
+        self._allocate(capacity=MIN_CAPACITY, points_per_spec=1)
+        self.ids: list[str] = []
+        self.count = 0
+        self.complete = 0  # rows below this have their self terms and sketches
+
+    def _allocate(self, capacity: int, points_per_spec: int) -> None:
+        def zeros(*shape: int, dtype: torch.dtype = STACK_DTYPE) -> torch.Tensor:
+            return torch.zeros(*shape, dtype=dtype, device=self.device)
+
+        self.points = zeros(capacity, points_per_spec, self.dim)
+        self.weights = zeros(capacity, points_per_spec)
+        self.sq_norms = zeros(capacity, points_per_spec)
+        self.self_terms = zeros(capacity, dtype=torch.float64)
+        self.sketches = zeros(capacity, 2 * self.sketch.W.shape[1])
+        self.sketch_sq_norms = zeros(capacity)
+        self.alive = torch.zeros(capacity, dtype=torch.bool, device=self.device)
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+    @property
+    def points_per_spec(self) -> int:
+        return self.points.shape[1]
+
+    def add(self, learnware_id: str, z: np.ndarray, beta: np.ndarray) -> None:
+        """Append a spec (z (K, ...), beta (K,)); replaces the id's previous row.
+
+        Its self term and sketch are computed with those of other new rows, in one batch,
+        when the next search takes a view (a backlog of 100k changes then costs seconds).
+        """
+        self.remove(learnware_id)
+        k = z.shape[0]
+        full = self.count == self.points.shape[0]
+        if full or k > self.points_per_spec:
+            self._reallocate(max(MIN_CAPACITY, 2 * len(self)) if full else self.points.shape[0], max(k, self.points_per_spec))
+        row = self.count
+        self.points[row, :k] = torch.as_tensor(z.reshape(k, -1), dtype=STACK_DTYPE, device=self.device)
+        self.weights[row, :k] = torch.as_tensor(beta, dtype=STACK_DTYPE, device=self.device)
+        self.sq_norms[row] = (self.points[row] * self.points[row]).sum(1)
+        self.alive[row] = True
+        self.ids.append(learnware_id)
+        self.row_of[learnware_id] = row
+        self.count += 1
+
+    def _complete_new_rows(self) -> None:
+        """Self terms and sketches of the rows added since the last call."""
+        if self.complete == self.count:
+            return
+        for start in range(self.complete, self.count, SKETCH_BLOCK_ROWS):
+            new = slice(start, min(start + SKETCH_BLOCK_ROWS, self.count))
+            points, weights = self.points[new], self.weights[new]
+            self.self_terms[new] = self_inner_products(points.to(torch.float64), weights.to(torch.float64), self.gamma)
+            self.sketches[new] = self.sketch.embed(points, weights)
+            self.sketch_sq_norms[new] = (self.sketches[new] * self.sketches[new]).sum(1)
+        self.complete = self.count
+
+    def remove(self, learnware_id: str) -> None:
+        row = self.row_of.pop(learnware_id, None)
+        if row is None:
+            return
+        self.alive[row] = False
+        dead = self.count - len(self.row_of)
+        if dead >= COMPACT_MIN_DEAD and dead * 4 >= self.count:
+            self._reallocate(max(MIN_CAPACITY, 2 * len(self)), self.points_per_spec)
+
+    def _reallocate(self, capacity: int, points_per_spec: int) -> None:
+        """New tensors holding only the alive rows (views taken earlier keep the old ones)."""
+        self._complete_new_rows()
+        old = (self.points, self.weights, self.sq_norms, self.self_terms, self.sketches, self.sketch_sq_norms)
+        keep = torch.nonzero(self.alive[: self.count]).reshape(-1)
+        self._allocate(capacity, points_per_spec)
+        n, k = keep.shape[0], old[0].shape[1]
+        self.points[:n, :k] = old[0][keep]
+        self.weights[:n, :k] = old[1][keep]
+        self.sq_norms[:n, :k] = old[2][keep]
+        self.self_terms[:n] = old[3][keep]
+        self.sketches[:n] = old[4][keep]
+        self.sketch_sq_norms[:n] = old[5][keep]
+        self.alive[:n] = True
+        self.ids = [self.ids[row] for row in keep.tolist()]
+        self.row_of = {learnware_id: row for row, learnware_id in enumerate(self.ids)}
+        self.count = self.complete = n
+
+    def view(self, learnware_ids: set[str] | None = None) -> StackView:
+        """A snapshot for one search, restricted to `learnware_ids` when given."""
+        self._complete_new_rows()
+        if learnware_ids is None:
+            mask = self.alive[: self.count].clone()
+        else:
+            mask = torch.zeros(self.count, dtype=torch.bool, device=self.device)
+            rows = [self.row_of[i] for i in learnware_ids if i in self.row_of]
+            mask[torch.as_tensor(rows, dtype=torch.long, device=self.device)] = True
+        return StackView(
+            ids=self.ids,
+            points=self.points,
+            weights=self.weights,
+            sq_norms=self.sq_norms,
+            self_terms=self.self_terms,
+            sketches=self.sketches,
+            sketch_sq_norms=self.sketch_sq_norms,
+            sketch=self.sketch,
+            mask=mask,
+            count=self.count,
+            group_size=len(self),
+            gamma=self.gamma,
+        )
