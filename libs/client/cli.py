@@ -91,12 +91,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
+    """Make a statistical spec from a local file; a progress bar shows for large inputs."""
     from lwm.spec import generate_stat_spec
 
-    data = load_array(args.input)
-    spec = generate_stat_spec(type=args.kind, X=data)
+    path = Path(args.input)
+    data: Any
+    if args.kind == "table":
+        data = load_array(path)
+    elif args.kind == "image":
+        if path.suffix != ".npy":
+            raise ValueError(f"image input must be a .npy array of shape (N, C, H, W), got {path.name}")
+        data = np.load(path, allow_pickle=False)
+    elif path.suffix == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        column = args.column or frame.columns[0]
+        if column not in frame.columns:
+            raise ValueError(f"{path.name} has no column {column!r}; columns: {', '.join(frame.columns)}")
+        data = frame[column].tolist()
+    else:  # .txt: one sentence per line, blank lines skipped
+        data = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    large_input = len(data) >= 5_000 or (args.kind != "table" and len(data) >= 500)
+    spec = generate_stat_spec(type=args.kind, X=data, verbose=large_input)
     spec.save(args.output)
-    print(f"wrote {spec.type} of {data.shape[0]} rows x {data.shape[1:]} to {args.output}")
+    shape = f"{len(data)} sentences" if args.kind == "text" else f"data of shape {tuple(np.shape(data))}"
+    print(f"wrote {spec.type} of {shape} to {args.output}")
     return 0
 
 
@@ -326,8 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     spec = sub.add_parser("spec", help="make a statistical specification from local data")
     spec.add_argument("kind", choices=["table", "image", "text"])
-    spec.add_argument("input", help=".csv or .npy file")
+    spec.add_argument("input", help="table: .csv or .npy (n, d); image: .npy (N, C, H, W); text: .txt (one sentence a line) or .csv")
     spec.add_argument("-o", "--output", required=True, help="spec JSON to write")
+    spec.add_argument("--column", help="text from a .csv: the column holding the sentences (default: the first)")
 
     upload = sub.add_parser("upload", help="upload a learnware zip")
     upload.add_argument("zip")

@@ -1,10 +1,13 @@
-"""Learnware specifications: semantic specs, RKME statistical specs, MMD math, JSON I/O.
+"""Learnware specifications: semantic specs, RKME statistical specs (table, image, text), MMD math, JSON I/O.
 
 Formats follow the reference ``learnware`` package (v0.4) so its files load here
 and ours load there.
 """
 
-from .kernels import mmd_to_many, rbf_kernel, self_inner_products
+from .device import resolve_device
+from .image import IMAGE_SPEC_TYPE, RKMEImageSpecification
+from .kernels import mmd_to_many, rbf_kernel, rkhs_inner_product, self_inner_products
+from .nngp import convnet_nngp_kernel
 from .rkme import (
     LEGACY_TABLE_SPEC_TYPE,
     TABLE_SPEC_TYPE,
@@ -21,23 +24,34 @@ from .semantic import (
     semantic_spec_config,
     validate_semantic_spec,
 )
-from .statistical import generate_stat_spec, load_stat_spec
+from .statistical import StatSpecification, generate_stat_spec, load_stat_spec
+from .text import EMBEDDER, REFERENCE_EMBEDDER, TEXT_SPEC_TYPE, RKMETextSpecification
 
 __all__ = [
+    "EMBEDDER",
+    "IMAGE_SPEC_TYPE",
     "LEGACY_TABLE_SPEC_TYPE",
+    "REFERENCE_EMBEDDER",
+    "RKMEImageSpecification",
     "RKMETableSpecification",
+    "RKMETextSpecification",
     "SEMANTIC_SPEC_CONFIG",
     "SemanticSpecError",
+    "StatSpecification",
     "TABLE_SPEC_TYPE",
+    "TEXT_SPEC_TYPE",
     "allowed_values",
     "check_semantic_spec",
     "check_user_semantic_spec",
+    "convnet_nngp_kernel",
     "generate_rkme_table_spec",
     "generate_semantic_spec",
     "generate_stat_spec",
     "load_stat_spec",
     "mmd_to_many",
     "rbf_kernel",
+    "resolve_device",
+    "rkhs_inner_product",
     "self_inner_products",
     "semantic_spec_config",
     "validate_semantic_spec",

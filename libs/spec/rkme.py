@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from .device import resolve_device
+from .kmeans import canonical_row_order, kmeans
 from .kernels import MAX_KERNEL_ENTRIES, rbf_kernel, rkhs_inner_product, squared_mmd
 from .qp import solve_simplex_qp
 
@@ -28,16 +32,13 @@ TABLE_SPEC_TYPES = (TABLE_SPEC_TYPE, LEGACY_TABLE_SPEC_TYPE)
 # Same cap as the reference's C.max_reduced_set_size: K * d may not exceed it.
 MAX_REDUCED_SET_SIZE = 1_310_720
 # k-means for the initial Z runs on at most this many rows (seeded subsample);
-# the QP and the gradient steps always use all rows.
-KMEANS_MAX_SAMPLES = 50_000
-KMEANS_MAX_ITER = 20  # more Lloyd rounds do not lower the final MMD (measured)
+# beta and the Z steps always use all rows.
+KMEANS_MAX_SAMPLES = 20_000
+# Each Z step tries the full preconditioned step first and halves it until
+# the MMD to the data goes down, at most this many times.
+MAX_STEP_HALVINGS = 8
 
 DTYPE = torch.float64
-
-
-def default_device() -> str:
-    """CUDA when present, else CPU."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def table_to_numpy(X: Any) -> np.ndarray:
@@ -45,8 +46,8 @@ def table_to_numpy(X: Any) -> np.ndarray:
 
     Accepts numpy arrays, pandas DataFrames, torch tensors and nested lists.
     +-inf counts as missing. Missing values are filled with their column's
-    mean (as the reference does); a column with no finite value, empty data,
-    or input that is not 2-D raises ValueError.
+    mean (as the reference does); a column with no finite value, fewer than
+    two rows, or input that is not 2-D raises ValueError.
     """
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
@@ -62,8 +63,8 @@ def table_to_numpy(X: Any) -> np.ndarray:
     if arr.ndim != 2:
         hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"X must have at least one row and one column, got shape {arr.shape}")
+    if arr.shape[0] < 2 or arr.shape[1] == 0:
+        raise ValueError(f"X must have at least two rows and one column, got shape {arr.shape}")
     bad = ~np.isfinite(arr)
     if bad.any():
         all_bad = np.nonzero(bad.all(axis=0))[0]
@@ -78,62 +79,88 @@ def table_to_numpy(X: Any) -> np.ndarray:
     return arr
 
 
-def _canonical_order(X: np.ndarray) -> np.ndarray:
-    """Row order that does not depend on the input order (sort by a fixed projection).
+@dataclass
+class _FitState:
+    """A reduced set with its optimal beta and the data terms that go with it."""
 
-    Sorting first makes the spec independent of how the rows were shuffled.
-    """
-    w = np.random.default_rng(12345).standard_normal(X.shape[1])
-    return np.argsort(X @ w, kind="stable")
+    z: torch.Tensor  # (K, d)
+    beta: torch.Tensor  # (K,)
+    k_zz: torch.Tensor  # (K, K) kernel among the points
+    mean_k: torch.Tensor  # (K,) a_i = mean_x k(z_i, x)
+    mean_kx: torch.Tensor  # (K, d) b_i = mean_x k(z_i, x) x
+    objective: float  # squared MMD to the data minus the constant mean_{x,x'} k(x, x')
 
 
-def _kmeans(X: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """Lloyd's k-means with k-means++ seeding; returns (k, d) centroids in X's dtype.
+class _ReducedSetFit:
+    """The RKME fitting problem for data X: kernel terms, beta QP, Z step direction."""
 
-    Runs in float32 (as the reference's k-means does): it only seeds Z.
-    ``generator`` is a CPU generator; sampling happens on the CPU so that the
-    result for a given seed does not depend on the device.
-    """
-    Xf = X.to(torch.float32)
-    n = Xf.shape[0]
-    x_sq = (Xf * Xf).sum(1)
-    first = int(torch.randint(n, (1,), generator=generator))
-    centers = [first]
-    closest = ((Xf - Xf[first]) ** 2).sum(1)
-    for _ in range(1, k):
-        total = closest.sum()
-        if total > 0:
-            idx = int(torch.multinomial((closest / total).cpu(), 1, generator=generator))
-        else:  # fewer distinct points than k: duplicates are fine
-            idx = int(torch.randint(n, (1,), generator=generator))
-        centers.append(idx)
-        closest = torch.minimum(closest, ((Xf - Xf[idx]) ** 2).sum(1))
-    C = Xf[centers].clone()
-    assign = None
-    for _ in range(KMEANS_MAX_ITER):
-        new_assign = (x_sq[:, None] - 2.0 * (Xf @ C.T) + (C * C).sum(1)[None, :]).argmin(1)
-        if assign is not None and torch.equal(new_assign, assign):
-            break
-        assign = new_assign
-        counts = torch.bincount(assign, minlength=k).to(Xf.dtype)
-        sums = torch.zeros_like(C).index_add_(0, assign, Xf)
-        nonempty = counts > 0
-        C[nonempty] = sums[nonempty] / counts[nonempty, None]  # empty clusters keep their centre
-    return C.to(X.dtype)
+    def __init__(self, X: torch.Tensor, gamma: float, nonnegative_beta: bool) -> None:
+        self.X = X
+        self.x_sq = (X * X).sum(1)
+        self.gamma = gamma
+        self.nonnegative_beta = nonnegative_beta
 
+    def state(self, z: torch.Tensor) -> _FitState:
+        mean_k, mean_kx = self._data_terms(z)
+        k_zz = rbf_kernel(z, z, self.gamma)
+        beta = self._solve_beta(k_zz, mean_k)
+        objective = float(beta @ k_zz @ beta - 2.0 * (mean_k @ beta))
+        return _FitState(z, beta, k_zz, mean_k, mean_kx, objective)
+
+    def _data_terms(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean_x k(z_i, x) (K,) and mean_x k(z_i, x) x (K, d), chunked over X."""
+        n = self.X.shape[0]
+        z_sq = (z * z).sum(1, keepdim=True)
+        mean_k = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+        mean_kx = torch.zeros_like(z)
+        step = max(1, MAX_KERNEL_ENTRIES // z.shape[0])
+        for s in range(0, n, step):
+            xc = self.X[s : s + step]
+            sq = torch.addmm(z_sq + self.x_sq[s : s + step][None, :], z, xc.T, alpha=-2.0)
+            kzx = sq.clamp_min_(0.0).mul_(-self.gamma).exp_()
+            mean_k += kzx.sum(1)
+            mean_kx += kzx @ xc
+        return mean_k / n, mean_kx / n
+
+    def _solve_beta(self, k_zz: torch.Tensor, mean_k: torch.Tensor) -> torch.Tensor:
+        if self.nonnegative_beta:
+            b = solve_simplex_qp(k_zz.cpu().numpy(), mean_k.cpu().numpy())
+            return torch.from_numpy(b).to(k_zz.device, k_zz.dtype)
+        # Unconstrained closed form, as the reference (no sum-to-one constraint).
+        eye = torch.eye(k_zz.shape[0], dtype=k_zz.dtype, device=k_zz.device)
+        return torch.linalg.solve(k_zz + 1e-5 * eye, mean_k)
+
+    @staticmethod
+    def descent_direction(state: _FitState) -> torch.Tensor:
+        """Per-point preconditioned MMD descent direction for Z.
+
+        The gradient for z_i is -4 gamma beta_i [(b_i - a_i z_i) - (t_i - s_i z_i)]
+        with s_i = sum_{j != i} beta_j k(z_i, z_j) and t_i = the same sum of
+        beta_j k(z_i, z_j) z_j. Dividing by 4 gamma beta_i a_i leaves a
+        mean-shift step towards the data minus the pull of the other points,
+        which has the scale of the data whatever beta_i and a_i are (points
+        with beta_i = 0 move towards the data too instead of staying stuck).
+        """
+        w = state.k_zz * state.beta[None, :]
+        w.fill_diagonal_(0.0)
+        s = w.sum(1, keepdim=True)
+        t = w @ state.z
+        a = state.mean_k[:, None]
+        direction = (state.mean_kx - a * state.z) - (t - s * state.z)
+        return direction / a.clamp_min(torch.finfo(a.dtype).tiny)
 
 class RKMETableSpecification:
     """Reduced set (z, beta) with sum_i beta_i k(z_i, .) ~ the kernel mean embedding of X."""
 
     type: str = TABLE_SPEC_TYPE
+    # "type" values from_dict accepts; files with no "type" count as cls.type.
+    accepted_types: tuple[str, ...] = TABLE_SPEC_TYPES
 
-    def __init__(self, gamma: float = 0.1, device: str | None = None, *, cuda_idx: int | None = None) -> None:
+    def __init__(self, gamma: float = 0.1, device: str | torch.device | None = None, *, cuda_idx: int | None = None) -> None:
         """``cuda_idx`` is the reference's way to pick a device (-1 = CPU); ``device`` wins."""
-        if device is None and cuda_idx is not None:
-            device = "cpu" if int(cuda_idx) < 0 else f"cuda:{int(cuda_idx)}"
         self.gamma = float(gamma)
         self.num_points = 0
-        self.device = torch.device(device or default_device())
+        self.device = resolve_device(device, cuda_idx)
         self.z: torch.Tensor | None = None
         self.beta: torch.Tensor | None = None
 
@@ -142,23 +169,29 @@ class RKMETableSpecification:
         self,
         X: Any,
         K: int = 100,
-        step_size: float = 0.1,
+        step_size: float = 1.0,
         steps: int = 3,
         nonnegative_beta: bool = True,
         reduce: bool = True,
         random_state: int = 0,
+        verbose: bool = False,
     ) -> None:
-        """Fit the reduced set to X (n, d).
+        """Fit the reduced set to X (n, d), n >= 2.
 
         K shrinks to max(1, 2n/3) when K >= n, and so that K * d stays within
         MAX_REDUCED_SET_SIZE (both as the reference). Z starts at k-means
-        centres, beta solves the non-negative QP (sum(beta) = 1), then
-        ``steps`` rounds of one gradient step on Z and a new beta. The best
-        (Z, beta) seen, by MMD to X, is kept. With ``reduce=False``, Z = X and
-        beta = 1/n.
+        centres and beta solves the non-negative QP (sum(beta) = 1); then
+        ``steps`` rounds of one step on Z and a new beta. The Z step is the
+        MMD gradient preconditioned per point (a mean-shift step towards the
+        data, minus the pull of the other points), scaled by ``step_size``
+        and halved until the MMD to the data goes down, so no round makes the
+        spec worse. With ``reduce=False``, Z = X and beta = 1/n.
+        ``verbose`` shows a progress bar over the rounds.
         """
         if int(K) < 1:
             raise ValueError(f"K must be >= 1, got {K}")
+        if not step_size > 0:
+            raise ValueError(f"step_size must be > 0, got {step_size}")
         arr = table_to_numpy(X)
         n, d = arr.shape
         self.num_points = n
@@ -168,7 +201,7 @@ class RKMETableSpecification:
         if K >= n:
             K = max(1, n * 2 // 3)
 
-        arr = arr[_canonical_order(arr)]
+        arr = arr[canonical_row_order(arr)]
         Xt = torch.from_numpy(arr).to(self.device, DTYPE)
         if not reduce:
             self.z = Xt
@@ -180,60 +213,22 @@ class RKMETableSpecification:
         if n > KMEANS_MAX_SAMPLES:
             idx = torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES].to(self.device)
             sample = Xt[idx]
-        Z = _kmeans(sample, K, generator)
+        fit = _ReducedSetFit(Xt, self.gamma, nonnegative_beta)
+        state = fit.state(kmeans(sample, K, generator))
+        eta = float(step_size)
+        for _ in tqdm(range(int(steps)), desc="RKME table spec", disable=not verbose):
+            direction = fit.descent_direction(state)
+            for _ in range(MAX_STEP_HALVINGS + 1):
+                trial = fit.state(state.z + eta * direction)
+                if trial.objective < state.objective:
+                    break
+                eta /= 2.0
+            else:
+                break  # no step lowers the MMD: Z is at a (local) optimum
+            state = trial
+            eta = min(float(step_size), 2.0 * eta)
+        self.z, self.beta = state.z, state.beta
 
-        k_sum, k_x = self._data_terms(Z, Xt)
-        beta = self._solve_beta(Z, k_sum / n, nonnegative_beta)
-        best = (self._objective(Z, beta, k_sum / n), Z, beta)
-        for _ in range(int(steps)):
-            Z = self._gradient_step(Z, beta, k_sum, k_x, n, step_size)
-            k_sum, k_x = self._data_terms(Z, Xt)
-            beta = self._solve_beta(Z, k_sum / n, nonnegative_beta)
-            obj = self._objective(Z, beta, k_sum / n)
-            if obj < best[0]:
-                best = (obj, Z, beta)
-        _, self.z, self.beta = best
-
-    def _data_terms(self, Z: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """sum_x k(z_i, x) (K,) and sum_x k(z_i, x) x (K, d), chunked over X."""
-        k_sum = torch.zeros(Z.shape[0], dtype=DTYPE, device=self.device)
-        k_x = torch.zeros_like(Z)
-        step = max(1, MAX_KERNEL_ENTRIES // Z.shape[0])
-        for s in range(0, X.shape[0], step):
-            xc = X[s : s + step]
-            kzx = rbf_kernel(Z, xc, self.gamma)
-            k_sum += kzx.sum(1)
-            k_x += kzx @ xc
-        return k_sum, k_x
-
-    def _solve_beta(self, Z: torch.Tensor, c: torch.Tensor, nonnegative: bool) -> torch.Tensor:
-        kzz = rbf_kernel(Z, Z, self.gamma)
-        if nonnegative:
-            b = solve_simplex_qp(kzz.cpu().numpy(), c.cpu().numpy())
-            return torch.from_numpy(b).to(self.device, DTYPE)
-        # Unconstrained closed form, as the reference (no sum-to-one constraint).
-        eye = torch.eye(Z.shape[0], dtype=DTYPE, device=self.device)
-        return torch.linalg.solve(kzz + 1e-5 * eye, c)
-
-    def _objective(self, Z: torch.Tensor, beta: torch.Tensor, c: torch.Tensor) -> float:
-        """Squared MMD to the data minus the constant mean k(x, x')."""
-        return float(beta @ rbf_kernel(Z, Z, self.gamma) @ beta - 2.0 * (c @ beta))
-
-    def _gradient_step(
-        self,
-        Z: torch.Tensor,
-        beta: torch.Tensor,
-        k_sum: torch.Tensor,
-        k_x: torch.Tensor,
-        n: int,
-        step_size: float,
-    ) -> torch.Tensor:
-        """One descent step on Z with the reference's update rule, for all points at once."""
-        W = rbf_kernel(Z, Z, self.gamma) * beta[None, :]
-        term1 = W.sum(1, keepdim=True) * Z - W @ Z
-        term2 = -(2.0 / n) * (k_sum[:, None] * Z - k_x)
-        grad = -2.0 * self.gamma * beta[:, None] * (term1 + term2)
-        return Z - step_size * grad
 
     # ----- accessors ----------------------------------------------------
     def _require_fitted(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,11 +244,18 @@ class RKMETableSpecification:
         """Reduced set weights, a (K,) float64 numpy copy."""
         return self._require_fitted()[1].detach().cpu().numpy().copy()
 
+    def _check_comparable(self, other: RKMETableSpecification) -> None:
+        """Raise ValueError unless self and other are specs of the same kind over the same features."""
+        if type(other) is not type(self):
+            raise ValueError(f"cannot compare a {self.type} with a {getattr(other, 'type', type(other).__name__)}")
+        d1, d2 = self._require_fitted()[0].shape[1], other._require_fitted()[0].shape[1]
+        if d1 != d2:
+            raise ValueError(f"feature dimension mismatch: {d1} vs {d2}")
+
     def _on_device(self, other: RKMETableSpecification) -> tuple[torch.Tensor, ...]:
+        self._check_comparable(other)
         z1, b1 = self._require_fitted()
         z2, b2 = other._require_fitted()
-        if z1.shape[1] != z2.shape[1]:
-            raise ValueError(f"feature dimension mismatch: {z1.shape[1]} vs {z2.shape[1]}")
         return z1, b1, z2.to(self.device), b2.to(self.device)
 
     # ----- math ---------------------------------------------------------
@@ -313,17 +315,17 @@ class RKMETableSpecification:
             "beta": beta.detach().cpu().numpy().tolist(),
             "gamma": self.gamma,
             "num_points": int(self.num_points),
-            "type": TABLE_SPEC_TYPE,
+            "type": self.type,
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], device: str | None = None) -> RKMETableSpecification:
-        """Build from a reference-format dict (also old "RKMEStatSpecification" or no type)."""
+    def from_dict(cls, d: dict[str, Any], device: str | torch.device | None = None) -> RKMETableSpecification:
+        """Build from a reference-format dict (for tables also old "RKMEStatSpecification" or no type)."""
         if not isinstance(d, dict):
             raise ValueError(f"RKME spec must be a JSON object, got {type(d).__name__}")
-        spec_type = d.get("type", TABLE_SPEC_TYPE)
-        if spec_type not in TABLE_SPEC_TYPES:
-            raise ValueError(f"not an RKME table specification: type is {spec_type!r}")
+        spec_type = d.get("type", cls.type)
+        if spec_type not in cls.accepted_types:
+            raise ValueError(f"not an {cls.type}: type is {spec_type!r}")
         for key in ("z", "beta"):
             if key not in d:
                 raise ValueError(f"RKME spec is missing {key!r}")
@@ -343,7 +345,11 @@ class RKMETableSpecification:
         spec.z = torch.from_numpy(z).to(spec.device, DTYPE)
         spec.beta = torch.from_numpy(beta).to(spec.device, DTYPE)
         spec.num_points = int(d.get("num_points", 0))
+        spec._read_extra_fields(d)
         return spec
+
+    def _read_extra_fields(self, d: dict[str, Any]) -> None:
+        """Subclasses read the fields they add to the reference table format."""
 
     def to_json(self) -> str:
         """Compact JSON text, as the reference writes it."""
@@ -357,27 +363,27 @@ class RKMETableSpecification:
     def load(self, path: str | os.PathLike[str]) -> bool:
         """Read a reference JSON file into this object; returns True (reference API)."""
         with open(path, encoding="utf-8") as f:
-            loaded = self.from_dict(json.load(f), device=str(self.device))
-        self.gamma, self.num_points = loaded.gamma, loaded.num_points
-        self.z, self.beta = loaded.z, loaded.beta
+            loaded = self.from_dict(json.load(f), device=self.device)
+        self.__dict__.update(loaded.__dict__)
         return True
 
     def __repr__(self) -> str:
         k = "empty" if self.z is None else f"K={self.z.shape[0]}, d={self.z.shape[1]}"
-        return f"RKMETableSpecification({k}, gamma={self.gamma}, num_points={self.num_points})"
+        return f"{type(self).__name__}({k}, gamma={self.gamma}, num_points={self.num_points})"
 
 
 def generate_rkme_table_spec(
     X: Any,
     gamma: float = 0.1,
     reduced_set_size: int = 100,
-    step_size: float = 0.1,
+    step_size: float = 1.0,
     steps: int = 3,
     nonnegative_beta: bool = True,
     reduce: bool = True,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     random_state: int = 0,
     cuda_idx: int | None = None,
+    verbose: bool = False,
 ) -> RKMETableSpecification:
     """Make an RKME table spec from X (the reference's function of the same name)."""
     spec = RKMETableSpecification(gamma=gamma, device=device, cuda_idx=cuda_idx)
@@ -389,5 +395,6 @@ def generate_rkme_table_spec(
         nonnegative_beta=nonnegative_beta,
         reduce=reduce,
         random_state=random_state,
+        verbose=verbose,
     )
     return spec

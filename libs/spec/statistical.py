@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Union
 
+from .image import IMAGE_SPEC_TYPE, RKMEImageSpecification
 from .rkme import TABLE_SPEC_TYPES, RKMETableSpecification, generate_rkme_table_spec
+from .text import TEXT_SPEC_TYPE, RKMETextSpecification
 
-# Types the reference package writes that lwm.spec cannot read yet.
-KNOWN_UNSUPPORTED_TYPES = (
-    "RKMEImageSpecification",
-    "RKMETextSpecification",
-    "HeteroMapTableSpecification",
-    "GenerativeModelSpecification",
-    "LLMGeneralCapabilitySpecification",
-)
-
+# RKMETextSpecification is an RKMETableSpecification too.
+StatSpecification = Union[RKMETableSpecification, RKMEImageSpecification]
 
 def _as_dict(source: str | bytes | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
     if isinstance(source, dict):
@@ -42,34 +37,46 @@ def _as_dict(source: str | bytes | os.PathLike[str] | dict[str, Any]) -> dict[st
 
 def load_stat_spec(
     source: str | bytes | os.PathLike[str] | dict[str, Any], device: str | None = None
-) -> RKMETableSpecification:
+) -> StatSpecification:
     """Load a statistical spec from a file path, a JSON string/bytes or a dict.
 
-    Dispatches on "type": RKMETableSpecification, the old name
-    RKMEStatSpecification, or no type at all -> RKMETableSpecification.
-    Any other type raises ValueError.
+    Dispatches on "type": RKMETableSpecification (also the old name
+    RKMEStatSpecification, or no type at all), RKMEImageSpecification,
+    RKMETextSpecification. Any other type raises ValueError.
     """
     data = _as_dict(source)
     spec_type = data.get("type", TABLE_SPEC_TYPES[0])
     if spec_type in TABLE_SPEC_TYPES:
         return RKMETableSpecification.from_dict(data, device=device)
-    raise ValueError(f"statistical specification type {spec_type!r} is not supported yet by lwm.spec")
+    if spec_type == IMAGE_SPEC_TYPE:
+        return RKMEImageSpecification.from_dict(data, device=device)
+    if spec_type == TEXT_SPEC_TYPE:
+        return RKMETextSpecification.from_dict(data, device=device)
+    raise ValueError(f"statistical specification type {spec_type!r} is not supported by lwm.spec")
 
 
-def generate_stat_spec(type: str = "table", X: Any = None, **kwargs: Any) -> RKMETableSpecification:
+def generate_stat_spec(type: str = "table", X: Any = None, **kwargs: Any) -> StatSpecification:
     """Make a statistical spec from local data (the reference's function of the same name).
 
-    Only type="table" exists for now; kwargs go to
+    type="table": X (n, d) numeric (numpy, pandas, torch); kwargs go to
     :func:`lwm.spec.rkme.generate_rkme_table_spec` (gamma, reduced_set_size,
-    step_size, steps, nonnegative_beta, reduce, device, random_state; the
-    reference's cuda_idx is accepted too: -1 = CPU, i >= 0 = cuda:i).
+    step_size, steps, nonnegative_beta, reduce, device, random_state,
+    verbose; the reference's cuda_idx too: -1 = CPU, i >= 0 = cuda:i).
+    type="image": X (N, C, H, W); type="text": X a sequence of strings. For
+    both, device/cuda_idx (and gamma for text) build the spec and the other
+    kwargs go to its generate_stat_spec_from_data (K, steps, ...).
     """
+    if X is None:
+        raise ValueError(f"generate_stat_spec(type={type!r}) needs data X")
     if type == "table":
-        if X is None:
-            raise ValueError("generate_stat_spec(type='table') needs data X")
         return generate_rkme_table_spec(X, **kwargs)
+    device, cuda_idx = kwargs.pop("device", None), kwargs.pop("cuda_idx", None)
+    spec: StatSpecification
     if type == "image":
-        raise NotImplementedError("image specifications (RKMEImageSpecification) are not implemented yet in lwm.spec")
-    if type == "text":
-        raise NotImplementedError("text specifications (RKMETextSpecification) are not implemented yet in lwm.spec")
-    raise ValueError(f"unknown statistical specification type {type!r}; supported: 'table'")
+        spec = RKMEImageSpecification(device=device, cuda_idx=cuda_idx)
+    elif type == "text":
+        spec = RKMETextSpecification(gamma=kwargs.pop("gamma", 0.1), device=device, cuda_idx=cuda_idx)
+    else:
+        raise ValueError(f"unknown statistical specification type {type!r}; supported: 'table', 'image', 'text'")
+    spec.generate_stat_spec_from_data(X, **kwargs)
+    return spec
