@@ -8,7 +8,11 @@ TS_DIR := clients/typescript
 TS_STAMP := $(TS_DIR)/dist/.built-stamp
 DESCRIPTOR_SET := build/learnware.v1.desc
 
-.PHONY: venv demo test test-all proto clients clean
+.PHONY: venv demo test test-all proto clients clean sandbox-deps test-deps
+
+# System packages (Debian; CI runs as root): bubblewrap is the sandbox of every learnware
+# check; the tests also start a real PostgreSQL and, when it installs, a Docker engine.
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
 # torch is installed first and pinned exactly (the CPU wheel); see DEVELOPERS.md.
 $(STAMP): pyproject.toml
@@ -19,13 +23,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+sandbox-deps:
+	@command -v bwrap >/dev/null || { apt-get update -qq && $(APT_INSTALL) bubblewrap; }
+
+test-deps: sandbox-deps
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) postgresql; }
+	@command -v dockerd >/dev/null || { apt-get update -qq && $(APT_INSTALL) docker.io; } || echo "docker.io not installed: the Docker sandbox tests will skip"
+
+demo: $(STAMP) sandbox-deps
 	$(BIN)/python examples/demo_market.py
 
-test: $(STAMP) $(TS_STAMP)
+test: $(STAMP) $(TS_STAMP) test-deps
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP) $(TS_STAMP)
+test-all: $(STAMP) $(TS_STAMP) test-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 proto: $(STAMP)
