@@ -37,7 +37,7 @@ MIN_MIXTURE_WEIGHT = 0.005
 # Ensemble pruning tries every subset up to this many learnwares (1,023 subsets), greedy beyond.
 EXHAUSTIVE_PRUNING_MAX = 10
 FEATURE_AUGMENT_MAX_FOLDS = 5
-RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
+RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
 
 # Runs learnware `index` on `rows` for each (index, rows) job; returns the outputs in job order.
 RunLearnwares = Callable[[Sequence[tuple[int, np.ndarray]]], list[np.ndarray]]
@@ -194,13 +194,18 @@ class JobSelectorReuser(Reuser):
             gram[i, j] = gram[j, i] = self.specs[i].inner_prod(self.specs[j])
         return solve_simplex_qp(gram, user_terms)
 
-    def _kernel_terms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """log p_i(x_r) (rows, N) and <Phi_i, Phi_x> (N,) with Phi_x the mean embedding of the rows."""
+    def _table(self, x: np.ndarray) -> torch.Tensor:
         x = check_rows(x)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}) to match the learnwares' specifications, got {x.shape}")
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-        log_density = torch.empty(x.shape[0], len(self.specs), dtype=DTYPE)
+        if x.dtype.kind not in "biuf" or not np.all(np.isfinite(x)):
+            raise ValueError("the job selector needs finite numeric features in x (no NaN or inf)")
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+
+    def _kernel_terms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log p_i(x_r) (rows, N) and <Phi_i, Phi_x> (N,) with Phi_x the mean embedding of the rows."""
+        xt = self._table(x)
+        log_density = torch.empty(xt.shape[0], len(self.specs), dtype=DTYPE)
         embedding = np.empty(len(self.specs))
         for i, (spec, z, beta) in enumerate(zip(self.specs, self._z, self._beta)):
             positive = beta.clamp_min(0)
@@ -209,11 +214,11 @@ class JobSelectorReuser(Reuser):
             log_norm = 0.5 * self.dim * math.log(spec.gamma / math.pi)
             total = 0.0
             step = max(1, MAX_KERNEL_ENTRIES // z.shape[0])
-            for start in range(0, x.shape[0], step):
+            for start in range(0, xt.shape[0], step):
                 log_kernel = -spec.gamma * sq_dists(xt[start : start + step], z)
                 log_density[start : start + step, i] = torch.logsumexp(log_kernel + log_beta, dim=1) + log_norm
                 total += float((torch.exp(log_kernel) @ beta).sum())
-            embedding[i] = total / x.shape[0]
+            embedding[i] = total / xt.shape[0]
         return log_density.numpy(), embedding
 
     def fit(self, x: np.ndarray) -> None:
@@ -227,7 +232,7 @@ class JobSelectorReuser(Reuser):
         """
         if len(self.specs) == 1:
             self.weights_used = np.ones(1)
-            return np.zeros(check_rows(x).shape[0], dtype=np.int64)
+            return np.zeros(self._table(x).shape[0], dtype=np.int64)
         log_density, embedding = self._kernel_terms(x)
         self.weights_used = self.weights if self.weights is not None else self._solve_weights(embedding)
         return (log_density + np.log(np.maximum(self.weights_used, MIN_MIXTURE_WEIGHT))).argmax(axis=1)
@@ -293,7 +298,8 @@ class EnsemblePruningReuser(Reuser):
     via geatpy) on error, margin distribution and size. With a handful of learnwares we
     score every subset exactly in one vectorised pass (greedy forward selection beyond
     EXHAUSTIVE_PRUNING_MAX), ranking by error, then margin ratio, then size.
-    Predictions: majority vote of labels (classification) or mean (regression).
+    Predictions: majority vote of labels (classification; a tie goes to the class with
+    the highest mean softmax score where learnwares give scores) or mean (regression).
     """
 
     def __init__(self, names: Sequence[str], task: str) -> None:
@@ -301,6 +307,7 @@ class EnsemblePruningReuser(Reuser):
         self.task = check_task(task)
         self.selected: list[int] = list(range(len(names)))
         self.score: PruningScore | None = None
+        self._n_classes = 0
 
     def fit(self, x: np.ndarray, y: np.ndarray, run: RunLearnwares) -> None:
         x = check_rows(x, "labelled x")
@@ -308,9 +315,8 @@ class EnsemblePruningReuser(Reuser):
         outputs = _run_checked(run, [(i, x) for i in range(len(self.names))], self.names)
         if self.task == "classification":
             _check_label_space(outputs, y, self.names)
-            columns = np.stack([to_labels(out) for out in outputs], axis=1)
-            if columns.min() < 0:
-                raise ValueError("ensemble pruning needs non-negative class labels from the learnwares")
+            self._n_classes = max([int(y.max()) + 1] + [out.shape[1] for out in outputs if out.ndim == 2 and out.shape[1] > 1])
+            columns = self._votes(outputs, self.names)
         else:
             columns = np.stack([_regression_values(out, name) for out, name in zip(outputs, self.names)], axis=1)
         subsets = self._candidate_subsets(columns, y)
@@ -318,6 +324,21 @@ class EnsemblePruningReuser(Reuser):
         best = min(range(len(subsets)), key=lambda s: (scores[s].loss, scores[s].margin_ratio, scores[s].size))
         self.selected = np.flatnonzero(subsets[best]).tolist()
         self.score = scores[best]
+
+    def _votes(self, outputs: Sequence[np.ndarray], names: Sequence[str]) -> np.ndarray:
+        """Each learnware's vote per row and class, (rows, learnwares, classes): 1 for its label,
+        plus its softmax scores scaled to break ties only (all learnwares' add up to under one vote)."""
+        rows = outputs[0].shape[0]
+        votes = np.zeros((rows, len(outputs), self._n_classes))
+        tie_break = 0.5 / len(outputs)
+        for j, out in enumerate(outputs):
+            labels = to_labels(out)
+            if labels.min() < 0 or labels.max() >= self._n_classes:
+                raise ValueError(f"learnware {names[j]} predicts labels outside 0..{self._n_classes - 1}")
+            votes[np.arange(rows), j, labels] = 1.0
+            if out.ndim == 2 and out.shape[1] > 1:
+                votes[:, j, : out.shape[1]] += tie_break * softmax(out.astype(np.float64), axis=1)
+        return votes
 
     def _candidate_subsets(self, columns: np.ndarray, y: np.ndarray) -> np.ndarray:
         n = columns.shape[1]
@@ -334,23 +355,22 @@ class EnsemblePruningReuser(Reuser):
         return np.array(steps)
 
     def _score(self, columns: np.ndarray, y: np.ndarray, subsets: np.ndarray) -> list[PruningScore]:
-        """Scores of the (S, n_learnwares) boolean subsets on labelled outputs (rows, n_learnwares)."""
+        """Scores of the (S, learnwares) boolean subsets on the labelled rows' values (rows, learnwares)
+        or votes (rows, learnwares, classes)."""
         sizes = subsets.sum(axis=1)
         weights = subsets.astype(np.float64)
         if self.task == "regression":
             means = columns @ weights.T / sizes  # (rows, S)
             mse = ((means - y[:, None]) ** 2).mean(axis=0)
             return [PruningScore(float(mse[s]), 0.0, int(sizes[s])) for s in range(len(subsets))]
-        n_classes = int(max(columns.max(), y.max())) + 1
-        onehot = np.eye(n_classes)[columns]  # (rows, n_learnwares, C)
         rows = np.arange(len(y))
         errors, ratios = [], []
-        step = max(1, MAX_KERNEL_ENTRIES // (len(y) * n_classes))
+        step = max(1, MAX_KERNEL_ENTRIES // (len(y) * self._n_classes))
         for start in range(0, len(subsets), step):
-            votes = np.einsum("sm,rmc->src", weights[start : start + step], onehot)  # (S, rows, C)
+            votes = np.einsum("sm,rmc->src", weights[start : start + step], columns)  # (S, rows, C)
             errors.append((votes.argmax(axis=2) != y[None, :]).sum(axis=1))
             true_votes = votes[:, rows, y]
-            votes[:, rows, y] = -1
+            votes[:, rows, y] = -np.inf
             margins = (true_votes - votes.max(axis=2)) / sizes[start : start + step, None]
             mean = margins.mean(axis=1)
             ratios.append(np.where(mean > 0, margins.std(axis=1) / np.where(mean > 0, mean, 1.0), np.inf))
@@ -358,9 +378,13 @@ class EnsemblePruningReuser(Reuser):
         return [PruningScore(float(error[s]), float(ratio[s]), int(sizes[s])) for s in range(len(subsets))]
 
     def predict(self, x: np.ndarray, run: RunLearnwares) -> np.ndarray:
+        if self.score is None:
+            raise ValueError("ensemble pruning must be fit on labelled data first")
         x = check_rows(x)
         outputs = _run_checked(run, [(i, x) for i in self.selected], self.names)
-        return average(outputs, "vote_by_label" if self.task == "classification" else "mean")
+        if self.task == "regression":
+            return average(outputs, "mean")
+        return self._votes(outputs, [self.names[i] for i in self.selected]).sum(axis=1).argmax(axis=1)
 
     def describe(self) -> str:
         kept = ", ".join(self.names[i] for i in self.selected)

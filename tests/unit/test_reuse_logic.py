@@ -13,6 +13,7 @@ from lwm.learnware.reuse import (
     EnsemblePruningReuser,
     FeatureAugmentReuser,
     JobSelectorReuser,
+    PruningScore,
     average,
     predict_in_blocks,
 )
@@ -157,6 +158,10 @@ def test_job_selector_errors(region_specs: list[RKMETableSpecification]) -> None
         selector.select(np.zeros((4, 5)))
     with pytest.raises(ValueError, match="n > 0"):
         selector.select(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="no NaN or inf"):
+        selector.select(np.array([[0.0, np.nan, 1.0]]))
+    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
+        JobSelectorReuser(["only"], region_specs[:1]).select(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="more than once"):
         JobSelectorReuser(["a", "a"], region_specs[:2])
     # A learnware that answers with the wrong number of rows is named.
@@ -208,6 +213,15 @@ def test_pruning_regression_keeps_the_pair_whose_errors_cancel() -> None:
     np.testing.assert_allclose(pruning.predict(x, run), y)
 
 
+def test_pruning_breaks_label_ties_by_the_scores() -> None:
+    sure = np.array([[0.9, 0.1], [0.1, 0.9]])
+    unsure = np.array([[0.4, 0.6], [0.6, 0.4]])
+    run = Runner([lambda r: sure, lambda r: unsure])
+    pruning = EnsemblePruningReuser(["sure", "unsure"], "classification")
+    pruning.selected, pruning.score, pruning._n_classes = [0, 1], PruningScore(0, 0, 2), 2
+    np.testing.assert_array_equal(pruning.predict(np.zeros((2, 1)), run), [0, 1])
+
+
 def test_pruning_greedy_beyond_the_exhaustive_limit() -> None:
     rng = np.random.default_rng(7)
     x = rng.normal(size=(80, 1))
@@ -225,6 +239,8 @@ def test_pruning_errors() -> None:
     x = np.zeros((6, 2))
     with pytest.raises(ValueError, match="task must be one of"):
         EnsemblePruningReuser(["a"], "ranking")
+    with pytest.raises(ValueError, match="fit on labelled data first"):
+        EnsemblePruningReuser(["a"], "classification").predict(x, run)
     with pytest.raises(ValueError, match="different numbers of classes"):
         EnsemblePruningReuser(["a", "b"], "classification").fit(x, np.zeros(6), run)
     with pytest.raises(ValueError, match="score only 3 classes"):
