@@ -8,6 +8,7 @@ never in the caller's process. The reusers are the ones the reuse service runs
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -17,6 +18,11 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+
+# Before torch loads (lwm.learnware.reuse imports it), as `lwm serve` does: OpenMP threads
+# sleep instead of spinning between the job selector's small kernels, which on a busy
+# machine makes a 0.1 s selection take seconds.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from lwm.learnware import reuse
 from lwm.learnware.archive import LearnwareArchive
