@@ -29,7 +29,7 @@ from lwm.learnware.archive import LearnwareArchive, extract_archive
 
 from .environment import default_environments
 from .framing import FramingError, pack_frame, read_frame, to_wire_array
-from .sandbox import SCRATCH_IN_SANDBOX, SandboxConfig, bwrap_command, prepare_scratch, python_roots, resource_limiter, sandbox_env
+from .sandbox import SCRATCH_IN_SANDBOX, SandboxConfig, bwrap_command, prepare_scratch, python_roots, resource_limits_command, sandbox_env
 
 SANDBOX_ROOT = Path(__file__).resolve().parent / "sandbox_root"
 RUNNER_SCRIPT = SANDBOX_ROOT / "lwm_runner.py"
@@ -145,14 +145,13 @@ class LocalChild(ChildProcess):
     def __init__(self, command: list[str], cwd: Path, env: dict[str, str], sandbox: SandboxConfig):
         self._sandbox = sandbox
         self._proc = subprocess.Popen(
-            command,
+            resource_limits_command(sandbox) + command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
             env=env,
             start_new_session=True,  # own process group, killed as a whole
-            preexec_fn=resource_limiter(sandbox),
         )
         assert self._proc.stdin and self._proc.stdout and self._proc.stderr
         self.send_fd = self._proc.stdin.fileno()

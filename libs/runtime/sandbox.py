@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import functools
 import os
-import resource
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,23 +167,26 @@ def bwrap_command(
     return args
 
 
-def resource_limiter(config: SandboxConfig) -> Callable[[], None]:
-    """A preexec function setting the sandbox's resource limits in the child before it execs."""
+def resource_limits_command(config: SandboxConfig) -> list[str]:
+    """A `prlimit` prefix that sets the sandbox's resource limits before the command execs.
+
+    A wrapper command rather than a preexec function: services are gRPC processes, and
+    Python code between fork and exec (preexec_fn runs the at-fork hooks) can deadlock
+    in gRPC's fork handlers.
+    """
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        raise OSError("prlimit (util-linux) is not installed: it sets the sandbox's resource limits")
     limits = [
-        (resource.RLIMIT_AS, config.memory_bytes, config.memory_bytes),
+        f"--as={config.memory_bytes}",
         # SIGXCPU at the soft limit says why; SIGKILL at the hard one if that is ignored.
-        (resource.RLIMIT_CPU, config.cpu_time_s, config.cpu_time_s + 5),
-        (resource.RLIMIT_FSIZE, config.file_size_bytes, config.file_size_bytes),
-        (resource.RLIMIT_CORE, 0, 0),
+        f"--cpu={config.cpu_time_s}:{config.cpu_time_s + 5}",
+        f"--fsize={config.file_size_bytes}",
+        "--core=0",
     ]
     if config.drops_to_uid:
-        limits.append((resource.RLIMIT_NPROC, config.max_processes, config.max_processes))
-
-    def apply() -> None:
-        for kind, soft, hard in limits:
-            resource.setrlimit(kind, (soft, hard))
-
-    return apply
+        limits.append(f"--nproc={config.max_processes}")
+    return [prlimit, *limits, "--"]
 
 
 def prepare_scratch(config: SandboxConfig, scratch: Path) -> None:
