@@ -10,6 +10,7 @@ from typing import Any, Callable, TypeVar
 import grpc
 
 log = logging.getLogger(__name__)
+UNAVAILABLE_PREFIX = "a market service is unavailable: "
 T = TypeVar("T")
 
 
@@ -46,9 +47,10 @@ def _abort(context: grpc.ServicerContext, error: BaseException, method: str) -> 
     if isinstance(error, grpc.RpcError) and isinstance(error, grpc.Call):
         # A downstream service answered with a status: pass it on unchanged.
         code = error.code()
-        if code == grpc.StatusCode.UNAVAILABLE:
-            context.abort(code, f"a market service is unavailable: {error.details()}")
-        context.abort(code, error.details() or code.name)
+        details = error.details() or code.name
+        if code == grpc.StatusCode.UNAVAILABLE and not details.startswith(UNAVAILABLE_PREFIX):
+            details = UNAVAILABLE_PREFIX + details
+        context.abort(code, details)
     log.exception("unexpected error in %s", method)
     context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(error).__name__}: {error}")
 
