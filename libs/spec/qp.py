@@ -12,11 +12,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 import scipy.optimize
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 # Weight of the sum(b) = 1 row appended to the least-squares form; the
 # remaining violation is removed by renormalising and by the polish step.
 _EQUALITY_WEIGHT = 1e4
+# Found once: threadpool_limits() looks the BLAS libraries up again on every call (~5 ms,
+# more than the solve; a search solves dozens of these QPs).
+_THREADPOOLS = ThreadpoolController()
 
 
 def _jittered_cholesky(K: np.ndarray) -> np.ndarray:
@@ -97,7 +100,7 @@ def solve_simplex_qp(K: np.ndarray, c: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected K (n, n) and c (n,), got {K.shape} and {c.shape}")
     if n == 1:
         return np.ones(1)
-    with threadpool_limits(limits=1):
+    with _THREADPOOLS.limit(limits=1):
         return _solve(0.5 * (K + K.T), c)
 
 
