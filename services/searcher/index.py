@@ -100,6 +100,8 @@ class LearnwareIndex:
     def apply(self, change: organizer_pb2.WatchLearnwaresResponse) -> None:
         with self._lock:
             if change.kind == organizer_pb2.CHANGE_KIND_SYNCED:
+                for stack in self._groups.values():  # the backlog's sketches, before the first search
+                    stack.complete_new_rows()
                 self.synced = True
             elif change.kind == organizer_pb2.CHANGE_KIND_DELETED or change.learnware.status != common_pb2.LEARNWARE_STATUS_USABLE:
                 self._remove(change.learnware_id)
@@ -172,12 +174,13 @@ class LearnwareIndex:
             stack = self._groups.get(key)
             return None if stack is None else stack.view(learnware_ids)
 
-    def stats(self) -> tuple[int, dict[str, int]]:
+    def stats(self) -> tuple[int, dict[str, int], int]:
+        """Learnwares, learnwares per spec type, and bytes held by the spec stacks."""
         with self._lock:
             counts: dict[str, int] = {}
             for key, stack in self._groups.items():
                 counts[key.spec_type] = counts.get(key.spec_type, 0) + len(stack)
-            return len(self._entries), counts
+            return len(self._entries), counts, sum(stack.nbytes for stack in self._groups.values())
 
 
 class IndexFollower:

@@ -103,8 +103,9 @@ class Candidate:
     learnware: common_pb2.LearnwareInfo
     semantic_score: float = 0.0
     mmd: float = 0.0
-    z: np.ndarray | None = None  # statistical search: the spec, float32 (K, ...)
+    z: np.ndarray | None = None  # statistical search: the spec (K, ...) and its ||Phi||^2
     beta: np.ndarray | None = None
+    self_term: float = 0.0
 
 
 @dataclass
@@ -144,7 +145,7 @@ def search_shard(index: LearnwareIndex, query: SearchQuery, settings: IndexSetti
     ranked = rank(query.user, view, query.candidate_count, settings)
     infos = index.infos(view.ids[row] for row in ranked.rows)
     candidates = [
-        Candidate(infos[view.ids[row]], mmd=mmd, z=view.points[row].cpu().numpy(), beta=view.weights[row].cpu().numpy())
+        Candidate(infos[view.ids[row]], mmd=mmd, z=view.points(row).cpu().numpy(), beta=view.weights[row].cpu().numpy(), self_term=float(view.self_terms[row]))
         for row, mmd in zip(ranked.rows, ranked.mmds)
         if view.ids[row] in infos
     ]
@@ -186,7 +187,9 @@ def merge_shards(query: SearchQuery, shards: list[ShardResult]) -> searcher_pb2.
     candidates.sort(key=lambda c: (c.mmd, c.learnware.id))
     points, weights = _stack_candidates(candidates)
     assert query.user is not None
-    result = finish(query.user, points, weights, [c.mmd for c in candidates], summary, max_search_num=query.max_search_num, strategy=query.strategy, max_results=query.max_results)
+    result = finish(
+        query.user, points, weights, [c.self_term for c in candidates], [c.mmd for c in candidates], summary, max_search_num=query.max_search_num, strategy=query.strategy, max_results=query.max_results
+    )
     for index, score in result.singles:
         response.single_results.add(learnware=candidates[index].learnware, score=score)
     if result.mixture is not None:
@@ -199,8 +202,8 @@ def _stack_candidates(candidates: list[Candidate]) -> tuple[torch.Tensor, torch.
     k = max(c.z.shape[0] for c in candidates if c.z is not None)
     first = candidates[0].z
     assert first is not None
-    points = np.zeros((len(candidates), k, int(np.prod(first.shape[1:]))), dtype=np.float32)
-    weights = np.zeros((len(candidates), k), dtype=np.float32)
+    points = np.zeros((len(candidates), k, int(np.prod(first.shape[1:]))))
+    weights = np.zeros((len(candidates), k))
     for row, candidate in enumerate(candidates):
         assert candidate.z is not None and candidate.beta is not None
         points[row, : candidate.z.shape[0]] = candidate.z.reshape(candidate.z.shape[0], -1)
@@ -219,7 +222,7 @@ def shard_to_proto(result: ShardResult, query: SearchQuery) -> searcher_pb2.Shar
         indexed=result.indexed,
     )
     for candidate in result.candidates:
-        item = message.candidates.add(learnware=candidate.learnware, semantic_score=candidate.semantic_score, mmd=candidate.mmd)
+        item = message.candidates.add(learnware=candidate.learnware, semantic_score=candidate.semantic_score, mmd=candidate.mmd, self_term=candidate.self_term)
         if candidate.z is not None and candidate.beta is not None and query.group is not None:
             item.stat_spec.CopyFrom(common_pb2.StatSpec(type=query.group.spec_type, z=to_tensor(candidate.z), beta=to_tensor(candidate.beta), gamma=query.group.gamma))
     return message
@@ -229,11 +232,12 @@ def shard_from_proto(message: searcher_pb2.ShardResult, query: SearchQuery) -> S
     """A shard's result sent to MergeSearchResults; candidate specs must fit the query's group."""
     candidates = []
     for item in message.candidates:
-        candidate = Candidate(item.learnware, semantic_score=item.semantic_score, mmd=item.mmd)
+        candidate = Candidate(item.learnware, semantic_score=item.semantic_score, mmd=item.mmd, self_term=item.self_term)
         if query.group is not None:
             candidate.z = from_tensor(item.stat_spec.z, "candidate z")
             candidate.beta = from_tensor(item.stat_spec.beta, "candidate beta").reshape(-1)
-            if candidate.z.shape[1:] != query.group.point_shape or candidate.z.shape[0] != candidate.beta.shape[0] or not np.isfinite(item.mmd):
+            sound = np.isfinite(item.mmd) and np.isfinite(item.self_term) and np.all(np.isfinite(candidate.z)) and np.all(np.isfinite(candidate.beta))
+            if candidate.z.shape[1:] != query.group.point_shape or candidate.z.shape[0] != candidate.beta.shape[0] or not sound:
                 raise invalid_argument(f"shard {message.shard}: candidate {item.learnware.id} does not fit a {query.group.describe()}")
         candidates.append(candidate)
     summary = message.distances

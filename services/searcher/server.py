@@ -20,7 +20,7 @@ SYNC_WAIT_S = 10.0
 
 @grpc_errors
 class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
-    def __init__(self, index: LearnwareIndex, settings: IndexSettings = IndexSettings()) -> None:
+    def __init__(self, index: LearnwareIndex, settings: IndexSettings) -> None:
         self.index = index
         self.settings = settings
 
@@ -46,8 +46,10 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
         return searcher_pb2.MergeSearchResultsResponse(result=merge_shards(query, [shard_from_proto(shard, query) for shard in request.shards]))
 
     def GetIndexStats(self, request: searcher_pb2.GetIndexStatsRequest, context: grpc.ServicerContext) -> searcher_pb2.GetIndexStatsResponse:
-        count, by_type = self.index.stats()
-        return searcher_pb2.GetIndexStatsResponse(learnware_count=count, stat_spec_counts=by_type, revision=self.index.revision, synced=self.index.synced, shard=str(self.index.shard))
+        count, by_type, nbytes = self.index.stats()
+        return searcher_pb2.GetIndexStatsResponse(
+            learnware_count=count, stat_spec_counts=by_type, revision=self.index.revision, synced=self.index.synced, shard=str(self.index.shard), index_bytes=nbytes
+        )
 
 
 def build_server(organizer_address: str, port: int, host: str = "127.0.0.1", device: str | None = None, shard: Shard = WHOLE_MARKET) -> tuple[Server, IndexFollower]:
@@ -55,5 +57,5 @@ def build_server(organizer_address: str, port: int, host: str = "127.0.0.1", dev
     index = LearnwareIndex(device, shard)
     follower = IndexFollower(organizer_pb2_grpc.OrganizerServiceStub(channel(organizer_address)), index)
     server = Server("searcher", port, host)
-    server.add(searcher_pb2_grpc.add_SearcherServiceServicer_to_server, SearcherServicer(index), [searcher_pb2.DESCRIPTOR.services_by_name["SearcherService"].full_name])
+    server.add(searcher_pb2_grpc.add_SearcherServiceServicer_to_server, SearcherServicer(index, IndexSettings.from_env()), [searcher_pb2.DESCRIPTOR.services_by_name["SearcherService"].full_name])
     return server, follower

@@ -15,12 +15,13 @@ Two stages, so that shards of the market can be searched apart and merged exactl
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from lwm.services.searcher.stack import StackView, cross_terms
+from lwm.services.searcher.stack import StackView, augment_points, augment_queries, cross_terms
 from lwm.spec.kernels import rkhs_inner_product, self_inner_products
 from lwm.spec.qp import solve_simplex_qp
 
@@ -28,7 +29,7 @@ FILTER_SCORE = 0.6
 AUTO_WEIGHT_CUTOFF = 0.98
 AUTO_MIN_WEIGHT = 1e-3
 GREEDY_DECAY_RATE = 0.95
-GREEDY_EXACT_TRIALS = 5
+GREEDY_EXACT_TRIALS = 3
 AUTO_MAX_ITERATIONS = 100
 # Mixtures are sought among the best MIXTURE_POOL_FACTOR * max_search_num^2 single
 # learnwares. The reference takes max_search_num^2: on bench/search_bench.py's 1k market
@@ -45,6 +46,11 @@ class IndexSettings:
 
     min_rows: int = 20_000
     shortlist: int = 1_000
+
+    @classmethod
+    def from_env(cls) -> "IndexSettings":
+        """LWM_SEARCH_INDEX_MIN_ROWS and LWM_SEARCH_SHORTLIST, else the defaults."""
+        return cls(int(os.environ.get("LWM_SEARCH_INDEX_MIN_ROWS", cls.min_rows)), int(os.environ.get("LWM_SEARCH_SHORTLIST", cls.shortlist)))
 
 
 @dataclass(frozen=True)
@@ -114,11 +120,9 @@ class Ranked:
 
 def _exact_mmds(user: UserSpec, view: StackView, rows: torch.Tensor | None) -> torch.Tensor:
     """Squared MMD to the given rows of the view (None: rows 0..count-1), float64."""
-    if rows is None:
-        points, weights, sq_norms, self_terms = (t[: view.count] for t in (view.points, view.weights, view.sq_norms, view.self_terms))
-    else:
-        points, weights, sq_norms, self_terms = (t[rows] for t in (view.points, view.weights, view.sq_norms, view.self_terms))
-    return user.self_term - 2.0 * cross_terms(user.z, user.beta, points, sq_norms, weights, view.gamma) + self_terms
+    selected = slice(0, view.count) if rows is None else rows
+    queries = augment_queries(view.centred(user.z), view.gamma)
+    return user.self_term - 2.0 * cross_terms(queries, user.beta, view.augmented[selected], view.weights[selected]) + view.self_terms[selected]
 
 
 def _best(rows: torch.Tensor, mmds: torch.Tensor, keep: int) -> tuple[list[int], list[float]]:
@@ -140,7 +144,7 @@ def rank(user: UserSpec, view: StackView, keep: int, settings: IndexSettings) ->
         best_rows, best = _best(rows, mmds, keep)
         return Ranked(best_rows, best, DistanceSummary.of(mmds[torch.isfinite(mmds)].cpu().numpy()), indexed=False)
 
-    user_sketch = view.sketch.embed(user.z, user.beta)
+    user_sketch = view.sketch.embed(view.centred(user.z), user.beta)
     count = view.count
     approx = (view.sketch_sq_norms[:count] - 2.0 * (view.sketches[:count] @ user_sketch) + (user_sketch @ user_sketch))[rows].to(torch.float64)
     shortlist = torch.topk(approx, min(max(settings.shortlist, keep), rows.numel()), largest=False).indices
@@ -161,22 +165,22 @@ class CandidateGram:
     diagonal, the self terms), so a pool of a hundred candidates costs a few rows.
     """
 
-    def __init__(self, points: torch.Tensor, weights: torch.Tensor, gamma: float) -> None:
-        self.points = points
+    def __init__(self, centred: torch.Tensor, weights: torch.Tensor, self_terms: np.ndarray, gamma: float) -> None:
+        self.centred = centred
         self.weights = weights
-        self.sq_norms = (points * points).sum(-1)
+        self.augmented = augment_points(centred, gamma)
         self.gamma = gamma
-        n = points.shape[0]
-        self.matrix = np.full((n, n), np.nan)
-        self.diagonal = self_inner_products(points.to(torch.float64), weights.to(torch.float64), gamma).cpu().numpy()
-        np.fill_diagonal(self.matrix, self.diagonal)
+        self.diagonal = self_terms
+        self.matrix = np.full((len(self_terms), len(self_terms)), np.nan)
+        np.fill_diagonal(self.matrix, self_terms)
         self._done: set[int] = set()
 
     def rows(self, members: list[int]) -> np.ndarray:
         """gram[members, :]"""
         for i in members:
             if i not in self._done:
-                row = cross_terms(self.points[i], self.weights[i], self.points, self.sq_norms, self.weights, self.gamma).cpu().numpy()
+                queries = augment_queries(self.centred[i], self.gamma)
+                row = cross_terms(queries, self.weights[i], self.augmented, self.weights.to(self.augmented.dtype)).cpu().numpy()
                 row[i] = self.diagonal[i]
                 self.matrix[i, :] = row
                 self.matrix[:, i] = row
@@ -286,10 +290,12 @@ def mixture_pool_size(max_search_num: int) -> int:
     return MIXTURE_POOL_FACTOR * max_search_num * max_search_num
 
 
-def find_mixture(user: UserSpec, points: torch.Tensor, weights: torch.Tensor, *, max_search_num: int, strategy: str) -> Mixture | None:
-    """The mixture of candidate specs (points (n, K, d), weights (n, K)) chosen by the strategy, if any."""
-    gram = CandidateGram(points, weights, user.gamma)
-    cross = cross_terms(user.z, user.beta, points, gram.sq_norms, weights, user.gamma).cpu().numpy()
+def find_mixture(user: UserSpec, points: torch.Tensor, weights: torch.Tensor, self_terms: np.ndarray, mmds: np.ndarray, *, max_search_num: int, strategy: str) -> Mixture | None:
+    """The mixture of candidate specs (points (n, K, d), weights (n, K), their self terms and
+    MMDs to the user) chosen by the strategy, if any."""
+    origin = (user.beta @ user.z) / user.beta.sum()
+    gram = CandidateGram(points.to(torch.float64) - origin, weights, self_terms, user.gamma)
+    cross = (user.self_term + self_terms - mmds) / 2.0  # <Phi_user, Phi_i>, from the MMDs
     pick = _auto if strategy == "auto" else _greedy
     members, mixture_weights, mmd = pick(gram, cross, user.self_term, max_search_num)
     if len(members) <= 1 or mmd is None:
@@ -297,14 +303,15 @@ def find_mixture(user: UserSpec, points: torch.Tensor, weights: torch.Tensor, *,
     return Mixture(members, [float(w) for w in mixture_weights], mmd)
 
 
-def finish(user: UserSpec, points: torch.Tensor, weights: torch.Tensor, mmds: list[float], summary: DistanceSummary, *, max_search_num: int, strategy: str, max_results: int) -> StatResult:
-    """Singles and mixture over candidates sorted by MMD (`mmds`), scored against `summary` of all MMDs."""
+def finish(user: UserSpec, points: torch.Tensor, weights: torch.Tensor, self_terms: list[float], mmds: list[float], summary: DistanceSummary, *, max_search_num: int, strategy: str, max_results: int) -> StatResult:
+    """Singles and mixture over candidates sorted by MMD: their specs (points (n, K, d) and
+    weights (n, K), any frame), self terms and MMDs, scored against `summary` of all MMDs."""
     if not mmds:
         return StatResult([], None)
     mixture = None
     pool = min(len(mmds), mixture_pool_size(max_search_num))
     if mmds[0] > EXACT_MATCH_RTOL * user.self_term and pool > 1 and max_search_num > 1:
-        mixture = find_mixture(user, points[:pool], weights[:pool], max_search_num=max_search_num, strategy=strategy)
+        mixture = find_mixture(user, points[:pool], weights[:pool], np.asarray(self_terms[:pool]), np.asarray(mmds[:pool]), max_search_num=max_search_num, strategy=strategy)
         if mixture is not None and mixture.mmd >= mmds[0]:
             mixture = None
     if mixture is not None:

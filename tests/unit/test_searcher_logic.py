@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lwm.services.searcher.semantic import SemanticIndex
-from lwm.services.searcher.stack import SpecStack, cross_terms
+from lwm.services.searcher.stack import SpecStack, augment_points, augment_queries, cross_terms
 from lwm.services.searcher.statistical import DistanceSummary, IndexSettings, UserSpec, finish, rank
 from lwm.spec.kernels import rbf_kernel
 
@@ -167,8 +167,9 @@ def _brute_mmd(z1: np.ndarray, b1: np.ndarray, z2: np.ndarray, b2: np.ndarray, g
 def _search(user: UserSpec, stack: SpecStack, strategy: str, settings: IndexSettings = IndexSettings(), keep: int = 100):
     view = stack.view()
     ranked = rank(user, view, keep, settings)
-    rows = torch.as_tensor(ranked.rows)
-    result = finish(user, view.points[rows], view.weights[rows], ranked.mmds, ranked.summary, max_search_num=3, strategy=strategy, max_results=10)
+    points = torch.stack([view.points(row) for row in ranked.rows])
+    self_terms = view.self_terms[ranked.rows].tolist()
+    result = finish(user, points, view.weights[ranked.rows], self_terms, ranked.mmds, ranked.summary, max_search_num=3, strategy=strategy, max_results=10)
     return ranked, result
 
 
@@ -177,10 +178,25 @@ def test_cross_terms_equal_the_kernel() -> None:
     z, beta = rng.normal(size=(7, 3)), rng.random(7)
     points = rng.normal(size=(5, 4, 3))
     weights = rng.random((5, 4))
-    P = torch.as_tensor(points, dtype=torch.float32)
-    got = cross_terms(torch.as_tensor(z), torch.as_tensor(beta), P, (P * P).sum(-1), torch.as_tensor(weights, dtype=torch.float32), 0.3).numpy()
+    queries = augment_queries(torch.as_tensor(z), 0.3)
+    got = cross_terms(queries, torch.as_tensor(beta), augment_points(torch.as_tensor(points), 0.3), torch.as_tensor(weights, dtype=torch.float32)).numpy()
     expected = [beta @ rbf_kernel(torch.as_tensor(z), torch.as_tensor(points[i]), 0.3).numpy() @ weights[i] for i in range(5)]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_far_from_zero_features_keep_their_precision() -> None:
+    """Points are stored centred: an offset of 1e4 in every feature changes no MMD."""
+    rng = np.random.default_rng(5)
+    specs = [(rng.normal(loc=i, size=(6, 3)), np.full(6, 1 / 6)) for i in range(4)]
+    z = rng.normal(loc=1.5, size=(9, 3))
+    mmds = []
+    for offset in (0.0, 1e4):
+        stack = _stack([(s + offset, b) for s, b in specs], 0.1)
+        ranked = rank(UserSpec.make(z + offset, np.full(9, 1 / 9), 0.1, CPU), stack.view(), 4, IndexSettings())
+        mmds.append(dict(zip(ranked.rows, ranked.mmds)))
+    brute = [_brute_mmd(z, np.full(9, 1 / 9), s, b, 0.1) for s, b in specs]
+    for found in mmds:
+        np.testing.assert_allclose([found[i] for i in range(4)], brute, rtol=1e-4)
 
 
 def _market(rng: np.random.Generator, k: int = 6, d: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -81,7 +81,7 @@ class GetIndexStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetIndexStatsResponse(_message.Message):
-    __slots__ = ("learnware_count", "stat_spec_counts", "revision", "synced", "shard")
+    __slots__ = ("learnware_count", "stat_spec_counts", "revision", "synced", "shard", "index_bytes")
     class StatSpecCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -94,12 +94,14 @@ class GetIndexStatsResponse(_message.Message):
     REVISION_FIELD_NUMBER: _ClassVar[int]
     SYNCED_FIELD_NUMBER: _ClassVar[int]
     SHARD_FIELD_NUMBER: _ClassVar[int]
+    INDEX_BYTES_FIELD_NUMBER: _ClassVar[int]
     learnware_count: int
     stat_spec_counts: _containers.ScalarMap[str, int]
     revision: int
     synced: bool
     shard: str
-    def __init__(self, learnware_count: _Optional[int] = ..., stat_spec_counts: _Optional[_Mapping[str, int]] = ..., revision: _Optional[int] = ..., synced: bool = ..., shard: _Optional[str] = ...) -> None: ...
+    index_bytes: int
+    def __init__(self, learnware_count: _Optional[int] = ..., stat_spec_counts: _Optional[_Mapping[str, int]] = ..., revision: _Optional[int] = ..., synced: bool = ..., shard: _Optional[str] = ..., index_bytes: _Optional[int] = ...) -> None: ...
 
 class SearchShardRequest(_message.Message):
     __slots__ = ("search",)
@@ -140,16 +142,18 @@ class DistanceSummary(_message.Message):
     def __init__(self, count: _Optional[int] = ..., sum: _Optional[float] = ..., min: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
 
 class ShardCandidate(_message.Message):
-    __slots__ = ("learnware", "semantic_score", "mmd", "stat_spec")
+    __slots__ = ("learnware", "semantic_score", "mmd", "stat_spec", "self_term")
     LEARNWARE_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_SCORE_FIELD_NUMBER: _ClassVar[int]
     MMD_FIELD_NUMBER: _ClassVar[int]
     STAT_SPEC_FIELD_NUMBER: _ClassVar[int]
+    SELF_TERM_FIELD_NUMBER: _ClassVar[int]
     learnware: _common_pb2.LearnwareInfo
     semantic_score: float
     mmd: float
     stat_spec: _common_pb2.StatSpec
-    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., semantic_score: _Optional[float] = ..., mmd: _Optional[float] = ..., stat_spec: _Optional[_Union[_common_pb2.StatSpec, _Mapping]] = ...) -> None: ...
+    self_term: float
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., semantic_score: _Optional[float] = ..., mmd: _Optional[float] = ..., stat_spec: _Optional[_Union[_common_pb2.StatSpec, _Mapping]] = ..., self_term: _Optional[float] = ...) -> None: ...
 
 class ShardResult(_message.Message):
     __slots__ = ("shard", "semantic_matches", "fuzzy_text_match", "candidates", "distances", "comparable_count", "incomparable_groups", "indexed")
