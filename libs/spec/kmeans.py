@@ -51,7 +51,6 @@ def kmeans(X: torch.Tensor, k: int, generator: torch.Generator, max_iter: int = 
     Runs in float32 (as the reference's k-means does): it only seeds Z.
     """
     Xf = X.to(torch.float32)
-    n = Xf.shape[0]
     x_sq = (Xf * Xf).sum(1)
     C = Xf[kmeans_plus_plus_indices(Xf, k, generator).to(Xf.device)].clone()
     assign = None
@@ -60,12 +59,8 @@ def kmeans(X: torch.Tensor, k: int, generator: torch.Generator, max_iter: int = 
         if assign is not None and torch.equal(new_assign, assign):
             break
         assign = new_assign
-        # Cluster sums as one matrix product with the one-hot assignment
-        # (much faster on CPU than index_add_).
-        one_hot = torch.zeros(n, k, dtype=Xf.dtype, device=Xf.device)
-        one_hot[torch.arange(n, device=Xf.device), assign] = 1.0
-        counts = one_hot.sum(0)
-        sums = one_hot.T @ Xf
+        counts = torch.bincount(assign, minlength=k).to(Xf.dtype)
+        sums = torch.zeros_like(C).index_add_(0, assign, Xf)
         nonempty = counts > 0
         C[nonempty] = sums[nonempty] / counts[nonempty, None]  # empty clusters keep their centre
     return C.to(X.dtype)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .device import resolve_device
 from .kmeans import canonical_row_order, kmeans
-from .kernels import MAX_KERNEL_ENTRIES, rbf_kernel, rkhs_inner_product, squared_mmd
+from .kernels import rbf_kernel, rkhs_inner_product, squared_mmd
 from .qp import solve_simplex_qp
 
 TABLE_SPEC_TYPE = "RKMETableSpecification"
@@ -37,6 +37,9 @@ KMEANS_MAX_SAMPLES = 20_000
 # Each Z step tries the full preconditioned step first and halves it until
 # the MMD to the data goes down, at most this many times.
 MAX_STEP_HALVINGS = 8
+# Kernel entries (z, x) held at once while fitting: 16 MB in float64, small
+# enough to keep peak memory low, large enough for full-speed matrix products.
+FIT_KERNEL_ENTRIES = 2_000_000
 
 DTYPE = torch.float64
 
@@ -113,7 +116,7 @@ class _ReducedSetFit:
         z_sq = (z * z).sum(1, keepdim=True)
         mean_k = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
         mean_kx = torch.zeros_like(z)
-        step = max(1, MAX_KERNEL_ENTRIES // z.shape[0])
+        step = max(1, FIT_KERNEL_ENTRIES // z.shape[0])
         for s in range(0, n, step):
             xc = self.X[s : s + step]
             sq = torch.addmm(z_sq + self.x_sq[s : s + step][None, :], z, xc.T, alpha=-2.0)
@@ -148,6 +151,7 @@ class _ReducedSetFit:
         a = state.mean_k[:, None]
         direction = (state.mean_kx - a * state.z) - (t - s * state.z)
         return direction / a.clamp_min(torch.finfo(a.dtype).tiny)
+
 
 class RKMETableSpecification:
     """Reduced set (z, beta) with sum_i beta_i k(z_i, .) ~ the kernel mean embedding of X."""
@@ -228,7 +232,6 @@ class RKMETableSpecification:
             state = trial
             eta = min(float(step_size), 2.0 * eta)
         self.z, self.beta = state.z, state.beta
-
 
     # ----- accessors ----------------------------------------------------
     def _require_fitted(self) -> tuple[torch.Tensor, torch.Tensor]:
