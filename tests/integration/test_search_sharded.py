@@ -20,28 +20,30 @@ from lwm.learnware.synthetic import TableWorld
 from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2, market_pb2, organizer_pb2, organizer_pb2_grpc, searcher_pb2, searcher_pb2_grpc
 from lwm.rpc.server import channel, wait_until_serving
+from lwm.services.launch import Running, ServeConfig, start_service
 from lwm.services.searcher.index import Shard
 from lwm.spec import RKMETableSpecification
 
 pytestmark = pytest.mark.integration
 
 
-class Processes:
-    """`lwm serve NAME` children, stopped by PID with SIGTERM."""
+class ShardProcesses:
+    """`lwm serve searcher` children, one per shard, stopped by PID with SIGTERM."""
 
     def __init__(self, log_path: Path) -> None:
         self.log = open(log_path, "wb")
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, port: int, *args: str, env: dict[str, str] | None = None) -> str:
-        command = [sys.executable, "-m", "lwm.client.cli", "serve", name, "--port", str(port), *args]
-        self.children.append(subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}))
+    def start(self, organizer: str, shard: str) -> str:
+        port = free_port()
+        command = [sys.executable, "-m", "lwm.client.cli", "serve", "searcher", "--port", str(port), "--organizer", organizer]
+        self.children.append(subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "LWM_SEARCHER_SHARD": shard}))
         address = f"127.0.0.1:{port}"
         wait_until_serving(address, timeout_s=60)
         return address
 
     def stop(self) -> None:
-        for child in reversed(self.children):
+        for child in self.children:
             child.send_signal(signal.SIGTERM)
         for child in self.children:
             try:
@@ -53,10 +55,17 @@ class Processes:
 
 
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    running = Processes(tmp_path / "services.log")
-    yield running
-    running.stop()
+def market(tmp_path: Path) -> Iterator[tuple[ServeConfig, Running, ShardProcesses]]:
+    """An organizer in this process, and the place for shard processes and more services."""
+    config = ServeConfig(data_dir=tmp_path / "data")
+    running = Running()
+    shards = ShardProcesses(tmp_path / "shards.log")
+    try:
+        config.organizer = start_service("organizer", 0, config, running).address
+        yield config, running, shards
+    finally:
+        shards.stop()
+        running.stop()
 
 
 def _upload(organizer: organizer_pb2_grpc.OrganizerServiceStub, zip_path: Path, semantic: dict) -> common_pb2.LearnwareInfo:
@@ -85,13 +94,14 @@ def _spec(x: np.ndarray) -> RKMETableSpecification:
     return spec
 
 
-def test_gateway_merges_two_searcher_shards(processes: Processes, tmp_path: Path) -> None:
-    organizer_address = processes.start("organizer", free_port(), "--data-dir", str(tmp_path / "data"))
-    wiring = ["--organizer", organizer_address]
-    shard_addresses = [processes.start("searcher", free_port(), *wiring, env={"LWM_SEARCHER_SHARD": f"{i}/2"}) for i in range(2)]
-    whole_address = processes.start("searcher", free_port(), *wiring)
-    unused = f"127.0.0.1:{free_port()}"  # checks and reuse are not part of this test
-    gateway_address = processes.start("gateway", free_port(), *wiring, "--searcher", ",".join(shard_addresses), "--checker", unused, "--reuse", unused)
+def test_gateway_merges_two_searcher_shards(market: tuple[ServeConfig, Running, ShardProcesses], tmp_path: Path) -> None:
+    config, running, shards = market
+    organizer_address = config.organizer
+    shard_addresses = [shards.start(organizer_address, f"{i}/2") for i in range(2)]
+    whole_address = start_service("searcher", 0, config, running).address  # the whole market, for comparison
+    config.searcher = ",".join(shard_addresses)
+    config.checker = config.reuse = f"127.0.0.1:{free_port()}"  # checks and reuse are not part of this test
+    gateway_address = start_service("gateway", 0, config, running).address
 
     organizer = organizer_pb2_grpc.OrganizerServiceStub(channel(organizer_address))
     searchers = [searcher_pb2_grpc.SearcherServiceStub(channel(a)) for a in (*shard_addresses, whole_address)]

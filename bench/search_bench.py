@@ -1,0 +1,394 @@
+"""Statistical search at market scale, side by side with the reference `learnware` package.
+
+    .venv/bin/python bench/search_bench.py --quick     # 1k and 10k learnwares, few users (a few minutes)
+    .venv/bin/python bench/search_bench.py             # 1k, 10k and 100k learnwares
+
+World: a Gaussian mixture of many clusters in d dimensions. Each learnware's data come
+from a few clusters with its own weights; its RKME table spec (K = 100 points) is drawn
+directly from those clusters (points allocated to clusters by weight, beta = cluster
+weight / points in it), which is an unbiased kernel mean embedding without the cost of
+a fit, so 100k specs take seconds. Users hold real rows (from one learnware's clusters,
+or half from each of two learnwares') and make their spec with lwm.spec's RKME fit, as
+a user of the market would.
+
+Measured, for each market size: building the searcher's index from the organizer's
+change events; p50/p95 latency of a statistical search through a real searcher gRPC
+server, exhaustive and indexed (sketch shortlist + exact MMD re-rank); the reference
+package's EasyStatSearcher on the same specs (in its own venv, .bench-venv, in a
+subprocess) at the sizes it finishes in reasonable time; top-1 and top-5
+identification of a one-learnware user's source, and mixture recall (both sources of a
+two-learnware user in the returned mixture), for ours and for the reference.
+The reference's venv is created when missing (pip install learnware==0.4.0.post1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# As `lwm serve` (services/launch.py): OpenMP threads sleep instead of spinning between kernels.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_VENV = ROOT / ".bench-venv"
+SPEC_POINTS = 100
+QMC_BASES = 64
+MAX_CLUSTERS = 4  # a learnware's data come from 2 to 4 clusters
+GAMMA = 0.1
+
+
+# ----------------------------------------------------------------------------- world
+
+
+@dataclass
+class World:
+    centers: np.ndarray  # (clusters, d)
+    scales: np.ndarray  # (clusters,) standard deviation of each cluster
+
+    @classmethod
+    def make(cls, clusters: int, dim: int, spread: float, seed: int) -> "World":
+        rng = np.random.default_rng(seed)
+        return cls(rng.normal(scale=spread, size=(clusters, dim)), rng.uniform(0.6, 1.4, size=clusters))
+
+    def learnwares(self, n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
+        """n learnwares: their clusters, weights, and RKME specs Z (n, K, d), beta (n, K).
+
+        Each cluster gets points in proportion to its weight, placed by a randomly shifted
+        scrambled Sobol sequence through the normal quantile function: about the MMD to the
+        learnware's distribution that a real RKME fit on 400-1000 rows reaches (measured:
+        0.0067 vs 0.0061-0.0066 for 16-d data of three clusters; iid points give 0.0090).
+        """
+        from scipy.special import ndtri
+        from scipy.stats import qmc
+
+        dim = self.centers.shape[1]
+        bases = np.stack([qmc.Sobol(dim, scramble=True, seed=int(rng.integers(2**31))).random(128) for _ in range(QMC_BASES)])
+        sizes = rng.integers(2, MAX_CLUSTERS + 1, size=n)
+        chosen = np.argsort(rng.random((n, len(self.centers))), axis=1)[:, :MAX_CLUSTERS]
+        active = np.arange(MAX_CLUSTERS)[None, :] < sizes[:, None]
+        w = np.where(active, rng.gamma(2.0, size=(n, MAX_CLUSTERS)), 0.0)  # Dirichlet(2) over the active clusters
+        w /= w.sum(1, keepdims=True)
+        # Points per cluster in proportion to its weight, at least one each, SPEC_POINTS in all.
+        counts = np.where(active, np.maximum(1, np.floor(w * SPEC_POINTS)), 0).astype(np.int64)
+        rows = np.arange(n)
+        while (over := counts.sum(1) > SPEC_POINTS).any():
+            counts[rows[over], np.argmax(counts[over], axis=1)] -= 1
+        counts[rows, np.argmax(w, axis=1)] += SPEC_POINTS - counts.sum(1)
+        ends = np.cumsum(counts, axis=1)
+        point = np.arange(SPEC_POINTS)
+        owner = (point[None, :, None] >= ends[:, None, :]).sum(-1)  # (n, K): which of the chosen clusters
+        rank = point[None, :] - (ends - counts)[rows[:, None], owner]  # index of the point within its cluster
+        B = (w / np.maximum(counts, 1))[rows[:, None], owner]
+        base = rng.integers(QMC_BASES, size=(n, MAX_CLUSTERS))
+        shift = rng.random((n, MAX_CLUSTERS, dim))
+        Z = np.empty((n, SPEC_POINTS, dim))
+        for start in range(0, n, 10_000):  # bounded temporaries
+            part = slice(start, start + 10_000)
+            r = rows[part, None]
+            uniform = (bases[base[r, owner[part]], rank[part]] + shift[r, owner[part]]) % 1.0
+            cluster = chosen[r, owner[part]]
+            Z[part] = self.centers[cluster] + self.scales[cluster][..., None] * ndtri(np.clip(uniform, 1e-9, 1 - 1e-9))
+        clusters = [chosen[i, : sizes[i]] for i in range(n)]
+        weights = [w[i, : sizes[i]] for i in range(n)]
+        return clusters, weights, Z, B
+
+    def sample(self, clusters: np.ndarray, weights: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
+        owner = rng.choice(len(clusters), size=rows, p=weights)
+        return self.centers[clusters[owner]] + self.scales[clusters[owner], None] * rng.normal(size=(rows, self.centers.shape[1]))
+
+
+@dataclass
+class Users:
+    """Users' specs and their true sources: one learnware, or two (half of the rows from each)."""
+
+    Z: np.ndarray  # (users, K, d)
+    B: np.ndarray
+    sources: list[list[int]]
+
+
+def make_users(world: World, clusters: list[np.ndarray], weights: list[np.ndarray], singles: int, mixtures: int, rows: int, rng: np.random.Generator) -> Users:
+    from lwm.spec import RKMETableSpecification
+
+    sources = [[int(i)] for i in rng.choice(len(clusters), size=singles, replace=False)]
+    sources += [[int(i), int(j)] for i, j in (rng.choice(len(clusters), size=2, replace=False) for _ in range(mixtures))]
+    Z, B = [], []
+    for members in sources:
+        data = np.vstack([world.sample(clusters[m], weights[m], rows // len(members), rng) for m in members])
+        spec = RKMETableSpecification(gamma=GAMMA, device="cpu")
+        spec.generate_stat_spec_from_data(data, K=SPEC_POINTS)
+        Z.append(spec.get_z())
+        B.append(spec.get_beta())
+    return Users(np.stack(Z), np.stack(B), sources)
+
+
+def learnware_id(i: int) -> str:
+    return f"lw{i:06d}"
+
+
+# ----------------------------------------------------------------------------- ours
+
+
+def build_index(Z: np.ndarray, B: np.ndarray) -> tuple[Any, float]:
+    """A LearnwareIndex fed with one UPSERTED change per learnware (as from the organizer), and the time it took."""
+    from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2
+    from lwm.rpc.tensors import to_tensor
+    from lwm.services.searcher.index import LearnwareIndex
+
+    index = LearnwareIndex("cpu")
+    semantic = common_pb2.SemanticSpec(data=["Table"], task=["Classification"], library=["Scikit-learn"], scenario=["Business"], license=["MIT"], name="bench")
+    started = time.perf_counter()
+    for i in range(len(Z)):
+        info = common_pb2.LearnwareInfo(id=learnware_id(i), status=common_pb2.LEARNWARE_STATUS_USABLE, semantic_spec=semantic, created_at=i)
+        spec = common_pb2.StatSpec(type="RKMETableSpecification", z=to_tensor(Z[i]), beta=to_tensor(B[i]), gamma=GAMMA, num_points=1000)
+        index.apply(organizer_pb2.WatchLearnwaresResponse(kind=organizer_pb2.CHANGE_KIND_UPSERTED, revision=i + 1, learnware_id=info.id, learnware=info, stat_specs=[spec]))
+    index.apply(organizer_pb2.WatchLearnwaresResponse(kind=organizer_pb2.CHANGE_KIND_SYNCED, revision=len(Z)))
+    return index, time.perf_counter() - started
+
+
+def update_cost(index: Any, Z: np.ndarray, B: np.ndarray, repeats: int = 50) -> float:
+    """Mean seconds to apply one change (a re-upload of an existing learnware) to the built index."""
+    from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2
+    from lwm.rpc.tensors import to_tensor
+
+    index.view(index.group_keys("RKMETableSpecification")[0], None)  # completes the rows of the backlog
+    changes = []
+    for r in range(repeats):
+        i = (r * 7919) % len(Z)
+        info = common_pb2.LearnwareInfo(id=learnware_id(i), status=common_pb2.LEARNWARE_STATUS_USABLE, semantic_spec=common_pb2.SemanticSpec(data=["Table"], name="bench"), created_at=i)
+        spec = common_pb2.StatSpec(type="RKMETableSpecification", z=to_tensor(Z[i]), beta=to_tensor(B[i]), gamma=GAMMA)
+        changes.append(organizer_pb2.WatchLearnwaresResponse(kind=organizer_pb2.CHANGE_KIND_UPSERTED, revision=len(Z) + 1 + r, learnware_id=info.id, learnware=info, stat_specs=[spec]))
+    started = time.perf_counter()
+    for change in changes:
+        index.apply(change)
+    return (time.perf_counter() - started) / repeats
+
+
+class OurSearcher:
+    """A real searcher gRPC server over the index, with the given index settings."""
+
+    def __init__(self, index: Any, min_rows: int) -> None:
+        from lwm.rpc.learnware.v1 import searcher_pb2, searcher_pb2_grpc
+        from lwm.rpc.server import Server, channel
+        from lwm.services.searcher.server import SearcherServicer
+        from lwm.services.searcher.statistical import IndexSettings
+
+        self.server = Server("searcher", 0)
+        self.server.add(searcher_pb2_grpc.add_SearcherServiceServicer_to_server, SearcherServicer(index, IndexSettings(min_rows=min_rows)), [searcher_pb2.DESCRIPTOR.services_by_name["SearcherService"].full_name])
+        self.server.start()
+        self.channel = channel(self.server.address)
+        self.stub = searcher_pb2_grpc.SearcherServiceStub(self.channel)
+
+    def search(self, z: np.ndarray, beta: np.ndarray, strategy: str) -> tuple[float, list[str], list[str]]:
+        """(seconds, single result ids, mixture ids)."""
+        from lwm.rpc.learnware.v1 import common_pb2, searcher_pb2
+        from lwm.rpc.tensors import to_tensor
+
+        request = searcher_pb2.SearchLearnwaresRequest(
+            stat_specs=[common_pb2.StatSpec(type="RKMETableSpecification", z=to_tensor(z), beta=to_tensor(beta), gamma=GAMMA)],
+            max_search_num=5,
+            mixture_strategy=searcher_pb2.MIXTURE_STRATEGY_AUTO if strategy == "auto" else searcher_pb2.MIXTURE_STRATEGY_GREEDY,
+        )
+        started = time.perf_counter()
+        reply = self.stub.SearchLearnwares(request, timeout=600)
+        elapsed = time.perf_counter() - started
+        mixture = [lw.id for lw in reply.multiple_results[0].learnwares] if reply.multiple_results else []
+        return elapsed, [r.learnware.id for r in reply.single_results], mixture
+
+    def close(self) -> None:
+        self.channel.close()
+        self.server.stop(0)
+
+
+def run_ours(searcher: OurSearcher, users: Users, strategies: tuple[str, ...]) -> dict[str, Any]:
+    searcher.search(users.Z[0], users.B[0], "greedy")  # warm-up
+    results: dict[str, Any] = {"latency": [], "singles": [], "mixtures": {s: [] for s in strategies}}
+    for u in range(len(users.sources)):
+        elapsed, singles, mixture = searcher.search(users.Z[u], users.B[u], "greedy")
+        results["latency"].append(elapsed)
+        results["singles"].append(singles)
+        results["mixtures"]["greedy"].append(mixture)
+        if len(users.sources[u]) == 2 and "auto" in strategies:
+            results["mixtures"]["auto"].append(searcher.search(users.Z[u], users.B[u], "auto")[2])
+        elif "auto" in strategies:
+            results["mixtures"]["auto"].append([])
+    return results
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def ensure_reference_venv() -> Path:
+    python = REFERENCE_VENV / "bin" / "python"
+    if python.exists():
+        return python
+    print(f"creating the reference's venv in {REFERENCE_VENV} (pip install learnware==0.4.0.post1) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(REFERENCE_VENV)], check=True)
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, HOME=home)
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        for packages in (["torch==2.13.0"], ["learnware==0.4.0.post1", "torch==2.13.0"], ["fast_pytorch_kmeans", "lightgbm", "osqp", "torch==2.13.0"]):
+            subprocess.run(pip + packages, check=True, env=env)
+    return python
+
+
+def run_reference(Z: np.ndarray, B: np.ndarray, users: Users, strategies: tuple[str, ...], workdir: Path) -> dict[str, Any]:
+    """The reference's EasyStatSearcher on the same specs and users, in its own venv."""
+    python = ensure_reference_venv()
+    data = workdir / "reference-input.npz"
+    out = workdir / "reference-output.json"
+    np.savez(data, Z=Z, B=B, user_Z=users.Z, user_B=users.B, mixture_users=np.array([len(s) == 2 for s in users.sources]))
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, HOME=home, CUDA_VISIBLE_DEVICES="", PYTHONPATH="")
+        subprocess.run([str(python), __file__, "--reference-worker", str(data), str(out), "--strategies", ",".join(strategies)], check=True, env=env, cwd=home)
+    return json.loads(out.read_text())
+
+
+def reference_worker(data_path: str, out_path: str, strategies: list[str]) -> None:
+    """Runs inside the reference's venv: build its Learnware objects, time its searcher."""
+    import logging
+
+    import torch
+    from learnware.learnware import Learnware
+    from learnware.market.base import BaseUserInfo
+    from learnware.market.easy.searcher import EasyStatSearcher
+    from learnware.specification import RKMETableSpecification, Specification
+
+    logging.disable(logging.WARNING)
+    data = dict(np.load(data_path))  # read each array once (an NpzFile re-reads on every access)
+
+    def spec(z: np.ndarray, beta: np.ndarray) -> RKMETableSpecification:
+        rkme = RKMETableSpecification(gamma=GAMMA, cuda_idx=-1)
+        rkme.z = torch.tensor(z, dtype=torch.float64)  # copies, not views of the whole array
+        rkme.beta = torch.tensor(beta, dtype=torch.float64)
+        rkme.num_points = 1000
+        return rkme
+
+    learnwares = [
+        Learnware(learnware_id(i), model={}, specification=Specification(stat_spec={"RKMETableSpecification": spec(data["Z"][i], data["B"][i])}), learnware_dirpath="")
+        for i in range(len(data["Z"]))
+    ]
+    searcher = EasyStatSearcher(organizer=None)
+    results: dict[str, Any] = {"latency": [], "singles": [], "mixtures": {s: [] for s in strategies}}
+    for u in range(len(data["user_Z"])):
+        user = BaseUserInfo(stat_info={"RKMETableSpecification": spec(data["user_Z"][u], data["user_B"][u])})
+        started = time.perf_counter()
+        found = searcher(learnwares, user, max_search_num=5, search_method="greedy")
+        results["latency"].append(time.perf_counter() - started)
+        results["singles"].append([item.learnware.id for item in found.get_single_results()])
+        mixtures = found.get_multiple_results()
+        results["mixtures"]["greedy"].append([lw.id for lw in mixtures[0].learnwares] if mixtures else [])
+        if "auto" in strategies:
+            auto = searcher(learnwares, user, max_search_num=5, search_method="auto").get_multiple_results() if data["mixture_users"][u] else []
+            results["mixtures"]["auto"].append([lw.id for lw in auto[0].learnwares] if auto else [])
+    Path(out_path).write_text(json.dumps(results))
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def accuracy(results: dict[str, Any], sources: list[list[int]], strategies: tuple[str, ...]) -> dict[str, float]:
+    singles = [(s, r) for s, r in zip(sources, results["singles"]) if len(s) == 1]
+    out = {
+        "top1": float(np.mean([bool(r) and r[0] == learnware_id(s[0]) for s, r in singles])) if singles else float("nan"),
+        "top5": float(np.mean([learnware_id(s[0]) in r[:5] for s, r in singles])) if singles else float("nan"),
+    }
+    for strategy in strategies:
+        mixed = [(s, m) for s, m in zip(sources, results["mixtures"][strategy]) if len(s) == 2]
+        out[f"mixture recall ({strategy})"] = float(np.mean([{learnware_id(i) for i in s} <= set(m) for s, m in mixed])) if mixed else float("nan")
+    return out
+
+
+def report_row(name: str, results: dict[str, Any], sources: list[list[int]], strategies: tuple[str, ...]) -> str:
+    lat = results["latency"]
+    acc = accuracy(results, sources, strategies)
+    cells = [f"{name:<24}", f"{len(lat):>5}", f"{percentile(lat, 50) * 1000:>9.1f}", f"{percentile(lat, 95) * 1000:>9.1f}", f"{acc['top1']:>6.3f}", f"{acc['top5']:>6.3f}"]
+    cells += [f"{acc[f'mixture recall ({s})']:>13.3f}" for s in strategies]
+    return " ".join(cells)
+
+
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1k and 10k learnwares, 40 users, reference at 1k only")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="market sizes (default 1000,10000,100000)")
+    parser.add_argument("--users", type=int, help="users per size, half single-source, half two-source (default 200)")
+    parser.add_argument("--reference-max", type=int, help="largest market the reference searches (default 10000)")
+    parser.add_argument("--reference-users", type=int, help="users the reference serves above 1k learnwares (default 40)")
+    parser.add_argument("--dim", type=int, default=16)
+    parser.add_argument("--clusters", type=int, default=60)
+    parser.add_argument("--spread", type=float, default=1.5, help="standard deviation of the cluster centres")
+    parser.add_argument("--user-rows", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference-worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--strategies", default="greedy,auto", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    strategies = tuple(args.strategies.split(","))
+    if args.reference_worker:
+        reference_worker(*args.reference_worker, list(strategies))
+        return
+
+    import torch
+
+    sizes = args.sizes or ([1000, 10000] if args.quick else [1000, 10000, 100000])
+    users_per_size = args.users or (40 if args.quick else 200)
+    reference_max = args.reference_max if args.reference_max is not None else (1000 if args.quick else 10000)
+    reference_users = args.reference_users or (20 if args.quick else 40)
+    world = World.make(args.clusters, args.dim, args.spread, args.seed)
+    print(f"search bench: {args.clusters} clusters in {args.dim} dimensions (centre spread {args.spread}), specs of {SPEC_POINTS} points, gamma {GAMMA}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; {load()}")
+    header = f"{'searcher':<24} {'users':>5} {'p50 ms':>9} {'p95 ms':>9} {'top1':>6} {'top5':>6} " + " ".join(f"{'mix ' + s:>13}" for s in strategies)
+
+    with tempfile.TemporaryDirectory(prefix="lwm-search-bench-") as tmp:
+        for n in sizes:
+            rng = np.random.default_rng(args.seed * 1000 + n)
+            started = time.perf_counter()
+            clusters, weights, Z, B = world.learnwares(n, rng)
+            made = time.perf_counter() - started
+            users = make_users(world, clusters, weights, users_per_size // 2, users_per_size - users_per_size // 2, args.user_rows, rng)
+            index, build_s = build_index(Z, B)
+            per_change = update_cost(index, Z, B)
+            print(f"\n== {n} learnwares: specs made in {made:.1f} s; index built from {n} change events in {build_s:.1f} s ({index.stats()[2] / 2**20:.0f} MiB); one more change applied in {per_change * 1e3:.2f} ms; {load()}")
+            print(header)
+            ours = {}
+            for name, min_rows in (("ours exhaustive", n + 1), ("ours indexed", 0)):
+                searcher = OurSearcher(index, min_rows)
+                try:
+                    ours[name] = run_ours(searcher, users, strategies)
+                finally:
+                    searcher.close()
+                print(report_row(name, ours[name], users.sources, strategies), flush=True)
+            agree = np.mean([a[:1] == b[:1] for a, b in zip(ours["ours exhaustive"]["singles"], ours["ours indexed"]["singles"])])
+            print(f"{'':<24} indexed top-1 equals exhaustive top-1 for {agree:.3f} of {len(users.sources)} users ({load()})")
+            if n <= reference_max:
+                # Above 1k the reference serves the first users only, single- and two-source alike.
+                half = len(users.sources) // 2
+                served = [u for pair in zip(range(half), range(half, len(users.sources))) for u in pair][: len(users.sources) if n <= 1000 else reference_users]
+                subset = Users(users.Z[served], users.B[served], [users.sources[u] for u in served])
+                reference = run_reference(Z, B, subset, strategies, Path(tmp))
+                print(report_row("reference (learnware 0.4)", reference, subset.sources, strategies), flush=True)
+                if len(served) < len(users.sources):
+                    same_users = {key: [ours["ours exhaustive"][key][u] for u in served] for key in ("latency", "singles")}
+                    same_users["mixtures"] = {s: [ours["ours exhaustive"]["mixtures"][s][u] for u in served] for s in strategies}
+                    print(report_row("ours exh., same users", same_users, subset.sources, strategies), flush=True)
+            del index
+
+if __name__ == "__main__":
+    main()
