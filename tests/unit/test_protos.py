@@ -40,3 +40,8 @@ def test_contract_rules() -> None:
             if not line[0].strip().startswith("//"):
                 problems.append(f"{proto.name}: rpc {line[1]} has no comment")
     assert not problems, "\n".join(problems)
+
+
+def test_api_reference_is_fresh(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(ROOT / "tools" / "gen_api_docs.py"), str(tmp_path / "api.md")], check=True)
+    assert (tmp_path / "api.md").read_text() == (ROOT / "docs" / "api.md").read_text(), "docs/api.md is stale: run `make proto`"
