@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from reference_venv import ensure_reference_venv  # noqa: E402
 
 # As `lwm serve` (services/launch.py): OpenMP threads sleep instead of spinning between kernels.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_VENV = ROOT / ".bench-venv"
 CANDIDATES = 5
 LABELLED_SIZES = (50, 100, 500)
 TASKS = ("classification", "regression")
@@ -163,20 +163,6 @@ def run_ours(task: str, zips: list[Path], users: list[User]) -> dict[str, list[t
 
 
 # ----------------------------------------------------------------------------- reference
-
-
-def ensure_reference_venv() -> Path:
-    python = REFERENCE_VENV / "bin" / "python"
-    if python.exists():
-        return python
-    print(f"creating the reference's venv in {REFERENCE_VENV} (pip install learnware==0.4.0.post1) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(REFERENCE_VENV)], check=True)
-    with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, HOME=home)
-        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        for packages in (["torch==2.13.0"], ["learnware==0.4.0.post1", "torch==2.13.0"], ["fast_pytorch_kmeans", "lightgbm", "osqp", "torch==2.13.0"]):
-            subprocess.run(pip + packages, check=True, env=env)
-    return python
 
 
 def run_reference(task: str, zips: list[Path], users: list[User], herding_num: int, workdir: Path) -> dict[str, Any]:

@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from reference_venv import ensure_reference_venv  # noqa: E402
 
 # As `lwm serve` (services/launch.py): OpenMP threads sleep instead of spinning between kernels.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_VENV = ROOT / ".bench-venv"
 SPEC_POINTS = 100
 QMC_BASES = 64
 MAX_CLUSTERS = 4  # a learnware's data come from 2 to 4 clusters
@@ -226,20 +226,6 @@ def run_ours(searcher: OurSearcher, users: Users, strategies: tuple[str, ...]) -
 
 
 # ----------------------------------------------------------------------------- reference
-
-
-def ensure_reference_venv() -> Path:
-    python = REFERENCE_VENV / "bin" / "python"
-    if python.exists():
-        return python
-    print(f"creating the reference's venv in {REFERENCE_VENV} (pip install learnware==0.4.0.post1) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(REFERENCE_VENV)], check=True)
-    with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, HOME=home)
-        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        for packages in (["torch==2.13.0"], ["learnware==0.4.0.post1", "torch==2.13.0"], ["fast_pytorch_kmeans", "lightgbm", "osqp", "torch==2.13.0"]):
-            subprocess.run(pip + packages, check=True, env=env)
-    return python
 
 
 def run_reference(Z: np.ndarray, B: np.ndarray, users: Users, strategies: tuple[str, ...], workdir: Path) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from reference_venv import ensure_reference_venv  # noqa: E402
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,13 +50,6 @@ from lwm.spec.image import images_to_tensor, standardise_and_whiten  # noqa: E40
 from lwm.spec.nngp import convnet_nngp_kernel  # noqa: E402
 from lwm.spec.text import embed_sentences  # noqa: E402
 
-REFERENCE_VENV = ROOT / ".bench-venv"
-REFERENCE_PIP_STEPS = [
-    ["torch==2.13.0"],
-    ["learnware==0.4.0.post1", "torch==2.13.0"],
-    ["fast_pytorch_kmeans", "lightgbm", "osqp", "torch==2.13.0"],
-    ["torch-optimizer", "torch==2.13.0"],  # the reference's image spec optimiser
-]
 TABLE_CASES = [(1_000, 10), (10_000, 50), (100_000, 20)]
 IMAGE_N = 2_000
 TEXT_N = 2_000
@@ -69,20 +63,6 @@ class Run:
     cpu_s: float
     peak_extra_mb: float
     mmd: float
-
-
-def ensure_reference_venv() -> Path:
-    python = REFERENCE_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"creating {REFERENCE_VENV} (reference package) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(REFERENCE_VENV)], check=True)
-    have = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], check=True, capture_output=True, text=True)
-    installed = {p["name"].lower().replace("_", "-") for p in json.loads(have.stdout)}
-    for packages in REFERENCE_PIP_STEPS:
-        wanted = [p.split("==")[0].lower().replace("_", "-") for p in packages if not p.startswith("torch==")] or ["torch"]
-        if not all(name in installed for name in wanted):
-            subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
-    return python
 
 
 def run_worker(python: Path, impl: str, kind: str, data: Path, out: Path, steps: int | None, home: str) -> dict:
