@@ -207,10 +207,9 @@ class MarketClient:
 
     def reuse_averaging(self, learnware_ids: Sequence[str], x: np.ndarray, mode: str = "mean") -> np.ndarray:
         """AveragingReuser on the market: mode is mean, vote_by_label or vote_by_prob."""
-        modes = {"mean": reuse_pb2.AVERAGING_MODE_MEAN, "vote_by_label": reuse_pb2.AVERAGING_MODE_VOTE_BY_LABEL, "vote_by_prob": reuse_pb2.AVERAGING_MODE_VOTE_BY_PROB}
-        if mode not in modes:
-            raise ValueError(f"mode must be one of {sorted(modes)}, got {mode!r}")
-        reuse = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=to_tensor(np.asarray(x)), averaging=reuse_pb2.AveragingParams(mode=modes[mode]))
+        if mode not in AVERAGING_MODES:
+            raise ValueError(f"mode must be one of {sorted(AVERAGING_MODES)}, got {mode!r}")
+        reuse = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=to_tensor(np.asarray(x)), averaging=reuse_pb2.AveragingParams(mode=AVERAGING_MODES[mode]))
         reply = self._call("Reuse", market_pb2.MarketReuseRequest(reuse=reuse))
         return from_tensor(reply.predictions, "predictions")
 
