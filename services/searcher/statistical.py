@@ -33,7 +33,7 @@ GREEDY_EXACT_TRIALS = 3
 AUTO_MAX_ITERATIONS = 100
 # Mixtures are sought among the best MIXTURE_POOL_FACTOR * max_search_num^2 single
 # learnwares. The reference takes max_search_num^2: on bench/search_bench.py's 1k market
-# that finds both sources of a two-source user for 0.75 of users, 4x that for 0.95.
+# that finds both sources of a two-source user for 0.75 of users, 4x that for 0.95 (greedy, 60 users).
 MIXTURE_POOL_FACTOR = 4
 # A best single MMD this small relative to ||Phi_user||^2 is the user's own distribution:
 # no mixture can beat it by more than rounding.
@@ -44,7 +44,7 @@ EXACT_MATCH_RTOL = 1e-6
 class IndexSettings:
     """Exhaustive search below `min_rows` candidate specs, sketch shortlist + exact re-rank above."""
 
-    min_rows: int = 20_000
+    min_rows: int = 10_000
     shortlist: int = 1_000
 
     @classmethod
