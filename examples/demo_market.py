@@ -85,6 +85,8 @@ def main() -> int:
         reuse_accuracy = float((probabilities.argmax(axis=1) == y_mix).mean())
         single_accuracy = float((client.predict(results.get_single_results()[0].learnware.id, x_mix).argmax(axis=1) == y_mix).mean())
         print(f"AveragingReuser(vote_by_prob) over {chosen}: accuracy {reuse_accuracy:.3f} on the user's labels (best single learnware alone: {single_accuracy:.3f})")
+        routed = client.reuse(chosen, x_mix, "job_selector").predictions
+        print(f"JobSelectorReuser over {chosen} (each row routed to one learnware): accuracy {float((routed.argmax(axis=1) == y_mix).mean()):.3f}")
 
         section("market info")
         print(client.market_info())
