@@ -342,7 +342,8 @@ class ModelRunner:
         """The last output the child wrote to stderr or stdout."""
         return "" if self._child is None else self._child.output_tail()
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray | Sequence[str]) -> np.ndarray:
+        """The model's predictions; a list of strings (texts) reaches the model as a list of str."""
         _, arrays = self._call("predict", {}, [self._wire(X, "X")])
         if len(arrays) != 1:
             raise LearnwareRuntimeError("the learnware runner replied to predict without an array")

@@ -9,6 +9,7 @@ requirements.
 
 from __future__ import annotations
 
+import string
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,9 +24,14 @@ from lwm.rpc.learnware.v1 import common_pb2
 from lwm.runtime.environment import Environment, EnvironmentBuildError, EnvironmentManager
 from lwm.runtime.runner import LearnwareRuntimeError, ModelRunner, open_learnware
 from lwm.runtime.sandbox import SandboxConfig
-from lwm.spec import check_semantic_spec, load_stat_spec
+from lwm.spec import IMAGE_SPEC_TYPE, TABLE_SPEC_TYPE, TEXT_SPEC_TYPE, check_semantic_spec, load_stat_spec
 
 PREDICT_ROWS = 10
+# The spec type that decides what random input the model gets, in the reference's order of
+# preference, with what the inputs are called in the report.
+INPUT_SPEC_TYPES = {TABLE_SPEC_TYPE: "rows", TEXT_SPEC_TYPE: "texts", IMAGE_SPEC_TYPE: "images"}
+TEXT_CHARACTERS = np.array(list(string.ascii_letters + string.digits + string.punctuation))
+TEXT_LENGTHS = (10, 1000)  # random texts have between 10 and 1000 characters, as in the reference
 T = TypeVar("T")
 
 
@@ -83,8 +89,8 @@ def check_learnware(
         with tempfile.TemporaryDirectory(prefix="lwm-check-") as workdir:
             runner = run.step("instantiate", lambda notes: _instantiate(archive, Path(workdir), environment, timeout_s, sandbox, notes))
             try:
-                run.step("shapes", lambda notes: _check_shapes(runner, semantic_spec, stat_specs))
-                run.step("predict", lambda notes: _check_predict(runner, semantic_spec, notes))
+                input_type = run.step("shapes", lambda notes: _check_shapes(runner, semantic_spec, stat_specs))
+                run.step("predict", lambda notes: _check_predict(runner, semantic_spec, input_type, notes))
             finally:
                 runner.close()
         status = common_pb2.LEARNWARE_STATUS_USABLE
@@ -146,9 +152,12 @@ def _instantiate(archive: LearnwareArchive, workdir: Path, environment: Environm
     return runner
 
 
-def _check_shapes(runner: ModelRunner, semantic_spec: dict[str, Any], stat_specs: list[Any]) -> None:
+def _check_shapes(runner: ModelRunner, semantic_spec: dict[str, Any], stat_specs: list[Any]) -> str:
+    """Check the model's input shape against the specifications; returns the spec type that decides the random input."""
+    types = {spec.type for spec in stat_specs}
+    input_type = next(t for t in INPUT_SPEC_TYPES if t in types)
     input_shape = tuple(runner.input_shape or ())
-    if not input_shape:
+    if not input_shape and input_type != TEXT_SPEC_TYPE:  # texts are strings whatever the model declares
         raise CheckFailed("the model does not declare its input_shape")
     if _first(semantic_spec, "Data") == "Table":
         dimension = int(semantic_spec.get("Input", {}).get("Dimension", -1))
@@ -157,18 +166,34 @@ def _check_shapes(runner: ModelRunner, semantic_spec: dict[str, Any], stat_specs
     for spec in stat_specs:
         # Only a table spec lives in the model's input space (image specs are 32x32 after
         # resizing, text specs are sentence embeddings), as in the reference's checker.
-        if spec.type == "RKMETableSpecification" and tuple(spec.get_z().shape[1:]) != input_shape:
+        if spec.type == TABLE_SPEC_TYPE and tuple(spec.get_z().shape[1:]) != input_shape:
             raise CheckFailed(f"input shape of the model {input_shape} differs from the stat spec's dimension {tuple(spec.get_z().shape[1:])}")
+    return input_type
 
 
-def _check_predict(runner: ModelRunner, semantic_spec: dict[str, Any], notes: list[str]) -> None:
-    inputs = np.random.default_rng(0).standard_normal((PREDICT_ROWS, *tuple(runner.input_shape)))
+def random_inputs(input_type: str, input_shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray | list[str]:
+    """PREDICT_ROWS random inputs for a learnware whose spec type is `input_type`, made as the reference's checker makes them.
+
+    Table: standard normal rows of `input_shape`; image: whole-number pixel values
+    0..255 of `input_shape` (as float32, which also suits models that feed torch
+    directly); text: a list of strings of random printable ASCII characters.
+    """
+    if input_type == TABLE_SPEC_TYPE:
+        return rng.standard_normal((PREDICT_ROWS, *input_shape))
+    if input_type == IMAGE_SPEC_TYPE:
+        return rng.integers(0, 256, size=(PREDICT_ROWS, *input_shape)).astype(np.float32)
+    lengths = rng.integers(TEXT_LENGTHS[0], TEXT_LENGTHS[1] + 1, size=PREDICT_ROWS)
+    return ["".join(rng.choice(TEXT_CHARACTERS, size=length)) for length in lengths]
+
+
+def _check_predict(runner: ModelRunner, semantic_spec: dict[str, Any], input_type: str, notes: list[str]) -> None:
+    inputs = random_inputs(input_type, tuple(runner.input_shape or ()), np.random.default_rng(0))
     try:
         outputs = runner.predict(inputs)
     except LearnwareRuntimeError as error:
         raise CheckFailed(f"prediction failed: {error}") from None
     _check_outputs(outputs, tuple(runner.output_shape or ()), semantic_spec, _first(semantic_spec, "Task"))
-    notes.append(f"predict on {PREDICT_ROWS} random rows gave outputs of shape {tuple(outputs.shape)}")
+    notes.append(f"predict on {PREDICT_ROWS} random {INPUT_SPEC_TYPES[input_type]} gave outputs of shape {tuple(outputs.shape)}")
 
 
 def _check_outputs(outputs: np.ndarray, output_shape: tuple[int, ...], semantic_spec: dict[str, Any], task: str) -> None:

@@ -13,7 +13,8 @@ from fixtures.learnwares import build_learnware_zip, semantic_spec
 from lwm.rpc.learnware.v1 import common_pb2
 from lwm.runtime.environment import EnvironmentConfig, EnvironmentManager
 from lwm.runtime.sandbox import SandboxConfig
-from lwm.services.checker.checks import CheckFailed, _check_outputs, check_learnware
+from lwm.services.checker.checks import PREDICT_ROWS, CheckFailed, _check_outputs, check_learnware, random_inputs
+from lwm.spec import IMAGE_SPEC_TYPE, TABLE_SPEC_TYPE, TEXT_SPEC_TYPE, RKMEImageSpecification, RKMETextSpecification, generate_semantic_spec
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 USABLE, INVALID, NONUSABLE = (
@@ -159,3 +160,60 @@ def test_classification_outputs(outputs: np.ndarray, output_shape: tuple[int, ..
     else:
         with pytest.raises(CheckFailed, match=message):
             _check_outputs(outputs, output_shape, semantic_spec(), "Classification")
+
+
+def test_random_inputs_follow_the_spec_type() -> None:
+    rng = np.random.default_rng(1)
+    rows = random_inputs(TABLE_SPEC_TYPE, (4,), rng)
+    assert isinstance(rows, np.ndarray) and rows.shape == (PREDICT_ROWS, 4) and rows.dtype == np.float64 and rows.min() < 0
+    images = random_inputs(IMAGE_SPEC_TYPE, (3, 8, 8), rng)
+    assert isinstance(images, np.ndarray) and images.shape == (PREDICT_ROWS, 3, 8, 8)
+    assert images.min() >= 0 and images.max() <= 255 and np.all(images == np.round(images)) and images.max() > 200
+    texts = random_inputs(TEXT_SPEC_TYPE, (), rng)
+    assert isinstance(texts, list) and len(texts) == PREDICT_ROWS and all(isinstance(t, str) and 10 <= len(t) <= 1000 for t in texts)
+    assert len(set(texts)) == PREDICT_ROWS
+
+
+def semantic_spec_of(data_type: str) -> dict:
+    return generate_semantic_spec(
+        name=f"fixture {data_type.lower()} learnware",
+        description="A small learnware used by the tests.",
+        data_type=data_type,
+        task_type="Classification",
+        library_type="Others",
+        scenarios=["Business"],
+        license="MIT",
+        output_description={"Dimension": 2, "Description": {"0": "score of class 0", "1": "score of class 1"}},
+    )
+
+
+def image_spec() -> RKMEImageSpecification:
+    spec = RKMEImageSpecification()
+    spec.generate_stat_spec_from_data(np.random.default_rng(0).integers(0, 256, size=(20, 1, 8, 8)).astype(np.float32), K=5, steps=2)
+    return spec
+
+
+def text_spec() -> RKMETextSpecification:
+    spec = RKMETextSpecification()
+    spec.generate_stat_spec_from_data([f"This is example sentence number {i} about the weather." for i in range(20)], K=5)
+    return spec
+
+
+@pytest.mark.parametrize(("fixture", "data_type", "make_spec", "inputs"), [("image_pixels", "Image", image_spec, "images"), ("text_strings", "Text", text_spec, "texts")])
+def test_image_and_text_learnwares_get_inputs_of_their_kind(fixture: str, data_type: str, make_spec, inputs: str, tmp_path: Path, environments: EnvironmentManager) -> None:
+    """The fixture models refuse anything but pixel values 0..255 of their shape, or a list of str."""
+    zip_path = build_learnware_zip(fixture, tmp_path, stat_spec=make_spec())
+    report = check_learnware(semantic_spec_of(data_type), zip_path.read_bytes(), environments=environments, timeout_s=60)
+    assert report.status == USABLE, report
+    [predict] = [s for s in report.steps if s.name == "predict"]
+    assert f"predict on {PREDICT_ROWS} random {inputs} gave outputs of shape ({PREDICT_ROWS}, 2)" in predict.messages
+
+
+def test_text_learnware_with_wrong_output_dimension_is_invalid(tmp_path: Path, environments: EnvironmentManager) -> None:
+    spec = semantic_spec_of("Text")
+    spec["Output"] = {"Dimension": 3, "Description": {str(i): f"score of class {i}" for i in range(3)}}
+    report = check_learnware(spec, build_learnware_zip("text_strings", tmp_path, stat_spec=text_spec()).read_bytes(), environments=environments, timeout_s=60)
+    assert report.status == INVALID
+    step, messages = failure(report)
+    assert step == "predict" and "differs from the semantic Output.Dimension 3" in messages
+

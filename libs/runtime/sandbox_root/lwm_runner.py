@@ -6,6 +6,8 @@ lwm/runtime/framing.py (keep the two in step): 4-byte big-endian header length,
 JSON header, raw little-endian C-order array payloads described in
 header["arrays"]. Requests: load, predict, fit, finetune, ping, shutdown.
 Replies: {"ok": true, ...} or {"ok": false, "error", "error_type", "traceback"}.
+A 1-D array of strings reaches the model as a list of str, the input the
+reference gives text learnwares.
 """
 
 import importlib
@@ -113,6 +115,13 @@ def to_array(result, method):
     return arr
 
 
+def model_input(arr):
+    """The array as the model receives it: a 1-D string array becomes a list of str (texts)."""
+    if arr.dtype.kind == "U" and arr.ndim == 1:
+        return arr.tolist()
+    return arr
+
+
 def import_model_module(learnware_dir, module_path):
     """Import the learnware folder as a package, so relative imports between its modules work."""
     if not module_path.endswith(".py"):
@@ -156,14 +165,14 @@ class Server:
         return self.model
 
     def predict(self, header, arrays):
-        return {}, [to_array(self._loaded().predict(arrays[0]), "predict")]
+        return {}, [to_array(self._loaded().predict(model_input(arrays[0])), "predict")]
 
     def fit(self, header, arrays):
-        self._loaded().fit(arrays[0], arrays[1])
+        self._loaded().fit(model_input(arrays[0]), arrays[1])
         return {}, []
 
     def finetune(self, header, arrays):
-        self._loaded().finetune(arrays[0], arrays[1])
+        self._loaded().finetune(model_input(arrays[0]), arrays[1])
         return {}, []
 
     def ping(self, header, arrays):
