@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 WATCH_POLL_S = 1.0
+# Checkpoints of other services live beside the learnware zips, outside the sweeper's prefix.
+CHECKPOINT_PREFIX = "checkpoints/"
+CHECKPOINT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -243,6 +248,31 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
             with self.metadata.changed:
                 if self.metadata.latest_revision() <= revision:
                     self.metadata.changed.wait(WATCH_POLL_S)
+
+    def _checkpoint_key(self, name: str) -> str:
+        if not CHECKPOINT_NAME.fullmatch(name) or ".." in name:
+            raise invalid_argument(f"bad checkpoint name {name!r}: use lowercase letters, digits, '-', '_' and '.'")
+        return CHECKPOINT_PREFIX + name
+
+    def PutCheckpoint(self, request: organizer_pb2.PutCheckpointRequest, context: grpc.ServicerContext) -> organizer_pb2.PutCheckpointResponse:
+        key = self._checkpoint_key(request.name)
+        if len(request.data) > MAX_CHECKPOINT_BYTES:
+            raise invalid_argument(f"checkpoint of {len(request.data)} bytes exceeds the limit of {MAX_CHECKPOINT_BYTES} bytes")
+        sha256 = hashlib.sha256(request.data).hexdigest()
+        with tempfile.TemporaryDirectory(prefix="lwm_checkpoint_") as tmp:
+            path = Path(tmp) / "checkpoint"
+            path.write_bytes(request.data)
+            self.objects.put_file(key, path, sha256)
+        log.info("stored checkpoint %s (%d bytes)", request.name, len(request.data))
+        return organizer_pb2.PutCheckpointResponse(sha256=sha256)
+
+    def GetCheckpoint(self, request: organizer_pb2.GetCheckpointRequest, context: grpc.ServicerContext) -> organizer_pb2.GetCheckpointResponse:
+        key = self._checkpoint_key(request.name)
+        try:
+            data = b"".join(self.objects.open_chunks(key))
+        except ObjectNotFound:
+            raise not_found(f"no checkpoint named {request.name!r}") from None
+        return organizer_pb2.GetCheckpointResponse(data=data, sha256=hashlib.sha256(data).hexdigest())
 
 
 def zip_too_large(message: str) -> ServiceError:

@@ -156,3 +156,31 @@ class WatchLearnwaresResponse(_message.Message):
     learnware: _common_pb2.LearnwareInfo
     stat_specs: _containers.RepeatedCompositeFieldContainer[_common_pb2.StatSpec]
     def __init__(self, kind: _Optional[_Union[ChangeKind, str]] = ..., revision: _Optional[int] = ..., learnware_id: _Optional[str] = ..., learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ...) -> None: ...
+
+class PutCheckpointRequest(_message.Message):
+    __slots__ = ("name", "data")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    data: bytes
+    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PutCheckpointResponse(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetCheckpointResponse(_message.Message):
+    __slots__ = ("data", "sha256")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    sha256: str
+    def __init__(self, data: _Optional[bytes] = ..., sha256: _Optional[str] = ...) -> None: ...

@@ -76,6 +76,16 @@ class OrganizerServiceStub(object):
                 request_serializer=learnware_dot_v1_dot_organizer__pb2.WatchLearnwaresRequest.SerializeToString,
                 response_deserializer=learnware_dot_v1_dot_organizer__pb2.WatchLearnwaresResponse.FromString,
                 _registered_method=True)
+        self.PutCheckpoint = channel.unary_unary(
+                '/learnware.v1.OrganizerService/PutCheckpoint',
+                request_serializer=learnware_dot_v1_dot_organizer__pb2.PutCheckpointRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_organizer__pb2.PutCheckpointResponse.FromString,
+                _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/learnware.v1.OrganizerService/GetCheckpoint',
+                request_serializer=learnware_dot_v1_dot_organizer__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_organizer__pb2.GetCheckpointResponse.FromString,
+                _registered_method=True)
 
 
 class OrganizerServiceServicer(object):
@@ -141,6 +151,21 @@ class OrganizerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutCheckpoint(self, request, context):
+        """Store a service's checkpoint (e.g. the searcher's trained hetero engine) in object
+        storage under a name, replacing the previous one; state other services can rebuild from.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckpoint(self, request, context):
+        """The checkpoint stored under a name (NOT_FOUND if none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrganizerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +208,16 @@ def add_OrganizerServiceServicer_to_server(servicer, server):
                     servicer.WatchLearnwares,
                     request_deserializer=learnware_dot_v1_dot_organizer__pb2.WatchLearnwaresRequest.FromString,
                     response_serializer=learnware_dot_v1_dot_organizer__pb2.WatchLearnwaresResponse.SerializeToString,
+            ),
+            'PutCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutCheckpoint,
+                    request_deserializer=learnware_dot_v1_dot_organizer__pb2.PutCheckpointRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_organizer__pb2.PutCheckpointResponse.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=learnware_dot_v1_dot_organizer__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_organizer__pb2.GetCheckpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -403,6 +438,60 @@ class OrganizerService(object):
             '/learnware.v1.OrganizerService/WatchLearnwares',
             learnware_dot_v1_dot_organizer__pb2.WatchLearnwaresRequest.SerializeToString,
             learnware_dot_v1_dot_organizer__pb2.WatchLearnwaresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.OrganizerService/PutCheckpoint',
+            learnware_dot_v1_dot_organizer__pb2.PutCheckpointRequest.SerializeToString,
+            learnware_dot_v1_dot_organizer__pb2.PutCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.OrganizerService/GetCheckpoint',
+            learnware_dot_v1_dot_organizer__pb2.GetCheckpointRequest.SerializeToString,
+            learnware_dot_v1_dot_organizer__pb2.GetCheckpointResponse.FromString,
             options,
             channel_credentials,
             insecure,
