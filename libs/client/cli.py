@@ -15,7 +15,8 @@ import grpc
 import numpy as np
 import pandas as pd
 
-from lwm.client.market import DEFAULT_MARKET, Learnware, MarketClient, MarketError, SearchResults
+from lwm.client.errors import MarketError
+from lwm.client.market import DEFAULT_MARKET, Learnware, MarketClient, SearchResults
 from lwm.rpc.metrics import configure_logging
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_INVALID = 1, 2, 3, 4

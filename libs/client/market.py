@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import grpc
 import numpy as np
 from google.protobuf import json_format
 
+from lwm.client.errors import MarketError, from_rpc_error
+from lwm.client.retry import NO_RETRY, RetryPolicy, call_with_retry
 from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2, market_pb2, market_pb2_grpc, reuse_pb2, searcher_pb2
 from lwm.rpc.server import market_channel
@@ -25,15 +28,25 @@ UPLOAD_CHUNK_BYTES = 1024 * 1024
 DEFAULT_MARKET = "127.0.0.1:50051"
 AVERAGING_MODES = {"mean": reuse_pb2.AVERAGING_MODE_MEAN, "vote_by_label": reuse_pb2.AVERAGING_MODE_VOTE_BY_LABEL, "vote_by_prob": reuse_pb2.AVERAGING_MODE_VOTE_BY_PROB}
 TASK_KINDS = {"classification": reuse_pb2.TASK_KIND_CLASSIFICATION, "regression": reuse_pb2.TASK_KIND_REGRESSION}
-
-
-class MarketError(Exception):
-    """A call to the market failed; `code` is the gRPC status code."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
+# Seconds each RPC may take by default: quick metadata calls, searches, calls that run
+# models, and uploads that wait for the check (which may build an environment).
+DEFAULT_TIMEOUTS_S: dict[str, float] = {
+    "GetLearnware": 30.0,
+    "ListLearnwares": 30.0,
+    "UpdateLearnware": 30.0,
+    "DeleteLearnware": 30.0,
+    "GetMarketInfo": 30.0,
+    "SearchLearnware": 120.0,
+    "Predict": 300.0,
+    "Reuse": 600.0,
+    "ReuseStream": 600.0,
+    "DownloadLearnware": 600.0,
+    "AddLearnware": 1800.0,
+}
+# Calls that change nothing (or whose repetition changes nothing): retried on UNAVAILABLE.
+# AddLearnware is not (a lost reply could mean the upload was stored: a retry would add a
+# second copy), nor are update and delete (a retried delete could report NOT_FOUND for its own success).
+IDEMPOTENT_METHODS = frozenset({"GetLearnware", "ListLearnwares", "GetMarketInfo", "SearchLearnware", "Predict", "Reuse", "ReuseStream", "DownloadLearnware"})
 
 
 @dataclass(frozen=True)
@@ -108,12 +121,30 @@ def _stat_spec_dict(spec: Any) -> dict[str, Any]:
 
 
 class MarketClient:
-    """Talks to a market's gateway. Errors are raised as MarketError with the server's message."""
+    """Talks to a market's gateway.
 
-    def __init__(self, address: str = DEFAULT_MARKET, timeout_s: float = 300.0, token: str | None = None, tls_ca: str | None = None) -> None:
-        """token: API token (default env LWM_TOKEN); tls_ca: CA bundle path or "system" for TLS (default env LWM_TLS_CA)."""
+    Errors are raised as MarketError subclasses (lwm.client.errors) with the server's
+    message. Idempotent calls are retried on UNAVAILABLE as `retry` says.
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_MARKET,
+        timeout_s: float | None = None,
+        token: str | None = None,
+        tls_ca: str | None = None,
+        *,
+        timeouts: Mapping[str, float] | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        """timeout_s: one timeout for every call, instead of DEFAULT_TIMEOUTS_S; timeouts: per RPC name
+        (e.g. {"SearchLearnware": 10}); token: API token (default env LWM_TOKEN); tls_ca: CA bundle path
+        or "system" for TLS (default env LWM_TLS_CA)."""
         self.address = address
-        self.timeout_s = timeout_s
+        self.timeouts = dict(DEFAULT_TIMEOUTS_S) if timeout_s is None else dict.fromkeys(DEFAULT_TIMEOUTS_S, timeout_s)
+        self.timeouts.update(timeouts or {})
+        self.retry = retry
+        self._rng = random.Random()
         token = os.environ.get("LWM_TOKEN", "") if token is None else token
         tls_ca = os.environ.get("LWM_TLS_CA", "") if tls_ca is None else tls_ca
         self._channel = market_channel(address, token, tls_ca)
@@ -128,11 +159,30 @@ class MarketClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _retry_policy(self, method: str) -> RetryPolicy:
+        return self.retry if method in IDEMPOTENT_METHODS else NO_RETRY
+
     def _call(self, method: str, request: Any) -> Any:
         try:
-            return getattr(self._stub, method)(request, timeout=self.timeout_s)
+            return call_with_retry(lambda: getattr(self._stub, method)(request, timeout=self.timeouts[method]), self._retry_policy(method), method, self._rng)
         except grpc.RpcError as error:
-            raise MarketError(error.code(), error.details() or "") from None
+            raise from_rpc_error(error) from None
+
+    def _stream(self, method: str, request: Any) -> Iterator[Any]:
+        """The replies of a server-streaming call; retried on UNAVAILABLE only until the first reply arrives."""
+
+        def first_reply() -> tuple[Any, Iterator[Any]]:
+            replies = getattr(self._stub, method)(request, timeout=self.timeouts[method])
+            return next(replies, None), replies
+
+        try:
+            first, replies = call_with_retry(first_reply, self._retry_policy(method), method, self._rng)
+            if first is None:
+                return
+            yield first
+            yield from replies
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
 
     def add_learnware(self, zip_path: str | Path, semantic_spec: dict[str, Any], wait: bool = True) -> Learnware:
         """Upload a learnware zip; with wait=True returns after the market has checked it."""
@@ -175,11 +225,11 @@ class MarketClient:
         partial = path.with_name(path.name + ".part")
         try:
             with open(partial, "wb") as out:
-                for reply in self._call("DownloadLearnware", market_pb2.MarketDownloadLearnwareRequest(learnware_id=learnware_id)):
+                for reply in self._stream("DownloadLearnware", market_pb2.MarketDownloadLearnwareRequest(learnware_id=learnware_id)):
                     out.write(reply.chunk.data)
-        except grpc.RpcError as error:
+        except MarketError:
             partial.unlink(missing_ok=True)
-            raise MarketError(error.code(), error.details() or "") from None
+            raise
         partial.replace(path)
         return path
 
@@ -257,14 +307,11 @@ class MarketClient:
         stream = market_pb2.MarketReuseStreamRequest(reuse=reuse_pb2.ReuseStreamRequest(reuse=request, block_rows=block_rows))
         blocks: list[np.ndarray] = []
         messages: list[str] = []
-        try:
-            for reply in self._stub.ReuseStream(stream, timeout=self.timeout_s):
-                blocks.append(from_tensor(reply.block.predictions, "predictions"))
-                messages.extend(reply.block.messages)
-                if progress is not None:
-                    progress(reply.block.rows_done, reply.block.rows_total)
-        except grpc.RpcError as error:
-            raise MarketError(error.code(), error.details() or "") from None
+        for reply in self._stream("ReuseStream", stream):
+            blocks.append(from_tensor(reply.block.predictions, "predictions"))
+            messages.extend(reply.block.messages)
+            if progress is not None:
+                progress(reply.block.rows_done, reply.block.rows_total)
         return ReuseResult(np.concatenate(blocks), tuple(messages))
 
     def load_learnware(self, learnware_id: str, timeout_s: float = 120.0) -> "LocalLearnware":

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -86,10 +86,22 @@ def load_learnware(zip_path: str | Path, learnware_id: str | None = None, timeou
     return LocalLearnware(learnware_id or zip_path.stem, archive, runner, workdir)
 
 
+class SandboxedLearnware(Protocol):
+    """What the reusers need of a learnware: its id, its table spec and a predict that runs in a sandbox."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def stat_spec(self) -> RKMETableSpecification: ...
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+
 class _LocalReuser:
     """Runs a shared reuser on local learnwares, each learnware's calls in parallel with the others'."""
 
-    def __init__(self, learnware_list: Sequence[LocalLearnware], reuser: reuse.Reuser) -> None:
+    def __init__(self, learnware_list: Sequence[SandboxedLearnware], reuser: reuse.Reuser) -> None:
         self.learnware_list = list(learnware_list)
         self.reuser = reuser
 
@@ -106,28 +118,28 @@ class _LocalReuser:
         return self.reuser.describe()
 
 
-def _ids(learnware_list: Sequence[LocalLearnware]) -> list[str]:
+def _ids(learnware_list: Sequence[SandboxedLearnware]) -> list[str]:
     return [learnware.id for learnware in learnware_list]
 
 
 class JobSelectorReuser(_LocalReuser):
     """Each row goes to the learnware whose specification fits it best (see lwm.learnware.reuse)."""
 
-    def __init__(self, learnware_list: Sequence[LocalLearnware], user_spec: RKMETableSpecification | None = None) -> None:
+    def __init__(self, learnware_list: Sequence[SandboxedLearnware], user_spec: RKMETableSpecification | None = None) -> None:
         super().__init__(learnware_list, reuse.JobSelectorReuser(_ids(learnware_list), [lw.stat_spec for lw in learnware_list], user_spec))
 
 
 class AveragingReuser(_LocalReuser):
     """mode: mean (regression), vote_by_label or vote_by_prob (classification)."""
 
-    def __init__(self, learnware_list: Sequence[LocalLearnware], mode: str = "mean") -> None:
+    def __init__(self, learnware_list: Sequence[SandboxedLearnware], mode: str = "mean") -> None:
         super().__init__(learnware_list, reuse.AveragingReuser(_ids(learnware_list), mode))
 
 
 class EnsemblePruningReuser(_LocalReuser):
     """mode: classification or regression; `fit` on labelled data before `predict`."""
 
-    def __init__(self, learnware_list: Sequence[LocalLearnware], mode: str = "classification") -> None:
+    def __init__(self, learnware_list: Sequence[SandboxedLearnware], mode: str = "classification") -> None:
         self.pruning = reuse.EnsemblePruningReuser(_ids(learnware_list), mode)
         super().__init__(learnware_list, self.pruning)
 
@@ -135,14 +147,14 @@ class EnsemblePruningReuser(_LocalReuser):
         self.pruning.fit(np.asarray(val_X), np.asarray(val_y), self._run)
 
     @property
-    def selected_learnwares(self) -> list[LocalLearnware]:
+    def selected_learnwares(self) -> list[SandboxedLearnware]:
         return [self.learnware_list[i] for i in self.pruning.selected]
 
 
 class FeatureAugmentReuser(_LocalReuser):
     """mode: classification or regression; `fit` on labelled data before `predict`."""
 
-    def __init__(self, learnware_list: Sequence[LocalLearnware], mode: str = "classification") -> None:
+    def __init__(self, learnware_list: Sequence[SandboxedLearnware], mode: str = "classification") -> None:
         self.augment = reuse.FeatureAugmentReuser(_ids(learnware_list), mode)
         super().__init__(learnware_list, self.augment)
 
