@@ -11,6 +11,7 @@ from lwm.rpc.errors import ServiceError, grpc_errors, unimplemented
 from lwm.rpc.learnware.v1 import organizer_pb2_grpc, searcher_pb2, searcher_pb2_grpc
 from lwm.rpc.server import Server, channel
 from lwm.services.searcher.index import WHOLE_MARKET, IndexFollower, LearnwareIndex, Shard
+from lwm.services.searcher.native_kernel import native_cross_terms
 from lwm.services.searcher.search import SearchQuery, merge_shards, parse_query, search_shard, shard_from_proto, shard_to_proto
 from lwm.services.searcher.statistical import IndexSettings
 
@@ -54,6 +55,8 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
 
 def build_server(organizer_address: str, port: int, host: str = "127.0.0.1", device: str | None = None, shard: Shard = WHOLE_MARKET) -> tuple[Server, IndexFollower]:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        native_cross_terms()  # compile or load it now rather than in the first search
     index = LearnwareIndex(device, shard)
     follower = IndexFollower(organizer_pb2_grpc.OrganizerServiceStub(channel(organizer_address)), index)
     server = Server("searcher", port, host)

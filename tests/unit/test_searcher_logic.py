@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 import torch
 
 from lwm.services.searcher.semantic import SemanticIndex
+from lwm.services.searcher import stack as stack_module
+from lwm.services.searcher.native_kernel import native_cross_terms
 from lwm.services.searcher.stack import SpecStack, augment_points, augment_queries, cross_terms
 from lwm.services.searcher.statistical import DistanceSummary, IndexSettings, UserSpec, finish, rank
 from lwm.spec.kernels import rbf_kernel
@@ -173,15 +176,38 @@ def _search(user: UserSpec, stack: SpecStack, strategy: str, settings: IndexSett
     return ranked, result
 
 
-def test_cross_terms_equal_the_kernel() -> None:
+@pytest.fixture(params=["native", "torch"])
+def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test on the fused native kernel (a C compiler is on every supported host) and on the torch path."""
+    if request.param == "native":
+        if os.environ.get("LWM_SEARCH_NATIVE") == "0":
+            pytest.skip("LWM_SEARCH_NATIVE=0 turns the native kernel off")
+        assert native_cross_terms() is not None, "the native kernel did not compile (see the warning in the log)"
+    else:
+        monkeypatch.setattr(stack_module, "native_cross_terms", lambda: None)
+    return request.param
+
+
+@pytest.mark.parametrize("specs, points_per_spec, queries, dim", [(5, 4, 7, 3), (37, 3, 1, 2), (3, 50, 130, 300), (0, 4, 5, 3)])
+def test_cross_terms_equal_the_kernel(kernel_path: str, specs: int, points_per_spec: int, queries: int, dim: int) -> None:
+    """Point counts and query counts off the kernel's vector and unroll widths, and a wide table."""
     rng = np.random.default_rng(3)
-    z, beta = rng.normal(size=(7, 3)), rng.random(7)
-    points = rng.normal(size=(5, 4, 3))
-    weights = rng.random((5, 4))
-    queries = augment_queries(torch.as_tensor(z), 0.3)
-    got = cross_terms(queries, torch.as_tensor(beta), augment_points(torch.as_tensor(points), 0.3), torch.as_tensor(weights, dtype=torch.float32)).numpy()
-    expected = [beta @ rbf_kernel(torch.as_tensor(z), torch.as_tensor(points[i]), 0.3).numpy() @ weights[i] for i in range(5)]
+    z, beta = rng.normal(size=(queries, dim)) * 0.2, rng.random(queries)
+    points = rng.normal(size=(specs, points_per_spec, dim)) * 0.2
+    weights = rng.random((specs, points_per_spec))
+    gamma = 0.3 / dim
+    queries_t = augment_queries(torch.as_tensor(z), gamma)
+    got = cross_terms(queries_t, torch.as_tensor(beta), augment_points(torch.as_tensor(points), gamma), torch.as_tensor(weights, dtype=torch.float32)).numpy()
+    expected = [beta @ rbf_kernel(torch.as_tensor(z), torch.as_tensor(points[i]), gamma).numpy() @ weights[i] for i in range(specs)]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_cross_terms_of_far_points_are_zero(kernel_path: str) -> None:
+    """Exponents far below float32's range (2^-1000) give 0, not garbage from the exponent bits."""
+    z = torch.zeros(4, 2, dtype=torch.float64)
+    points = torch.full((3, 2, 2), 100.0, dtype=torch.float64)
+    got = cross_terms(augment_queries(z, 1.0), torch.ones(4, dtype=torch.float64), augment_points(points, 1.0), torch.ones(3, 2))
+    assert got.abs().max().item() < 1e-30
 
 
 def test_far_from_zero_features_keep_their_precision() -> None:
