@@ -1,0 +1,27 @@
+"""A MarketClient call made before the market is up is retried until the market serves it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from lwm.client import MarketClient, RetryPolicy
+from conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_call_started_before_the_market_succeeds_once_it_serves(market_process, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="lwm.client.retry")
+    port = free_port()
+    patient = RetryPolicy(max_attempts=100, initial_backoff_s=0.2, max_backoff_s=1.0)
+    with MarketClient(f"127.0.0.1:{port}", token="", tls_ca="", retry=patient) as client, ThreadPoolExecutor(max_workers=1) as pool:
+        info = pool.submit(client.market_info)
+        time.sleep(2.0)
+        assert not info.done(), "the call must still be retrying: nothing listens on the port yet"
+        market_process.start(port)
+        assert info.result(timeout=120)["kind"] == "EASY"
+    assert any("market unavailable" in record.getMessage() for record in caplog.records)
