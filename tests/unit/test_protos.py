@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,3 +46,67 @@ def test_contract_rules() -> None:
 def test_api_reference_is_fresh(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(ROOT / "tools" / "gen_api_docs.py"), str(tmp_path / "api.md")], check=True)
     assert (tmp_path / "api.md").read_text() == (ROOT / "docs" / "api.md").read_text(), "docs/api.md is stale: run `make proto`"
+
+
+# Files whose every message, enum, field and enum value must carry a leading `//` comment
+# (the API reference in docs/api.md is generated from them). The other files join as they are commented.
+FULLY_COMMENTED = ["common.proto", "checker.proto", "organizer.proto"]
+
+
+def _uncommented(file: "descriptor_pb2.FileDescriptorProto") -> list[str]:
+    """Messages (nested included), enums, fields and enum values of `file` without a leading comment."""
+    # Field numbers in SourceCodeInfo paths: FileDescriptorProto.message_type = 4, .enum_type = 5;
+    # DescriptorProto.field = 2, .nested_type = 3, .enum_type = 4; EnumDescriptorProto.value = 2.
+    commented = {tuple(loc.path) for loc in file.source_code_info.location if loc.leading_comments.strip()}
+    missing: list[str] = []
+
+    def enum(path: tuple[int, ...], desc, prefix: str) -> None:
+        name = f"{prefix}{desc.name}"
+        if path not in commented:
+            missing.append(f"enum {name}")
+        for v, value in enumerate(desc.value):
+            if path + (2, v) not in commented:
+                missing.append(f"enum value {name}.{value.name}")
+
+    def message(path: tuple[int, ...], desc, prefix: str) -> None:
+        name = f"{prefix}{desc.name}"
+        if desc.options.map_entry:  # synthetic entry type of a map<> field
+            return
+        if path not in commented:
+            missing.append(f"message {name}")
+        for f, field in enumerate(desc.field):
+            if path + (2, f) not in commented:
+                missing.append(f"field {name}.{field.name}")
+        for n, nested in enumerate(desc.nested_type):
+            message(path + (3, n), nested, f"{name}.")
+        for e, nested in enumerate(desc.enum_type):
+            enum(path + (4, e), nested, f"{name}.")
+
+    for m, desc in enumerate(file.message_type):
+        message((4, m), desc, "")
+    for e, desc in enumerate(file.enum_type):
+        enum((5, e), desc, "")
+    return missing
+
+
+def test_fully_commented_protos() -> None:
+    """Every message, enum, field and enum value of FULLY_COMMENTED has a `//` comment directly above it."""
+    descriptors = _descriptors()
+    unknown = sorted(set(FULLY_COMMENTED) - set(descriptors))
+    assert not unknown, f"FULLY_COMMENTED names files that do not exist: {unknown}"
+    problems = [f"{name}: {item} has no comment" for name in FULLY_COMMENTED for item in _uncommented(descriptors[name])]
+    assert not problems, "\n".join(problems)
+
+
+def _descriptors() -> dict[str, "descriptor_pb2.FileDescriptorProto"]:
+    """The compiled protos with their source info (comments), by file name."""
+    from google.protobuf import descriptor_pb2
+    from grpc_tools import protoc
+
+    proto_root = ROOT / "protos"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "protos.desc"
+        names = [str(p.relative_to(proto_root)) for p in PROTOS]
+        assert protoc.main(["protoc", f"-I{proto_root}", "--include_source_info", f"--descriptor_set_out={out}", *names]) == 0, "protoc failed"
+        files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
+    return {Path(f.name).name: f for f in files}
