@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -144,6 +145,12 @@ def _follow_check(client: MarketClient, learnware: Learnware, timeout_s: float) 
     return learnware
 
 
+def _print_check_steps(check_report: dict[str, Any]) -> None:
+    for step in check_report.get("steps", []):
+        mark = "ok " if step.get("passed") else "FAIL"
+        print(f"  [{mark}] {step['name']}: {'; '.join(step.get('messages', []))}")
+
+
 def cmd_upload(args: argparse.Namespace, client: MarketClient) -> int:
     learnware = client.add_learnware(args.zip, _read_json(args.semantic), wait=False)
     if args.wait:
@@ -152,10 +159,122 @@ def cmd_upload(args: argparse.Namespace, client: MarketClient) -> int:
         print(_as_json(learnware))
     else:
         print(f"{learnware.id} {learnware.status}")
-        for step in learnware.check_report.get("steps", []):
-            mark = "ok " if step.get("passed") else "FAIL"
-            print(f"  [{mark}] {step['name']}: {'; '.join(step.get('messages', []))}")
+        _print_check_steps(learnware.check_report)
     return 0 if learnware.status in ("USABLE", "PENDING") else EXIT_INVALID
+
+
+TEMPLATE_README = """\
+# {name}: a learnware
+
+1. Train your model and save it here with pickle as `model.pkl` (any object with
+   `fit` and `{predict_method}`; see `__init__.py`, the model class the market runs).
+2. Make the statistical specification from your training data (the rows stay on
+   your machine, only the specification is shared):
+   `lwm spec table train.csv -o {directory}/stat_spec.json`
+3. Describe the learnware in `semantic_specification.json` (name, description,
+   scenarios, license, what each input column and output means).
+4. List what the model needs in `requirements.txt` (pin versions you trained with).
+5. Check and zip it: `lwm pack {directory}` (the market's checks, run here in the sandbox).
+6. Upload: `lwm upload {directory}.zip --semantic {directory}/semantic_specification.json`
+"""
+
+
+def cmd_init_learnware(args: argparse.Namespace) -> int:
+    """Write a learnware folder: a pickled-model class, learnware.yaml, a semantic spec to fill in, requirements, a README."""
+    from lwm.learnware.archive import LEARNWARE_YAML, dump_learnware_yaml
+    from lwm.learnware.template import MODEL_MODULE_SOURCE, SEMANTIC_SPEC_FILE, pickled_model_config
+    from lwm.spec import TABLE_SPEC_TYPE, generate_semantic_spec
+
+    directory = Path(args.directory)
+    if directory.exists() and any(directory.iterdir()):
+        print(f"lwm init-learnware: {directory} exists and is not empty; choose a new folder", file=sys.stderr)
+        return EXIT_USAGE
+    classification = args.task == "classification"
+    output_dim = args.output_dim if classification else 1
+    predict_method = "predict_proba" if classification else "predict"
+    name = args.name or directory.resolve().name
+    semantic = generate_semantic_spec(
+        name=name,
+        description=f"{name}: describe what the model predicts, from which data",
+        data_type="Table",
+        task_type="Classification" if classification else "Regression",
+        library_type="Scikit-learn",
+        scenarios=["Others"],
+        license="MIT",
+        input_description={"Dimension": args.input_dim, "Description": {str(i): f"feature {i}" for i in range(args.input_dim)}},
+        output_description={"Dimension": output_dim, "Description": {str(i): f"score of class {i}" if classification else "predicted value" for i in range(output_dim)}},
+    )
+    config = pickled_model_config((args.input_dim,), (output_dim,), predict_method, TABLE_SPEC_TYPE, with_semantic_spec=True)
+    files = {
+        LEARNWARE_YAML: dump_learnware_yaml(config),
+        "__init__.py": MODEL_MODULE_SOURCE,
+        SEMANTIC_SPEC_FILE: json.dumps(semantic, indent=2) + "\n",
+        "requirements.txt": "scikit-learn\nnumpy\n",
+        "README.md": TEMPLATE_README.format(name=name, directory=directory, predict_method=predict_method),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for file_name, text in files.items():
+        (directory / file_name).write_text(text, encoding="utf-8")
+    if args.json:
+        print(_as_json({"directory": str(directory), "files": sorted(files)}))
+    else:
+        print(f"created the learnware template in {directory}: {', '.join(sorted(files))}")
+        print(f"next: save your model as {directory}/model.pkl, make {directory}/stat_spec.json with `lwm spec table`, then `lwm pack {directory}` (see README.md)")
+    return 0
+
+
+def _learnware_files(directory: Path, skip: Path) -> list[Path]:
+    """The files to zip: everything but caches, hidden files and the output zip itself."""
+    files = []
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if path.is_file() and path.resolve() != skip and not any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+            files.append(path)
+    return files
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    """Zip a learnware folder and run the market's checks on it locally (the model in the sandbox); write the zip if USABLE."""
+    import io
+
+    from google.protobuf import json_format
+
+    from lwm.learnware.archive import LearnwareArchive
+    from lwm.rpc import convert
+    from lwm.services.checker.checks import check_learnware
+
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        print(f"lwm pack: {directory} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    output = Path(args.output) if args.output else directory.resolve().with_suffix(".zip")
+    files = _learnware_files(directory, output.resolve())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            zf.write(path, path.relative_to(directory).as_posix())
+    zip_bytes = buffer.getvalue()
+    print(f"packed {len(files)} files of {directory} ({len(zip_bytes)} bytes zipped)", file=sys.stderr)
+    semantic = _read_json(args.semantic) if args.semantic else LearnwareArchive.from_bytes(zip_bytes).semantic_spec()
+    if semantic is None:
+        print("lwm pack: no semantic specification: name one in learnware.yaml (semantic_specification.file_name) or give --semantic", file=sys.stderr)
+        return EXIT_USAGE
+    print("checking: semantic spec, archive, stat spec, environment (built or cached), model in the sandbox (instantiate, shapes, predict)...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    report = check_learnware(semantic, zip_bytes, timeout_s=args.timeout)
+    status = convert.STATUS_NAMES[report.status]
+    check_report = json_format.MessageToDict(report)
+    if status == "USABLE":
+        output.write_bytes(zip_bytes)
+    if args.json:
+        print(_as_json({"status": status, "zip": str(output) if status == "USABLE" else None, "files": [p.relative_to(directory).as_posix() for p in files], "check_report": check_report}))
+    else:
+        print(f"{directory}: {status} (checked in {time.monotonic() - started:.1f} s)")
+        _print_check_steps(check_report)
+        print(f"wrote {output}" if status == "USABLE" else "no zip written: fix the failed check above and pack again")
+    if status == "USABLE":
+        return 0
+    return EXIT_INVALID if status == "INVALID" else EXIT_ERROR
 
 
 def cmd_search(args: argparse.Namespace, client: MarketClient) -> int:
@@ -349,6 +468,19 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("-o", "--output", required=True, help="spec JSON to write")
     spec.add_argument("--column", help="text from a .csv: the column holding the sentences (default: the first)")
 
+    init = sub.add_parser("init-learnware", help="create a learnware folder to fill in (model class, learnware.yaml, semantic spec, requirements)")
+    init.add_argument("directory", help="new (or empty) folder")
+    init.add_argument("--name", help="learnware name (default: the folder's name)")
+    init.add_argument("--task", choices=["classification", "regression"], default="classification")
+    init.add_argument("--input-dim", type=int, required=True, help="number of input columns")
+    init.add_argument("--output-dim", type=int, default=2, help="classification: number of classes (default 2); regression has one output")
+
+    pack = sub.add_parser("pack", help="check a learnware folder locally with the market's checks (model run in the sandbox) and zip it")
+    pack.add_argument("directory")
+    pack.add_argument("-o", "--output", help="zip to write (default: the folder's name + .zip beside it)")
+    pack.add_argument("--semantic", help="semantic specification JSON (default: the one learnware.yaml names)")
+    pack.add_argument("--timeout", type=float, default=120.0, help="seconds each call to the model may take (default 120)")
+
     upload = sub.add_parser("upload", help="upload a learnware zip")
     upload.add_argument("zip")
     upload.add_argument("--semantic", required=True, help="semantic specification JSON")
@@ -408,6 +540,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_spec(args)
         if args.command == "admin":
             return cmd_admin(args)
+        if args.command == "init-learnware":
+            return cmd_init_learnware(args)
+        if args.command == "pack":
+            return cmd_pack(args)
         with MarketClient(args.market) as client:
             return CLIENT_COMMANDS[args.command](args, client)
     except MarketError as error:

@@ -69,6 +69,25 @@ class StatSpecLike(Protocol):
     def save(self, filepath: str) -> Any: ...
 
 
+def pickled_model_config(input_shape: Sequence[int], output_shape: Sequence[int], predict_method: str, stat_spec_type: str, with_semantic_spec: bool) -> LearnwareConfig:
+    """learnware.yaml of a learnware served by `PickledModel` (model.pkl), its stat spec in stat_spec.json.
+
+    predict_method: the estimator's method behind `predict` ("predict" or "predict_proba");
+    with_semantic_spec names semantic_specification.json in the yaml.
+    """
+    return LearnwareConfig(
+        model_class_name=MODEL_CLASS_NAME,
+        model_kwargs={
+            "input_shape": [int(d) for d in input_shape],
+            "output_shape": [int(d) for d in output_shape],
+            "pickle_filename": PICKLE_FILE,
+            "predict_method": predict_method,
+        },
+        stat_specs=[StatSpecEntry(module_path="learnware.specification", class_name=stat_spec_type, file_name=STAT_SPEC_FILE, kwargs={})],
+        semantic_spec_file=SEMANTIC_SPEC_FILE if with_semantic_spec else None,
+    )
+
+
 def write_learnware_zip(
     zip_path: str | Path,
     model: Any,
@@ -94,24 +113,7 @@ def write_learnware_zip(
     """
     zip_path = Path(zip_path)
     predict_method = "predict_proba" if is_classifier(model) and hasattr(model, "predict_proba") else "predict"
-    config = LearnwareConfig(
-        model_class_name=MODEL_CLASS_NAME,
-        model_kwargs={
-            "input_shape": [int(d) for d in input_shape],
-            "output_shape": [int(d) for d in output_shape],
-            "pickle_filename": PICKLE_FILE,
-            "predict_method": predict_method,
-        },
-        stat_specs=[
-            StatSpecEntry(
-                module_path="learnware.specification",
-                class_name=stat_spec.type,
-                file_name=STAT_SPEC_FILE,
-                kwargs={},
-            )
-        ],
-        semantic_spec_file=SEMANTIC_SPEC_FILE if semantic_spec is not None else None,
-    )
+    config = pickled_model_config(input_shape, output_shape, predict_method, stat_spec.type, with_semantic_spec=semantic_spec is not None)
     with tempfile.TemporaryDirectory(prefix="lwm_template_") as tmp:
         spec_path = Path(tmp) / STAT_SPEC_FILE
         stat_spec.save(str(spec_path))
