@@ -12,11 +12,10 @@ import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
-import grpc
 import numpy as np
 import pandas as pd
 
-from lwm.client.errors import MarketError
+from lwm.client.errors import InvalidArgumentError, MarketError, NotFoundError, UnavailableError
 from lwm.client.market import DEFAULT_MARKET, Learnware, MarketClient, SearchResults
 from lwm.rpc.metrics import configure_logging
 
@@ -547,10 +546,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with MarketClient(args.market) as client:
             return CLIENT_COMMANDS[args.command](args, client)
     except MarketError as error:
-        print(f"lwm: {error.message} ({error.code.name})", file=sys.stderr)
-        if error.code == grpc.StatusCode.NOT_FOUND:
+        hint = f"; is a market serving at {args.market}? (--market or LWM_MARKET)" if isinstance(error, UnavailableError) else ""
+        print(f"lwm: {error.message} ({error.code.name}){hint}", file=sys.stderr)
+        if isinstance(error, NotFoundError):
             return EXIT_NOT_FOUND
-        if error.code == grpc.StatusCode.INVALID_ARGUMENT:
+        if isinstance(error, InvalidArgumentError):
             return EXIT_INVALID
         return EXIT_ERROR
     except (OSError, ValueError) as error:
