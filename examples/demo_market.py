@@ -8,53 +8,29 @@ results and stops the market.
 
 from __future__ import annotations
 
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _market import ROOT, fresh_work_dir, running_market, section
 
 from lwm.client import MarketClient
 from lwm.client.cli import print_search
 from lwm.learnware.synthetic import TableWorld
-from lwm.rpc.server import wait_until_serving
 from lwm.spec import RKMETableSpecification
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_DIR = ROOT / ".lwm-demo"
 TASKS = 6
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def section(title: str) -> None:
-    print(f"\n== {title} ==")
-
-
 def main() -> int:
-    shutil.rmtree(DEMO_DIR, ignore_errors=True)
-    (DEMO_DIR / "zips").mkdir(parents=True)
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    log = open(DEMO_DIR / "market.log", "w")
-    market = subprocess.Popen([sys.executable, "-m", "lwm.client.cli", "serve", "--all", "--port", str(port), "--data-dir", str(DEMO_DIR / "data")], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until_serving(address, timeout_s=60)
-        section(f"market started: lwm serve --all at {address} (pid {market.pid}, log {DEMO_DIR / 'market.log'})")
+    work_dir = fresh_work_dir(__doc__, ROOT / ".lwm-demo")
+    with running_market(work_dir) as market:
         world = TableWorld.make(tasks=TASKS)
-        client = MarketClient(address)
+        client = MarketClient(market.address)
 
         section(f"building and uploading {TASKS} table learnwares")
         for task in range(TASKS):
-            zip_path, semantic = world.write_learnware(task, DEMO_DIR / "zips")
+            zip_path, semantic = world.write_learnware(task, work_dir / "zips")
             learnware = client.add_learnware(zip_path, semantic, wait=True)
             print(f"  {learnware.id}  {learnware.status:<8} {learnware.name}  ({zip_path.stat().st_size // 1024} KiB)")
 
@@ -91,15 +67,6 @@ def main() -> int:
         section("market info")
         print(client.market_info())
         client.close()
-    finally:
-        market.send_signal(signal.SIGTERM)
-        try:
-            market.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            market.kill()
-            market.wait()
-        log.close()
-        section(f"market stopped (exit code {market.returncode})")
     return 0
 
 
