@@ -274,6 +274,7 @@ class MarketClient:
         train_x: np.ndarray | None = None,
         train_y: np.ndarray | None = None,
         user_spec: Any = None,
+        user_semantic_spec: dict[str, Any] | None = None,
         block_rows: int = 0,
         progress: Callable[[int, int], None] | None = None,
     ) -> ReuseResult:
@@ -281,7 +282,9 @@ class MarketClient:
 
         method: job_selector (optional `user_spec`, a spec object, dictionary or JSON path),
         averaging (`mode`: mean, vote_by_label or vote_by_prob), ensemble_pruning or
-        feature_augment (`task`: classification or regression, labelled `train_x`, `train_y`).
+        feature_augment (`task`: classification or regression, labelled `train_x`, `train_y`),
+        hetero_align (`task`, optional labelled data, `user_semantic_spec` whose "Input"
+        describes the columns of x: learnwares with other columns are aligned to them).
         `progress(rows_done, rows_total)` is called after each block.
         """
         request = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=to_tensor(np.asarray(x)))
@@ -293,17 +296,20 @@ class MarketClient:
             if mode not in AVERAGING_MODES:
                 raise ValueError(f"mode must be one of {sorted(AVERAGING_MODES)}, got {mode!r}")
             request.averaging.mode = AVERAGING_MODES[mode]
-        elif method in ("ensemble_pruning", "feature_augment"):
+        elif method in ("ensemble_pruning", "feature_augment", "hetero_align"):
             if task not in TASK_KINDS:
                 raise ValueError(f"{method} needs task classification or regression, got {task!r}")
-            if train_x is None or train_y is None:
+            if (train_x is None or train_y is None) and method != "hetero_align":
                 raise ValueError(f"{method} needs labelled data: train_x and train_y")
             params = getattr(request, method)
             params.task = TASK_KINDS[task]
-            params.train.x.CopyFrom(to_tensor(np.asarray(train_x)))
-            params.train.y.CopyFrom(to_tensor(np.asarray(train_y)))
+            if train_x is not None and train_y is not None:
+                params.train.x.CopyFrom(to_tensor(np.asarray(train_x)))
+                params.train.y.CopyFrom(to_tensor(np.asarray(train_y)))
+            if method == "hetero_align" and user_semantic_spec is not None:
+                params.user_semantic_spec.CopyFrom(convert.semantic_from_dict(user_semantic_spec))
         else:
-            raise ValueError(f"method must be job_selector, averaging, ensemble_pruning or feature_augment, got {method!r}")
+            raise ValueError(f"method must be job_selector, averaging, ensemble_pruning, feature_augment or hetero_align, got {method!r}")
         stream = market_pb2.MarketReuseStreamRequest(reuse=reuse_pb2.ReuseStreamRequest(reuse=request, block_rows=block_rows))
         blocks: list[np.ndarray] = []
         messages: list[str] = []

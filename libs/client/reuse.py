@@ -24,7 +24,7 @@ import numpy as np
 # machine makes a 0.1 s selection take seconds.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from lwm.learnware import reuse
+from lwm.learnware import align, reuse
 from lwm.learnware.archive import LearnwareArchive
 from lwm.runtime.runner import ModelRunner, open_learnware
 from lwm.spec.rkme import TABLE_SPEC_TYPES, RKMETableSpecification
@@ -160,3 +160,53 @@ class FeatureAugmentReuser(_LocalReuser):
 
     def fit(self, x_train: np.ndarray, y_train: np.ndarray) -> None:
         self.augment.fit(np.asarray(x_train), np.asarray(y_train), self._run)
+
+
+class HeteroMapAlignLearnware:
+    """A learnware with other columns than the user's, aligned to the user's (see lwm.learnware.align).
+
+    As the reference's HeteroMapAlignLearnware: `align(user_data, x_train, y_train)` with
+    the user's rows or RKME specification and, optionally, labelled samples; then `predict`
+    on the user's columns. It has an `id` and `predict`, so several aligned learnwares
+    combine with AveragingReuser, EnsemblePruningReuser or FeatureAugmentReuser.
+    Column descriptions come from `user_semantic_spec`'s and the learnware's "Input"
+    (matched by MiniLM sentence embeddings); without them columns match by their distributions.
+    """
+
+    def __init__(self, learnware: LocalLearnware, mode: str, user_semantic_spec: dict[str, Any] | None = None) -> None:
+        self.learnware = learnware
+        self.id = learnware.id
+        self.mode = reuse.check_task(mode)
+        self.user_semantic_spec = user_semantic_spec
+        self.aligner: align.HeteroAlignReuser | None = None
+
+    def _run(self, jobs: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        return [self.learnware.predict(rows) for _, rows in jobs]
+
+    def align(self, user_data: np.ndarray | RKMETableSpecification, x_train: np.ndarray | None = None, y_train: np.ndarray | None = None) -> None:
+        spec = self.learnware.stat_spec
+        data = user_data if isinstance(user_data, RKMETableSpecification) else np.asarray(user_data)
+        user_dim = data.get_z().shape[1] if isinstance(data, RKMETableSpecification) else data.shape[-1]
+        described = align.described_input_count(self.user_semantic_spec)
+        if described and described != user_dim:
+            raise ValueError(f"user_semantic_spec describes {described} input columns but the user's data has {user_dim}")
+        user_texts = align.input_descriptions(self.user_semantic_spec, user_dim)
+        learnware_texts = align.input_descriptions(self.learnware.semantic_spec, spec.get_z().shape[1])
+        embed = _embed_texts if user_texts is not None and learnware_texts is not None else None
+        aligner = align.HeteroAlignReuser([self.id], [spec], self.mode, [learnware_texts], user_texts, embed)
+        aligner.fit(data, self._run, None if x_train is None else np.asarray(x_train), None if y_train is None else np.asarray(y_train))
+        self.aligner = aligner
+
+    def predict(self, user_data: np.ndarray) -> np.ndarray:
+        if self.aligner is None:
+            raise ValueError(f"align learnware {self.id} to the user's data before predicting")
+        return self.aligner.predict(np.asarray(user_data), self._run)
+
+    def describe(self) -> str:
+        return self.aligner.describe() if self.aligner is not None else f"learnware {self.id}, not aligned"
+
+
+def _embed_texts(texts: Sequence[str]) -> np.ndarray:
+    from lwm.spec.text import embed_sentences  # loads sentence-transformers: only when descriptions are matched
+
+    return embed_sentences(texts)

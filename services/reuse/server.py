@@ -9,15 +9,17 @@ from typing import Iterator, Sequence
 import grpc
 import numpy as np
 
+from lwm.learnware.align import HeteroAlignReuser, described_input_count, input_descriptions
 from lwm.learnware.reuse import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser, Reuser, RunLearnwares, check_rows, predict_in_blocks
 from lwm.rpc import convert
-from lwm.rpc.errors import failed_precondition, grpc_errors, invalid_argument, unimplemented
+from lwm.rpc.errors import failed_precondition, grpc_errors, invalid_argument
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc, reuse_pb2, reuse_pb2_grpc
 from lwm.rpc.server import Server, channel
 from lwm.rpc.tensors import from_tensor, to_tensor
 from lwm.runtime.runner import LearnwareRuntimeError
 from lwm.services.reuse.runners import RunnerPool
 from lwm.spec.rkme import TABLE_SPEC_TYPE, RKMETableSpecification
+from lwm.spec.text import embed_sentences
 
 log = logging.getLogger(__name__)
 AVERAGING_MODE_NAMES = {
@@ -28,7 +30,7 @@ AVERAGING_MODE_NAMES = {
 }
 TASK_NAMES = {reuse_pb2.TASK_KIND_CLASSIFICATION: "classification", reuse_pb2.TASK_KIND_REGRESSION: "regression"}
 DEFAULT_BLOCK_ROWS = 10_000
-METHODS = "job_selector, averaging, ensemble_pruning, feature_augment"
+METHODS = "job_selector, averaging, ensemble_pruning, feature_augment, hetero_align"
 
 
 def _task(kind: int, method: str) -> str:
@@ -65,14 +67,14 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
 
         return run
 
-    def _table_specs(self, learnware_ids: Sequence[str]) -> list[RKMETableSpecification]:
+    def _table_specs(self, learnware_ids: Sequence[str], method: str) -> list[RKMETableSpecification]:
         reply = self.organizer.GetStatSpecs(organizer_pb2.GetStatSpecsRequest(learnware_ids=learnware_ids))
         specs = []
         for entry in reply.learnwares:
             tables = [s for s in entry.stat_specs if s.type == TABLE_SPEC_TYPE]
             if not tables:
                 kinds = sorted(s.type for s in entry.stat_specs) or ["none"]
-                raise failed_precondition(f"the job selector needs an {TABLE_SPEC_TYPE} of every learnware; {entry.learnware_id} has {', '.join(kinds)}")
+                raise failed_precondition(f"{method} needs an {TABLE_SPEC_TYPE} of every learnware; {entry.learnware_id} has {', '.join(kinds)}")
             specs.append(_table_spec(tables[0], f"learnware {entry.learnware_id}'s"))
         return specs
 
@@ -87,8 +89,6 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
         method = request.WhichOneof("method")
         if method is None:
             raise invalid_argument(f"choose a reuse method ({METHODS})")
-        if method == "hetero_align":
-            raise unimplemented("the hetero_align reuser")
         list(self._executor.map(self.pool.acquire, ids))  # USABLE check and parallel cold starts
         run = self._runner(ids)
         reuser: Reuser
@@ -97,9 +97,11 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
         elif method == "job_selector":
             params = request.job_selector
             user_spec = _table_spec(params.user_spec, "the user's") if params.HasField("user_spec") else None
-            reuser = JobSelectorReuser(ids, self._table_specs(ids), user_spec)
+            reuser = JobSelectorReuser(ids, self._table_specs(ids, "the job selector"), user_spec)
             if user_spec is None:
                 reuser.fit(x)
+        elif method == "hetero_align":
+            reuser = self._hetero_align(ids, x, request.hetero_align, run)
         else:
             params = getattr(request, method)
             if not params.HasField("train"):
@@ -108,6 +110,24 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
             reuser = EnsemblePruningReuser(ids, task) if method == "ensemble_pruning" else FeatureAugmentReuser(ids, task)
             reuser.fit(from_tensor(params.train.x, "train.x"), from_tensor(params.train.y, "train.y"), run)
         return reuser, x, run
+
+    def _hetero_align(self, ids: list[str], x: np.ndarray, params: reuse_pb2.HeteroAlignParams, run: RunLearnwares) -> HeteroAlignReuser:
+        """Align each learnware to the user's columns (descriptions from the semantic specs), fit on the labels if any."""
+        task = _task(params.task, "hetero_align")
+        specs = self._table_specs(ids, "hetero alignment")
+        semantic = [convert.semantic_to_dict(self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=i)).learnware.semantic_spec) for i in ids]
+        learnware_texts = [input_descriptions(spec, table.get_z().shape[1]) for spec, table in zip(semantic, specs)]
+        user_semantic = convert.semantic_to_dict(params.user_semantic_spec)
+        described = described_input_count(user_semantic)
+        if described and described != x.shape[1]:
+            raise invalid_argument(f"the user's semantic spec describes {described} input columns but x has {x.shape[1]}")
+        user_texts = input_descriptions(user_semantic, x.shape[1])
+        reuser = HeteroAlignReuser(ids, specs, task, learnware_texts, user_texts, embed_sentences)
+        if params.HasField("train"):
+            reuser.fit(x, run, from_tensor(params.train.x, "train.x"), from_tensor(params.train.y, "train.y"))
+        else:
+            reuser.fit(x, run)
+        return reuser
 
     def Predict(self, request: reuse_pb2.PredictRequest, context: grpc.ServicerContext) -> reuse_pb2.PredictResponse:
         if not request.learnware_id:
