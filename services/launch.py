@@ -17,6 +17,7 @@ from typing import Callable
 # Read once when torch loads, so it is set before any service module imports torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from lwm.rpc.learnware.v1.market_pb2 import MARKET_KIND_EASY, MARKET_KIND_HETERO
 from lwm.rpc.server import Server, wait_for_stop_signal, wait_until_serving
 from lwm.services.checker.server import build_server as build_checker
 from lwm.services.gateway.server import Backends
@@ -46,6 +47,8 @@ class ServeConfig:
     searcher_shard: str = field(default_factory=lambda: os.environ.get("LWM_SEARCHER_SHARD", "0/1"))
     reuse: str = field(default_factory=lambda: os.environ.get("LWM_REUSE", "127.0.0.1:50055"))
     check_timeout_s: float = field(default_factory=lambda: float(os.environ.get("LWM_CHECK_TIMEOUT_S", "120")))
+    # "easy" or "hetero": a Hetero market's searcher trains the hetero engine and its gateway searches with it (docs/search.md).
+    market_kind: str = field(default_factory=lambda: os.environ.get("LWM_MARKET_KIND", "easy"))
 
     def organizer_config(self) -> OrganizerConfig:
         return OrganizerConfig.from_env(self.data_dir, self.db_url)
@@ -65,6 +68,14 @@ class Running:
             cleanup()
 
 
+def market_kind(config: ServeConfig) -> int:
+    """The MarketKind of LWM_MARKET_KIND ("easy" or "hetero")."""
+    kinds = {"easy": MARKET_KIND_EASY, "hetero": MARKET_KIND_HETERO}
+    if config.market_kind.lower() not in kinds:
+        raise ValueError(f"LWM_MARKET_KIND must be 'easy' or 'hetero', got {config.market_kind!r}")
+    return kinds[config.market_kind.lower()]
+
+
 def start_service(name: str, port: int, config: ServeConfig, running: Running) -> Server:
     """Build and start one service; append it (and its cleanups) to `running`."""
     if name == "organizer":
@@ -74,14 +85,17 @@ def start_service(name: str, port: int, config: ServeConfig, running: Running) -
     elif name == "checker":
         server = build_checker(config.organizer, port, config.host, config.check_timeout_s)
     elif name == "searcher":
-        server, follower = build_searcher(config.organizer, port, config.host, shard=Shard.parse(config.searcher_shard))
+        server, follower, hetero = build_searcher(config.organizer, port, config.host, shard=Shard.parse(config.searcher_shard), hetero=market_kind(config) == MARKET_KIND_HETERO)
         follower.start()
         running.cleanups.append(follower.stop)
+        if hetero is not None:
+            hetero.start()
+            running.cleanups.append(hetero.stop)
     elif name == "reuse":
         server, pool = build_reuse(config.organizer, port, config.host, config.check_timeout_s)
         running.cleanups.append(pool.close)
     elif name == "gateway":
-        server, market = build_gateway(Backends(config.organizer, config.checker, config.searcher, config.reuse), port, config.host)
+        server, market = build_gateway(Backends(config.organizer, config.checker, config.searcher, config.reuse), port, config.host, kind=market_kind(config))
         running.cleanups.append(market.checks.close)
         server.start()
         running.servers.append(server)

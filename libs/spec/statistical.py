@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any, Union
 
+from .hetero.spec import HETERO_SPEC_TYPE, HeteroMapTableSpecification
 from .image import IMAGE_SPEC_TYPE, RKMEImageSpecification
 from .rkme import TABLE_SPEC_TYPES, RKMETableSpecification, generate_rkme_table_spec
 from .text import TEXT_SPEC_TYPE, RKMETextSpecification
@@ -42,7 +43,7 @@ def load_stat_spec(
 
     Dispatches on "type": RKMETableSpecification (also the old name
     RKMEStatSpecification, or no type at all), RKMEImageSpecification,
-    RKMETextSpecification. Any other type raises ValueError.
+    RKMETextSpecification, HeteroMapTableSpecification. Any other type raises ValueError.
     """
     data = _as_dict(source)
     spec_type = data.get("type", TABLE_SPEC_TYPES[0])
@@ -52,6 +53,8 @@ def load_stat_spec(
         return RKMEImageSpecification.from_dict(data, device=device)
     if spec_type == TEXT_SPEC_TYPE:
         return RKMETextSpecification.from_dict(data, device=device)
+    if spec_type == HETERO_SPEC_TYPE:
+        return HeteroMapTableSpecification.from_dict(data, device=device)
     raise ValueError(f"statistical specification type {spec_type!r} is not supported by lwm.spec")
 
 

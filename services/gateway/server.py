@@ -16,7 +16,7 @@ from lwm import __version__
 from lwm.rpc import convert
 from lwm.rpc import metrics
 from lwm.rpc.auth import MARKET_POLICY, ConcurrencyLimit
-from lwm.rpc.errors import ServiceError, grpc_errors, invalid_argument
+from lwm.rpc.errors import ServiceError, failed_precondition, grpc_errors, invalid_argument
 from lwm.rpc.interceptors import current_principal
 from lwm.rpc.learnware.v1 import (
     checker_pb2,
@@ -32,6 +32,8 @@ from lwm.rpc.learnware.v1 import (
     searcher_pb2_grpc,
 )
 from lwm.rpc.server import Server, channel
+from lwm.spec.hetero import hetero_search_problem
+from lwm.spec.rkme import TABLE_SPEC_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -194,19 +196,49 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         merger = self.searchers[next(self._merges) % len(self.searchers)]
         return merger.MergeSearchResults(searcher_pb2.MergeSearchResultsRequest(search=search, shards=shards)).result
 
+    def _hetero_problem(self, search: searcher_pb2.SearchLearnwaresRequest) -> str | None:
+        """Why this search cannot take the hetero path (None: it can)."""
+        if len(self.searchers) > 1:
+            return "hetero search needs one searcher holding the whole market; this market is sharded"
+        tables = [spec for spec in search.stat_specs if convert.STAT_SPEC_ALIASES.get(spec.type, spec.type) == TABLE_SPEC_TYPE]
+        table_dim = int(tables[0].z.shape[1]) if tables and len(tables[0].z.shape) == 2 else None
+        return hetero_search_problem(convert.semantic_to_dict(search.semantic_spec), table_dim)
+
+    def _hetero_or_homogeneous(self, search: searcher_pb2.SearchLearnwaresRequest) -> searcher_pb2.SearchLearnwaresResponse:
+        """A Hetero market's search: hetero when the request qualifies and the engine is trained, else homogeneous, saying why."""
+        problem = self._hetero_problem(search)
+        if problem is None:
+            search.mode = searcher_pb2.SEARCH_MODE_HETERO
+            try:
+                reply = self.searchers[0].SearchLearnwares(search)
+                reply.messages.insert(0, "hetero search: the request has a table specification and a description of each of its features")
+                return reply
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:  # e.g. the engine is not trained yet
+                    raise
+                problem = error.details()
+        search.mode = searcher_pb2.SEARCH_MODE_HOMOGENEOUS
+        reply = self._search(search)
+        reply.messages.insert(0, f"homogeneous search instead of hetero search: {problem}")
+        return reply
+
     def SearchLearnware(self, request: market_pb2.MarketSearchLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketSearchLearnwareResponse:
-        reply = self._search(
-            searcher_pb2.SearchLearnwaresRequest(
-                semantic_spec=request.semantic_spec,
-                stat_specs=request.stat_specs,
-                max_search_num=request.max_search_num,
-                mixture_strategy=request.mixture_strategy,
-                mode=request.mode,
-                max_results=request.max_results,
-                learnware_ids=request.learnware_ids,
-                min_revision=self.revisions.latest,
-            )
+        search = searcher_pb2.SearchLearnwaresRequest(
+            semantic_spec=request.semantic_spec,
+            stat_specs=request.stat_specs,
+            max_search_num=request.max_search_num,
+            mixture_strategy=request.mixture_strategy,
+            mode=request.mode,
+            max_results=request.max_results,
+            learnware_ids=request.learnware_ids,
+            min_revision=self.revisions.latest,
         )
+        if self.kind == market_pb2.MARKET_KIND_HETERO and request.mode != searcher_pb2.SEARCH_MODE_HOMOGENEOUS:
+            reply = self._hetero_or_homogeneous(search)
+        elif request.mode == searcher_pb2.SEARCH_MODE_HETERO:
+            raise failed_precondition("hetero search needs a Hetero market (lwm serve with LWM_MARKET_KIND=hetero); this is an Easy market")
+        else:
+            reply = self._search(search)
         return market_pb2.MarketSearchLearnwareResponse(single_results=reply.single_results, multiple_results=reply.multiple_results, search_path=reply.search_path, messages=reply.messages)
 
     def Predict(self, request: market_pb2.MarketPredictRequest, context: grpc.ServicerContext) -> market_pb2.MarketPredictResponse:
@@ -235,11 +267,16 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             if value:
                 page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=common_pb2.PageRequest(page_size=1), statuses=[value]))
                 counts[name] = page.total
-        return market_pb2.MarketGetMarketInfoResponse(kind=self.kind, version=__version__, learnware_counts=counts)
+        info = market_pb2.MarketGetMarketInfoResponse(kind=self.kind, version=__version__, learnware_counts=counts)
+        if self.kind == market_pb2.MARKET_KIND_HETERO and len(self.searchers) == 1:
+            stats = self.searchers[0].GetIndexStats(searcher_pb2.GetIndexStatsRequest())
+            if stats.HasField("hetero"):
+                info.hetero_engine.CopyFrom(stats.hetero)
+        return info
 
 
-def build_server(backends: Backends, port: int, host: str = "127.0.0.1") -> tuple[Server, MarketServicer]:
-    servicer = MarketServicer(backends)
+def build_server(backends: Backends, port: int, host: str = "127.0.0.1", kind: int = market_pb2.MARKET_KIND_EASY) -> tuple[Server, MarketServicer]:
+    servicer = MarketServicer(backends, kind)
     server = Server("gateway", port, host, public_policy=MARKET_POLICY)
     server.add(market_pb2_grpc.add_MarketServiceServicer_to_server, servicer, [market_pb2.DESCRIPTOR.services_by_name["MarketService"].full_name])
     return server, servicer

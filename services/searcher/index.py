@@ -14,7 +14,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import grpc
 import numpy as np
@@ -186,9 +186,12 @@ class LearnwareIndex:
 class IndexFollower:
     """Keeps a LearnwareIndex current from the organizer's WatchLearnwares stream, reconnecting on failure."""
 
-    def __init__(self, organizer: organizer_pb2_grpc.OrganizerServiceStub, index: LearnwareIndex) -> None:
+    def __init__(self, organizer: organizer_pb2_grpc.OrganizerServiceStub, index: LearnwareIndex, before_apply: Callable[[organizer_pb2.WatchLearnwaresResponse], None] | None = None) -> None:
         self.organizer = organizer
         self.index = index
+        # Another follower of the feed (the hetero engine), fed each change before the index
+        # applies it, so waiting for a revision of the index covers it too.
+        self.before_apply = before_apply
         self._stop = threading.Event()
         self._call: Any = None
         self._thread = threading.Thread(target=self._run, name="index-follower", daemon=True)
@@ -208,6 +211,8 @@ class IndexFollower:
             try:
                 self._call = self.organizer.WatchLearnwares(organizer_pb2.WatchLearnwaresRequest(after_revision=self.index.revision))
                 for change in self._call:
+                    if self.before_apply is not None:
+                        self.before_apply(change)
                     self.index.apply(change)
                     backoff = 0.1
             except grpc.RpcError as error:

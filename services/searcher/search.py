@@ -12,7 +12,7 @@ import functools
 import heapq
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,8 +22,10 @@ from lwm.rpc.errors import invalid_argument
 from lwm.rpc.learnware.v1 import common_pb2, searcher_pb2
 from lwm.rpc.tensors import from_tensor, to_tensor
 from lwm.services.searcher.index import GroupKey, LearnwareIndex
+from lwm.services.searcher.stack import StackView
 from lwm.services.searcher.statistical import DistanceSummary, IndexSettings, UserSpec, finish, mixture_pool_size, rank
 from lwm.spec import check_user_semantic_spec
+from lwm.spec.hetero import HETERO_SPEC_TYPE
 from lwm.spec.rkme import MAX_REDUCED_SET_SIZE
 
 # Statistical specification types searched, in the reference's order of preference.
@@ -120,8 +122,17 @@ class ShardResult:
     indexed: bool = False
 
 
-def search_shard(index: LearnwareIndex, query: SearchQuery, settings: IndexSettings) -> ShardResult:
-    """This replica's best candidates for the query."""
+class SpecSource(Protocol):
+    """Where a statistical search finds stacked specs: the LearnwareIndex, or the hetero engine's space."""
+
+    def group_keys(self, spec_type: str) -> list[GroupKey]: ...
+
+    def view(self, key: GroupKey, learnware_ids: set[str] | None) -> StackView | None: ...
+
+
+def search_shard(index: LearnwareIndex, query: SearchQuery, settings: IndexSettings, specs: SpecSource | None = None) -> ShardResult:
+    """This replica's best candidates for the query (statistical: among `specs`, default the index's)."""
+    specs = specs if specs is not None else index
     matches = index.semantic_search(query.semantic, query.within)
 
     def result(candidates: list[Candidate], **extra: Any) -> ShardResult:
@@ -138,8 +149,8 @@ def search_shard(index: LearnwareIndex, query: SearchQuery, settings: IndexSetti
         return result([Candidate(info, semantic_score=score(info.id)) for info in best])
 
     assert query.group is not None
-    incomparable = [key.describe() for key in index.group_keys(query.group.spec_type) if key != query.group]
-    view = index.view(query.group, None if matches.scores is None else set(matches.scores))
+    incomparable = [key.describe() for key in specs.group_keys(query.group.spec_type) if key != query.group]
+    view = specs.view(query.group, None if matches.scores is None else set(matches.scores))
     if view is None:
         return result([], incomparable_groups=incomparable)
     ranked = rank(query.user, view, query.candidate_count, settings)
@@ -171,7 +182,7 @@ def merge_shards(query: SearchQuery, shards: list[ShardResult]) -> searcher_pb2.
         return response
 
     assert query.group is not None
-    response.search_path = "statistical"
+    response.search_path = "hetero" if query.group.spec_type == HETERO_SPEC_TYPE else "statistical"
     if not any(shard.comparable_count for shard in shards):
         others = sorted(set(itertools.chain.from_iterable(shard.incomparable_groups for shard in shards)))
         if others:

@@ -7,12 +7,13 @@ import logging
 import grpc
 import torch
 
-from lwm.rpc.errors import ServiceError, grpc_errors, unimplemented
+from lwm.rpc.errors import ServiceError, failed_precondition, grpc_errors
 from lwm.rpc.learnware.v1 import organizer_pb2_grpc, searcher_pb2, searcher_pb2_grpc
 from lwm.rpc.server import Server, channel
+from lwm.services.searcher.hetero import HeteroIndex, HeteroSettings
 from lwm.services.searcher.index import WHOLE_MARKET, IndexFollower, LearnwareIndex, Shard
 from lwm.services.searcher.native_kernel import native_cross_terms
-from lwm.services.searcher.search import SearchQuery, merge_shards, parse_query, search_shard, shard_from_proto, shard_to_proto
+from lwm.services.searcher.search import SearchQuery, SpecSource, merge_shards, parse_query, search_shard, shard_from_proto, shard_to_proto
 from lwm.services.searcher.statistical import IndexSettings
 
 log = logging.getLogger(__name__)
@@ -21,14 +22,14 @@ SYNC_WAIT_S = 10.0
 
 @grpc_errors
 class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
-    def __init__(self, index: LearnwareIndex, settings: IndexSettings) -> None:
+    def __init__(self, index: LearnwareIndex, settings: IndexSettings, hetero: HeteroIndex | None = None) -> None:
         self.index = index
         self.settings = settings
+        # None in an Easy market and on a replica holding a shard (an engine per shard would make incomparable spaces).
+        self.hetero = hetero
 
     def _query(self, request: searcher_pb2.SearchLearnwaresRequest) -> SearchQuery:
         """The validated query, once the index has caught up with the caller's writes."""
-        if request.mode == searcher_pb2.SEARCH_MODE_HETERO:
-            raise unimplemented("hetero search (the heterogeneous-table engine)")
         query = parse_query(request, self.index.device)
         if not self.index.wait_for(request.min_revision, SYNC_WAIT_S):
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
@@ -36,9 +37,19 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
 
     def SearchLearnwares(self, request: searcher_pb2.SearchLearnwaresRequest, context: grpc.ServicerContext) -> searcher_pb2.SearchLearnwaresResponse:
         query = self._query(request)
-        return merge_shards(query, [search_shard(self.index, query, self.settings)])
+        specs: SpecSource | None = None
+        if request.mode == searcher_pb2.SEARCH_MODE_HETERO:
+            if self.hetero is None:
+                raise failed_precondition("this searcher has no hetero engine (an Easy market, or a replica holding a shard)")
+            query, specs = self.hetero.hetero_query(query)
+        response = merge_shards(query, [search_shard(self.index, query, self.settings, specs)])
+        if self.hetero is not None and request.mode == searcher_pb2.SEARCH_MODE_HETERO:
+            response.messages.append(self.hetero.describe())
+        return response
 
     def SearchShard(self, request: searcher_pb2.SearchShardRequest, context: grpc.ServicerContext) -> searcher_pb2.SearchShardResponse:
+        if request.search.mode == searcher_pb2.SEARCH_MODE_HETERO:
+            raise failed_precondition("hetero search is not sharded: it needs a searcher holding the whole market")
         query = self._query(request.search)
         return searcher_pb2.SearchShardResponse(result=shard_to_proto(search_shard(self.index, query, self.settings), query))
 
@@ -48,17 +59,24 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
 
     def GetIndexStats(self, request: searcher_pb2.GetIndexStatsRequest, context: grpc.ServicerContext) -> searcher_pb2.GetIndexStatsResponse:
         count, by_type, nbytes = self.index.stats()
-        return searcher_pb2.GetIndexStatsResponse(
+        response = searcher_pb2.GetIndexStatsResponse(
             learnware_count=count, stat_spec_counts=by_type, revision=self.index.revision, synced=self.index.synced, shard=str(self.index.shard), index_bytes=nbytes
         )
+        if self.hetero is not None:
+            engine_id, trained_on, qualifying, training = self.hetero.stats()
+            response.hetero.CopyFrom(searcher_pb2.HeteroEngineStats(engine_id=engine_id, trained_on=trained_on, qualifying=qualifying, training=training))
+        return response
 
 
-def build_server(organizer_address: str, port: int, host: str = "127.0.0.1", device: str | None = None, shard: Shard = WHOLE_MARKET) -> tuple[Server, IndexFollower]:
+def build_server(organizer_address: str, port: int, host: str = "127.0.0.1", device: str | None = None, shard: Shard = WHOLE_MARKET, hetero: bool = False) -> tuple[Server, IndexFollower, HeteroIndex | None]:
+    """The searcher, its index's follower and, in a Hetero market, its hetero engine (not on a shard replica); the caller starts and stops them."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
         native_cross_terms()  # compile or load it now rather than in the first search
     index = LearnwareIndex(device, shard)
-    follower = IndexFollower(organizer_pb2_grpc.OrganizerServiceStub(channel(organizer_address)), index)
+    organizer = organizer_pb2_grpc.OrganizerServiceStub(channel(organizer_address))
+    engine = HeteroIndex(organizer, HeteroSettings.from_env(), index.device) if hetero and shard == WHOLE_MARKET else None
+    follower = IndexFollower(organizer, index, before_apply=None if engine is None else engine.apply)
     server = Server("searcher", port, host)
-    server.add(searcher_pb2_grpc.add_SearcherServiceServicer_to_server, SearcherServicer(index, IndexSettings.from_env()), [searcher_pb2.DESCRIPTOR.services_by_name["SearcherService"].full_name])
-    return server, follower
+    server.add(searcher_pb2_grpc.add_SearcherServiceServicer_to_server, SearcherServicer(index, IndexSettings.from_env(), engine), [searcher_pb2.DESCRIPTOR.services_by_name["SearcherService"].full_name])
+    return server, follower, engine

@@ -190,8 +190,8 @@ def test_json_round_trip(tmp_path, spec_a):
 
 def test_load_stat_spec_rejects_other_types(spec_a):
     d = spec_a.to_dict()
-    d["type"] = "HeteroMapTableSpecification"
-    with pytest.raises(ValueError, match="HeteroMapTableSpecification.*not supported"):
+    d["type"] = "RKMEVideoSpecification"
+    with pytest.raises(ValueError, match="RKMEVideoSpecification.*not supported"):
         load_stat_spec(d)
     d["type"] = "RKMETextSpecification"
     with pytest.raises(ValueError, match="not an RKMETableSpecification"):

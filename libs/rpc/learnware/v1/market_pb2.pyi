@@ -200,7 +200,7 @@ class MarketGetMarketInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class MarketGetMarketInfoResponse(_message.Message):
-    __slots__ = ("kind", "version", "learnware_counts")
+    __slots__ = ("kind", "version", "learnware_counts", "hetero_engine")
     class LearnwareCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -211,7 +211,9 @@ class MarketGetMarketInfoResponse(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LEARNWARE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    HETERO_ENGINE_FIELD_NUMBER: _ClassVar[int]
     kind: MarketKind
     version: str
     learnware_counts: _containers.ScalarMap[str, int]
-    def __init__(self, kind: _Optional[_Union[MarketKind, str]] = ..., version: _Optional[str] = ..., learnware_counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    hetero_engine: _searcher_pb2.HeteroEngineStats
+    def __init__(self, kind: _Optional[_Union[MarketKind, str]] = ..., version: _Optional[str] = ..., learnware_counts: _Optional[_Mapping[str, int]] = ..., hetero_engine: _Optional[_Union[_searcher_pb2.HeteroEngineStats, _Mapping]] = ...) -> None: ...

@@ -81,7 +81,7 @@ class GetIndexStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetIndexStatsResponse(_message.Message):
-    __slots__ = ("learnware_count", "stat_spec_counts", "revision", "synced", "shard", "index_bytes")
+    __slots__ = ("learnware_count", "stat_spec_counts", "revision", "synced", "shard", "index_bytes", "hetero")
     class StatSpecCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -95,13 +95,27 @@ class GetIndexStatsResponse(_message.Message):
     SYNCED_FIELD_NUMBER: _ClassVar[int]
     SHARD_FIELD_NUMBER: _ClassVar[int]
     INDEX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    HETERO_FIELD_NUMBER: _ClassVar[int]
     learnware_count: int
     stat_spec_counts: _containers.ScalarMap[str, int]
     revision: int
     synced: bool
     shard: str
     index_bytes: int
-    def __init__(self, learnware_count: _Optional[int] = ..., stat_spec_counts: _Optional[_Mapping[str, int]] = ..., revision: _Optional[int] = ..., synced: bool = ..., shard: _Optional[str] = ..., index_bytes: _Optional[int] = ...) -> None: ...
+    hetero: HeteroEngineStats
+    def __init__(self, learnware_count: _Optional[int] = ..., stat_spec_counts: _Optional[_Mapping[str, int]] = ..., revision: _Optional[int] = ..., synced: bool = ..., shard: _Optional[str] = ..., index_bytes: _Optional[int] = ..., hetero: _Optional[_Union[HeteroEngineStats, _Mapping]] = ...) -> None: ...
+
+class HeteroEngineStats(_message.Message):
+    __slots__ = ("engine_id", "trained_on", "qualifying", "training")
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_ON_FIELD_NUMBER: _ClassVar[int]
+    QUALIFYING_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
+    engine_id: str
+    trained_on: int
+    qualifying: int
+    training: bool
+    def __init__(self, engine_id: _Optional[str] = ..., trained_on: _Optional[int] = ..., qualifying: _Optional[int] = ..., training: bool = ...) -> None: ...
 
 class SearchShardRequest(_message.Message):
     __slots__ = ("search",)

@@ -1,0 +1,25 @@
+"""The hetero engine: table learnwares with different columns in one specification space.
+
+- `train_engine` / `HeteroEngine` (engine.py): the column-description + value encoder, its
+  contrastive training on pseudo-rows herded from RKME specs, checkpoints as bytes.
+- `HeteroMapTableSpecification` (spec.py): a table spec mapped into the engine's space.
+- `hetero_search_problem` / `input_descriptions` (qualify.py): when a request can use it.
+"""
+
+from .engine import EngineConfig, HeteroEngine, TrainingTable, description_embeddings, herd_training_table, train_engine
+from .qualify import HETERO_TASKS, hetero_search_problem, input_descriptions
+from .spec import HETERO_SPEC_TYPE, HeteroMapTableSpecification
+
+__all__ = [
+    "EngineConfig",
+    "HETERO_SPEC_TYPE",
+    "HETERO_TASKS",
+    "HeteroEngine",
+    "HeteroMapTableSpecification",
+    "TrainingTable",
+    "description_embeddings",
+    "hetero_search_problem",
+    "herd_training_table",
+    "input_descriptions",
+    "train_engine",
+]
