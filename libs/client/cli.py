@@ -150,8 +150,16 @@ def _print_check_steps(check_report: dict[str, Any]) -> None:
         print(f"  [{mark}] {step['name']}: {'; '.join(step.get('messages', []))}")
 
 
+def _bytes_bar(total: int, description: str) -> Any:
+    """A progress bar in bytes on stderr (only on a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc=description, file=sys.stderr, disable=None)
+
+
 def cmd_upload(args: argparse.Namespace, client: MarketClient) -> int:
-    learnware = client.add_learnware(args.zip, _read_json(args.semantic), wait=False)
+    with _bytes_bar(Path(args.zip).stat().st_size, "upload") as bar:
+        learnware = client.add_learnware(args.zip, _read_json(args.semantic), wait=False, progress=lambda sent: bar.update(sent - bar.n))
     if args.wait:
         learnware = _follow_check(client, learnware, args.wait_timeout)
     if args.json:
@@ -333,7 +341,8 @@ def cmd_rm(args: argparse.Namespace, client: MarketClient) -> int:
 
 
 def cmd_download(args: argparse.Namespace, client: MarketClient) -> int:
-    path = client.download(args.id, args.output or f"{args.id}.zip")
+    with _bytes_bar(client.get_learnware(args.id).zip_size, "download") as bar:
+        path = client.download(args.id, args.output or f"{args.id}.zip", progress=lambda received: bar.update(received - bar.n))
     print(f"saved {path}")
     return 0
 

@@ -113,6 +113,7 @@ class MarketLearnware:
         self.info = info
         self._client = client
         self._local: LocalLearnware | None = None
+        self._stop_local: weakref.finalize | None = None  # closes the sandbox once: on close(), collection or exit
         self._lock = threading.Lock()
 
     @property
@@ -127,7 +128,7 @@ class MarketLearnware:
         with self._lock:
             if self._local is None:
                 self._local = self._client.load_learnware(self.id)
-                weakref.finalize(self, self._local.close)
+                self._stop_local = weakref.finalize(self, self._local.close)
             return self._local
 
     @property
@@ -139,9 +140,9 @@ class MarketLearnware:
 
     def close(self) -> None:
         with self._lock:
-            if self._local is not None:
-                self._local.close()
-                self._local = None
+            if self._stop_local is not None:
+                self._stop_local()
+                self._local = self._stop_local = None
 
     def __repr__(self) -> str:
         return f"MarketLearnware(id={self.id!r}, name={self.info.name!r}, status={self.info.status})"
@@ -185,8 +186,11 @@ class LearnwareMarket:
     def _learnware(self, info: Learnware) -> MarketLearnware:
         """One MarketLearnware per id, so a learnware in several results starts one sandbox."""
         learnware = self._learnwares.get(info.id)
-        if learnware is None or learnware.info != info:
-            learnware = self._learnwares[info.id] = MarketLearnware(info, self.client)
+        if learnware is not None and learnware.info == info:
+            return learnware
+        if learnware is not None:  # the learnware changed on the market since it was loaded
+            learnware.close()
+        learnware = self._learnwares[info.id] = MarketLearnware(info, self.client)
         return learnware
 
     def add_learnware(self, zip_path: str | os.PathLike[str], semantic_spec: dict[str, Any]) -> tuple[str, int]:

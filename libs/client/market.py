@@ -184,16 +184,23 @@ class MarketClient:
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
-    def add_learnware(self, zip_path: str | Path, semantic_spec: dict[str, Any], wait: bool = True) -> Learnware:
-        """Upload a learnware zip; with wait=True returns after the market has checked it."""
+    def add_learnware(self, zip_path: str | Path, semantic_spec: dict[str, Any], wait: bool = True, progress: Callable[[int], None] | None = None) -> Learnware:
+        """Upload a learnware zip; with wait=True returns after the market has checked it.
+
+        `progress(bytes_sent)` is called after each chunk.
+        """
         zip_path = Path(zip_path)
         spec = convert.semantic_from_dict(semantic_spec)
 
         def requests() -> Iterator[market_pb2.MarketAddLearnwareRequest]:
             yield market_pb2.MarketAddLearnwareRequest(metadata=market_pb2.MarketAddLearnwareMetadata(semantic_spec=spec, zip_size=zip_path.stat().st_size, wait_for_check=wait))
+            sent = 0
             with open(zip_path, "rb") as handle:
                 while chunk := handle.read(UPLOAD_CHUNK_BYTES):
                     yield market_pb2.MarketAddLearnwareRequest(chunk=common_pb2.Chunk(data=chunk))
+                    sent += len(chunk)
+                    if progress is not None:
+                        progress(sent)
 
         return Learnware.from_proto(self._call("AddLearnware", requests()).learnware)
 
@@ -219,14 +226,16 @@ class MarketClient:
     def delete_learnware(self, learnware_id: str) -> None:
         self._call("DeleteLearnware", market_pb2.MarketDeleteLearnwareRequest(learnware_id=learnware_id))
 
-    def download(self, learnware_id: str, path: str | Path) -> Path:
-        """Save a learnware's zip to `path` (written to a temporary name first)."""
+    def download(self, learnware_id: str, path: str | Path, progress: Callable[[int], None] | None = None) -> Path:
+        """Save a learnware's zip to `path` (written to a temporary name first); `progress(bytes_received)` after each chunk."""
         path = Path(path)
         partial = path.with_name(path.name + ".part")
         try:
             with open(partial, "wb") as out:
                 for reply in self._stream("DownloadLearnware", market_pb2.MarketDownloadLearnwareRequest(learnware_id=learnware_id)):
                     out.write(reply.chunk.data)
+                    if progress is not None:
+                        progress(out.tell())
         except MarketError:
             partial.unlink(missing_ok=True)
             raise

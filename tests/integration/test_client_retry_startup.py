@@ -18,7 +18,8 @@ def test_call_started_before_the_market_succeeds_once_it_serves(market_process, 
     caplog.set_level(logging.INFO, logger="lwm.client.retry")
     port = free_port()
     patient = RetryPolicy(max_attempts=100, initial_backoff_s=0.2, max_backoff_s=1.0)
-    with MarketClient(f"127.0.0.1:{port}", token="", tls_ca="", retry=patient) as client, ThreadPoolExecutor(max_workers=1) as pool:
+    # The client closes first: a call still retrying (the market failed to start) then ends at once.
+    with ThreadPoolExecutor(max_workers=1) as pool, MarketClient(f"127.0.0.1:{port}", token="", tls_ca="", retry=patient) as client:
         info = pool.submit(client.market_info)
         time.sleep(2.0)
         assert not info.done(), "the call must still be retrying: nothing listens on the port yet"

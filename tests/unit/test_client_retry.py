@@ -129,13 +129,17 @@ def test_idempotent_calls_are_retried_and_uploads_are_not(scripted_market: tuple
         assert client.get_learnware("lw-1").status == "USABLE"
         assert servicer.calls["GetLearnware"] == 3
 
-        assert client.download("lw-1", tmp_path / "lw.zip").read_bytes() == b"zip-bytes"
-        assert servicer.calls["DownloadLearnware"] == 2
+        received: list[int] = []
+        assert client.download("lw-1", tmp_path / "lw.zip", progress=received.append).read_bytes() == b"zip-bytes"
+        assert servicer.calls["DownloadLearnware"] == 2 and received == [4, 9]
 
         (tmp_path / "upload.zip").write_bytes(b"not checked here")
         with pytest.raises(UnavailableError, match="organizer is restarting"):
             client.add_learnware(tmp_path / "upload.zip", {})
         assert servicer.calls["AddLearnware"] == 1
+        sent: list[int] = []
+        client.add_learnware(tmp_path / "upload.zip", {}, progress=sent.append)
+        assert servicer.calls["AddLearnware"] == 2 and sent == [len(b"not checked here")]
 
 
 def test_status_codes_become_exception_classes_and_timeouts_apply_per_call(scripted_market: tuple[str, ScriptedMarket]) -> None:
