@@ -182,9 +182,10 @@ class HeteroIndex:
         """One line on the engine's state, for search messages."""
         with self._lock:
             space, qualifying, training = self._space, len(self._sources), self.training
+        failed = f"; the last attempt failed: {self.last_error}" if self.last_error else ""
         if space is None:
-            return f"hetero engine: not trained ({qualifying} learnwares qualify; training {'runs' if training else 'starts at ' + str(self.settings.min_learnwares)})"
-        state = "; retraining" if training else ""
+            return f"hetero engine: not trained ({qualifying} learnwares qualify; training {'runs' if training else 'starts at ' + str(self.settings.min_learnwares)}){failed}"
+        state = ("; retraining" if training else "") + failed
         return f"hetero engine {space.engine.engine_id} trained on {len(space.engine.learnware_ids)} learnwares, {len(space.stack)} of {qualifying} qualifying learnwares mapped{state}"
 
     def stats(self) -> tuple[str, int, int, bool]:
@@ -209,12 +210,11 @@ class HeteroIndex:
             return None
         if not self._checkpoint_tried:
             return "load"
-        untrained = [i for i in self._sources if self._space is None or i not in set(self._space.engine.learnware_ids)]
-        if self._space is None and len(self._sources) >= self.settings.min_learnwares:
-            return "train"
-        if self._space is not None and len(untrained) >= self.settings.retrain_after:
-            return "train"
-        return None
+        if self._space is None:
+            return "train" if len(self._sources) >= self.settings.min_learnwares else None
+        trained_on = set(self._space.engine.learnware_ids)
+        untrained = sum(1 for learnware_id in self._sources if learnware_id not in trained_on)
+        return "train" if untrained >= self.settings.retrain_after else None
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -233,9 +233,9 @@ class HeteroIndex:
                 else:
                     self._train(sources)
                 self.last_error = ""
-            except (grpc.RpcError, ValueError, RuntimeError) as error:
+            except Exception as error:  # the thread must outlive a failed training or an unreachable organizer
                 self.last_error = str(error)
-                log.warning("hetero engine %s failed (%s); retrying in 5 s", work, error)
+                log.exception("hetero engine %s failed; retrying in 5 s", work)
                 self._stop.wait(5.0)
             finally:
                 with self._lock:

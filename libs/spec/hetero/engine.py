@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from ..device import resolve_device
 from ..rkme import RKMETableSpecification
 from ..text import embed_sentences
+from .spec import HeteroMapTableSpecification
 
 DESCRIPTION_DIM = 384  # MiniLM's sentence embedding width
 # Embeddings lie on a sphere of this radius: with the RKME kernel's gamma = 0.1, distances
@@ -138,10 +139,8 @@ class HeteroEngine:
             embedded = self.encoder(torch.from_numpy(rows).to(self.device, torch.float32), columns)
         return EMBEDDING_RADIUS * embedded.to(torch.float64).cpu().numpy()
 
-    def map_spec(self, spec: RKMETableSpecification, descriptions: Sequence[str]) -> "HeteroMapTableSpecification":
+    def map_spec(self, spec: RKMETableSpecification, descriptions: Sequence[str]) -> HeteroMapTableSpecification:
         """The spec's reduced set embedded (same weights): its RKME in the engine's space."""
-        from .spec import HeteroMapTableSpecification
-
         mapped = HeteroMapTableSpecification(gamma=HETERO_GAMMA, device=spec.device)
         mapped.z = torch.from_numpy(self.embed_rows(spec.get_z(), descriptions)).to(spec.device)
         mapped.beta = torch.from_numpy(spec.get_beta()).to(spec.device)
