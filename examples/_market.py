@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ def running_market(work_dir: Path) -> Iterator[Market]:
         )
         try:
             market = Market(f"127.0.0.1:{port}", process.pid, log_path)
-            wait_until_serving(market.address, timeout_s=START_TIMEOUT_S)
+            _wait_until_serving(market, process)
             section(f"market started: lwm serve --all at {market.address} (pid {market.pid}, log {log_path})")
             yield market
         finally:
@@ -79,3 +80,17 @@ def running_market(work_dir: Path) -> Iterator[Market]:
                 process.kill()
                 process.wait()
             section(f"market stopped (exit code {process.returncode})")
+
+
+def _wait_until_serving(market: Market, process: subprocess.Popen[bytes]) -> None:
+    """Wait for the market's health check; fail at once, with the end of its log, if it exits first."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            wait_until_serving(market.address, timeout_s=1.0)
+            return
+        except TimeoutError:
+            if process.poll() is not None:
+                raise RuntimeError(f"the market exited with code {process.returncode} before serving; the end of {market.log_path}:\n{market.log_path.read_text()[-3000:]}") from None
+            if time.monotonic() > deadline:
+                raise
