@@ -203,10 +203,14 @@ def candidate_maps(user: WeightedTable, learnware: WeightedTable, user_embedding
 
 
 def labelled_loss(output: np.ndarray, y: np.ndarray, task: str) -> float:
-    """Error rate (classification) or mean squared error (regression) of a learnware's outputs."""
+    """Error rate (classification) or, for regression, the mean squared error left after fitting
+    y ~ a * output + b: the linear model fit on the outputs afterwards recalibrates them anyway."""
     if task == "classification":
         return float(np.mean(to_labels(output) != y))
-    return float(np.mean((output.reshape(output.shape[0], -1)[:, 0] - y) ** 2))
+    values = output.reshape(output.shape[0], -1)[:, 0].astype(np.float64)
+    design = np.stack([values, np.ones_like(values)], axis=1)
+    residual = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    return float(np.mean(residual**2))
 
 
 @dataclass(frozen=True)

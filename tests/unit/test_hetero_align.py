@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from lwm.learnware.align import AffineMap, HeteroAlignReuser, WeightedTable, column_similarity, initial_map, input_descriptions, match_columns
+from lwm.learnware.align import AffineMap, HeteroAlignReuser, WeightedTable, column_similarity, initial_map, input_descriptions, labelled_loss, match_columns
 from lwm.spec import RKMETableSpecification
 from lwm.spec.text import embed_sentences
 
@@ -155,3 +155,10 @@ def test_input_descriptions_need_every_column() -> None:
     assert input_descriptions(spec, 3) is None
     assert input_descriptions({"Input": {"Dimension": 2, "Description": {"0": "age", "1": " "}}}, 2) is None
     assert input_descriptions(None, 2) is None
+
+
+def test_labelled_loss_of_regression_outputs_ignores_their_scale_and_offset() -> None:
+    y = np.random.default_rng(17).normal(size=50)
+    assert labelled_loss(3.0 * y - 7.0, y, "regression") < 1e-12
+    assert labelled_loss(np.zeros(50), y, "regression") == pytest.approx(np.var(y))
+    assert labelled_loss(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 0]), "classification") == 0.5
