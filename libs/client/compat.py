@@ -99,7 +99,9 @@ class LearnwareSpecification:
 
     def get_stat_spec_by_name(self, name: str) -> Any:
         """The learnware's table spec for RKMETableSpecification (or its old name); None otherwise."""
-        return self._learnware.stat_spec if name in (TABLE_SPEC_TYPE, LEGACY_TABLE_SPEC_TYPE) and name in self._learnware.info.stat_spec_types else None
+        table_types = (TABLE_SPEC_TYPE, LEGACY_TABLE_SPEC_TYPE)
+        has_table_spec = any(spec_type in table_types for spec_type in self._learnware.info.stat_spec_types)
+        return self._learnware.stat_spec if name in table_types and has_table_spec else None
 
 
 class MarketLearnware:

@@ -108,7 +108,10 @@ def test_reference_readme_workflow(market_process, tmp_path: Path, monkeypatch: 
     assert single_result[0].learnware.id in ids[:2]
     assert {lw.id for lw in multiple_result[0].learnwares} == set(ids[:2])
     assert len(multiple_result[0].weights) == 2 and abs(sum(multiple_result[0].weights) - 1) < 1e-6
-    assert single_result[0].learnware.get_specification().get_semantic_spec()["Name"]["Values"] == "demo_learnware"
+    specification_of_best = single_result[0].learnware.get_specification()
+    assert specification_of_best.get_semantic_spec()["Name"]["Values"] == "demo_learnware"
+    assert specification_of_best.get_stat_spec_by_name("RKMETableSpecification").get_z().shape[1] == world.dim
+    assert specification_of_best.get_stat_spec_by_name("RKMEImageSpecification") is None
     assert accuracy(job_selector_predict_y, test_y) > 0.8
     assert accuracy(ensemble_predict_y, test_y) > 0.6
     assert accuracy(ensemble_pruning_predict_y, test_y) > 0.6
