@@ -144,10 +144,9 @@ def _follow_check(client: MarketClient, learnware: Learnware, timeout_s: float) 
     return learnware
 
 
-def _print_check_steps(check_report: dict[str, Any]) -> None:
-    for step in check_report.get("steps", []):
-        mark = "ok " if step.get("passed") else "FAIL"
-        print(f"  [{mark}] {step['name']}: {'; '.join(step.get('messages', []))}")
+def _print_check_step(step: dict[str, Any], file: Any = None) -> None:
+    mark = "ok " if step.get("passed") else "FAIL"
+    print(f"  [{mark}] {step['name']}: {'; '.join(step.get('messages', []))}", file=file or sys.stdout, flush=True)
 
 
 def _bytes_bar(total: int, description: str) -> Any:
@@ -166,7 +165,8 @@ def cmd_upload(args: argparse.Namespace, client: MarketClient) -> int:
         print(_as_json(learnware))
     else:
         print(f"{learnware.id} {learnware.status}")
-        _print_check_steps(learnware.check_report)
+        for step in learnware.check_report.get("steps", []):
+            _print_check_step(step)
     return 0 if learnware.status in ("USABLE", "PENDING") else EXIT_INVALID
 
 
@@ -266,18 +266,17 @@ def cmd_pack(args: argparse.Namespace) -> int:
     if semantic is None:
         print("lwm pack: no semantic specification: name one in learnware.yaml (semantic_specification.file_name) or give --semantic", file=sys.stderr)
         return EXIT_USAGE
-    print("checking: semantic spec, archive, stat spec, environment (built or cached), model in the sandbox (instantiate, shapes, predict)...", file=sys.stderr, flush=True)
+    print("checking: semantic spec, archive, stat spec, environment (built or cached), model in the sandbox (instantiate, shapes, predict)", file=sys.stderr, flush=True)
     started = time.monotonic()
-    report = check_learnware(semantic, zip_bytes, timeout_s=args.timeout)
+    # Each check is shown as it ends (the report itself goes to stdout with --json).
+    report = check_learnware(semantic, zip_bytes, timeout_s=args.timeout, on_step=lambda step: _print_check_step(json_format.MessageToDict(step), sys.stderr if args.json else sys.stdout))
     status = convert.STATUS_NAMES[report.status]
-    check_report = json_format.MessageToDict(report)
     if status == "USABLE":
         output.write_bytes(zip_bytes)
     if args.json:
-        print(_as_json({"status": status, "zip": str(output) if status == "USABLE" else None, "files": [p.relative_to(directory).as_posix() for p in files], "check_report": check_report}))
+        print(_as_json({"status": status, "zip": str(output) if status == "USABLE" else None, "files": [p.relative_to(directory).as_posix() for p in files], "check_report": json_format.MessageToDict(report)}))
     else:
         print(f"{directory}: {status} (checked in {time.monotonic() - started:.1f} s)")
-        _print_check_steps(check_report)
         print(f"wrote {output}" if status == "USABLE" else "no zip written: fix the failed check above and pack again")
     if status == "USABLE":
         return 0

@@ -46,6 +46,12 @@ class CheckFailed(Exception):
 @dataclass
 class CheckRun:
     steps: list[common_pb2.CheckStep] = field(default_factory=list)
+    on_step: Callable[[common_pb2.CheckStep], None] | None = None  # told of each step as it ends (progress)
+
+    def _record(self, step: common_pb2.CheckStep) -> None:
+        self.steps.append(step)
+        if self.on_step is not None:
+            self.on_step(step)
 
     def step(self, name: str, check: Callable[[list[str]], T]) -> T:
         """Run one check, recording its time and notes whether it passes or raises CheckFailed.
@@ -58,9 +64,9 @@ class CheckRun:
             result = check(notes)
         except CheckFailed as failure:
             notes.append(str(failure))
-            self.steps.append(common_pb2.CheckStep(name=name, passed=False, messages=notes, duration_s=time.perf_counter() - started))
+            self._record(common_pb2.CheckStep(name=name, passed=False, messages=notes, duration_s=time.perf_counter() - started))
             raise
-        self.steps.append(common_pb2.CheckStep(name=name, passed=True, messages=notes, duration_s=time.perf_counter() - started))
+        self._record(common_pb2.CheckStep(name=name, passed=True, messages=notes, duration_s=time.perf_counter() - started))
         return result
 
 
@@ -71,14 +77,16 @@ def check_learnware(
     timeout_s: float = 120.0,
     environments: EnvironmentManager | None = None,
     sandbox: SandboxConfig | None = None,
+    on_step: Callable[[common_pb2.CheckStep], None] | None = None,
 ) -> common_pb2.CheckReport:
     """Run every check on a learnware and return the report with its final status.
 
     `environments` builds the learnware's environment (default: LWM_ENV_* settings),
-    `sandbox` isolates its process (default: LWM_SANDBOX* settings).
+    `sandbox` isolates its process (default: LWM_SANDBOX* settings), `on_step` is
+    called with each step as it ends.
     """
     environments = environments if environments is not None else EnvironmentManager()
-    run = CheckRun()
+    run = CheckRun(on_step=on_step)
     dropped: list[str] = []
     try:
         run.step("semantic", lambda notes: _check_semantic(semantic_spec))

@@ -87,8 +87,9 @@ def test_pack_reports_a_model_that_fails_in_the_sandbox(tmp_path: Path, capsys: 
     assert lwm_here(capsys, "init-learnware", str(folder), "--input-dim", "4")[0] == 0
     generate_stat_spec(type="table", X=np.random.default_rng(1).normal(size=(200, 4))).save(str(folder / "stat_spec.json"))
     (folder / "model.pkl").write_bytes(b"not a pickle")
-    code, out, _ = lwm_here(capsys, "--json", "pack", str(folder))
+    code, out, err = lwm_here(capsys, "--json", "pack", str(folder))
     assert code == EXIT_INVALID
+    assert "[ok ] environment" in err and "[FAIL] instantiate" in err  # each check as it ends, on stderr with --json
     report = json.loads(out)
     assert report["status"] == "INVALID" and report["zip"] is None
     failed = [step for step in report["check_report"]["steps"] if not step.get("passed")]
