@@ -199,10 +199,12 @@ class HeteroIndex:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the engine thread; a training in progress is abandoned with the process (the thread is a daemon,
+        and the organizer writes a checkpoint atomically, so nothing is left half-written)."""
         self._stop.set()
         with self._lock:
             self._wake.notify_all()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=5)
 
     def _work(self) -> str | None:
         """What the engine thread should do now: 'load', 'train' or None."""
