@@ -22,7 +22,7 @@ import numpy as np
 from _market import ROOT, fresh_work_dir, running_market, section
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from lwm.client import MarketClient
@@ -70,7 +70,7 @@ def semantic_spec(domain: str) -> dict:
     )
 
 
-def train_classifier(images: np.ndarray, labels: np.ndarray) -> object:
+def train_classifier(images: np.ndarray, labels: np.ndarray) -> Pipeline:
     # np.reshape by reference pickles into the zip; the learnware's sandbox has numpy and scikit-learn.
     flatten = FunctionTransformer(np.reshape, kw_args={"shape": (-1, int(np.prod(IMAGE_SHAPE)))})
     return make_pipeline(flatten, StandardScaler(), LogisticRegression(max_iter=2000)).fit(images, labels)
