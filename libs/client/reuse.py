@@ -27,6 +27,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from lwm.learnware import align, reuse
 from lwm.learnware.archive import LearnwareArchive
 from lwm.runtime.runner import ModelRunner, open_learnware
+from lwm.spec.hetero import input_descriptions
 from lwm.spec.rkme import TABLE_SPEC_TYPES, RKMETableSpecification
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -190,8 +191,8 @@ class HeteroMapAlignLearnware:
         described = align.described_input_count(self.user_semantic_spec)
         if described and described != user_dim:
             raise ValueError(f"user_semantic_spec describes {described} input columns but the user's data has {user_dim}")
-        user_texts = align.input_descriptions(self.user_semantic_spec, user_dim)
-        learnware_texts = align.input_descriptions(self.learnware.semantic_spec, spec.get_z().shape[1])
+        user_texts = input_descriptions(self.user_semantic_spec or {}, user_dim)
+        learnware_texts = input_descriptions(self.learnware.semantic_spec or {}, spec.get_z().shape[1])
         embed = _embed_texts if user_texts is not None and learnware_texts is not None else None
         aligner = align.HeteroAlignReuser([self.id], [spec], self.mode, [learnware_texts], user_texts, embed)
         aligner.fit(data, self._run, None if x_train is None else np.asarray(x_train), None if y_train is None else np.asarray(y_train))

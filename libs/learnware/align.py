@@ -49,19 +49,6 @@ USER_SPEC_POINTS = 100
 USER_SPEC_MAX_ROWS = 5_000
 
 
-def input_descriptions(semantic_spec: dict[str, Any] | None, dim: int) -> list[str] | None:
-    """The "Input" feature descriptions of a semantic spec, in column order.
-
-    None when the spec describes no inputs, describes only some of them, or states another dimension.
-    """
-    inputs = (semantic_spec or {}).get("Input") or {}
-    described = inputs.get("Description") or {}
-    if int(inputs.get("Dimension", dim)) != dim or len(described) != dim:
-        return None
-    texts = [str(described.get(str(i), described.get(i, ""))).strip() for i in range(dim)]
-    return texts if all(texts) else None
-
-
 def described_input_count(semantic_spec: dict[str, Any] | None) -> int:
     """How many input columns a semantic spec describes (its "Input" "Dimension", else its descriptions)."""
     inputs = (semantic_spec or {}).get("Input") or {}

@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 import grpc
 import numpy as np
 
-from lwm.learnware.align import HeteroAlignReuser, described_input_count, input_descriptions
+from lwm.learnware.align import HeteroAlignReuser, described_input_count
 from lwm.learnware.reuse import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser, Reuser, RunLearnwares, check_rows, predict_in_blocks
 from lwm.rpc import convert
 from lwm.rpc.errors import failed_precondition, grpc_errors, invalid_argument
@@ -18,6 +18,7 @@ from lwm.rpc.server import Server, channel
 from lwm.rpc.tensors import from_tensor, to_tensor
 from lwm.runtime.runner import LearnwareRuntimeError
 from lwm.services.reuse.runners import RunnerPool
+from lwm.spec.hetero import input_descriptions
 from lwm.spec.rkme import TABLE_SPEC_TYPE, RKMETableSpecification
 from lwm.spec.text import embed_sentences
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from lwm.learnware.align import AffineMap, HeteroAlignReuser, WeightedTable, column_similarity, initial_map, input_descriptions, labelled_loss, match_columns
+from lwm.learnware.align import AffineMap, HeteroAlignReuser, WeightedTable, column_similarity, described_input_count, initial_map, labelled_loss, match_columns
 from lwm.spec import RKMETableSpecification
 from lwm.spec.text import embed_sentences
 
@@ -149,12 +149,10 @@ def test_clear_errors() -> None:
         AffineMap(np.zeros((3, 5)), np.zeros(5))(np.zeros((2, 4)))
 
 
-def test_input_descriptions_need_every_column() -> None:
-    spec = {"Input": {"Dimension": 2, "Description": {"0": "age", "1": "income"}}}
-    assert input_descriptions(spec, 2) == ["age", "income"]
-    assert input_descriptions(spec, 3) is None
-    assert input_descriptions({"Input": {"Dimension": 2, "Description": {"0": "age", "1": " "}}}, 2) is None
-    assert input_descriptions(None, 2) is None
+def test_described_input_count() -> None:
+    assert described_input_count({"Input": {"Dimension": 2, "Description": {"0": "age", "1": "income"}}}) == 2
+    assert described_input_count({"Input": {"Description": {"0": "age"}}}) == 1
+    assert described_input_count({}) == 0 and described_input_count(None) == 0
 
 
 def test_labelled_loss_of_regression_outputs_ignores_their_scale_and_offset() -> None:
