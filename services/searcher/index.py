@@ -24,7 +24,7 @@ from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.tensors import from_tensor
 from lwm.services.searcher.semantic import SemanticIndex, SemanticMatches
-from lwm.services.searcher.stack import SpecStack, StackView
+from lwm.services.searcher.stack import SpecStack, StackView, image_shape_of
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class LearnwareIndex:
                 continue
             key = GroupKey.of(convert.STAT_SPEC_ALIASES.get(message.type, message.type), z, message.gamma)
             if key not in self._groups:
-                self._groups[key] = SpecStack(key.point_shape, key.gamma, self.device)
+                self._groups[key] = SpecStack(key.point_shape, key.gamma, self.device, image_shape_of(key.spec_type, key.point_shape))
             self._groups[key].add(info.id, z, beta)
             groups.append(key)
         self._entries[info.id] = IndexedLearnware(info=info, groups=groups)

@@ -22,7 +22,7 @@ from lwm.rpc.errors import invalid_argument
 from lwm.rpc.learnware.v1 import common_pb2, searcher_pb2
 from lwm.rpc.tensors import from_tensor, to_tensor
 from lwm.services.searcher.index import GroupKey, LearnwareIndex
-from lwm.services.searcher.stack import StackView
+from lwm.services.searcher.stack import StackView, image_shape_of
 from lwm.services.searcher.statistical import DistanceSummary, IndexSettings, UserSpec, finish, mixture_pool_size, rank
 from lwm.spec import check_user_semantic_spec
 from lwm.spec.hetero import HETERO_SPEC_TYPE
@@ -97,7 +97,7 @@ def parse_query(request: searcher_pb2.SearchLearnwaresRequest, device: torch.dev
     declared = (semantic.get("Input") or {}).get("Dimension", 0)
     if spec_type == "RKMETableSpecification" and declared and z.ndim == 2 and z.shape[1] != declared:
         raise invalid_argument(f"user {spec_type} has {z.shape[1]} features but the semantic specification's Input declares {declared}")
-    return SearchQuery(spec_type=spec_type, group=GroupKey.of(spec_type, z, message.gamma), user=UserSpec.make(z, beta, message.gamma, device), **common)
+    return SearchQuery(spec_type=spec_type, group=GroupKey.of(spec_type, z, message.gamma), user=UserSpec.make(z, beta, message.gamma, device, image_shape_of(spec_type, tuple(z.shape[1:]))), **common)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch
 
 from lwm.services.searcher.native_kernel import native_cross_terms
 from lwm.spec.kernels import self_inner_products
+from lwm.spec.nngp import convnet_nngp_kernel
 
 # float32 halves memory (100k specs of 100 x 16 points: 720 MB) and doubles kernel speed;
 # MMD differences that rank learnwares are many orders above its rounding (points are
@@ -34,6 +35,12 @@ SKETCH_BLOCK_ROWS = 128  # specs sketched at once when new rows are completed (~
 MIN_CAPACITY = 256
 LOG2_E = 1.0 / math.log(2.0)
 COMPACT_MIN_DEAD = 256
+IMAGE_SPEC_TYPE = "RKMEImageSpecification"
+
+
+def image_shape_of(spec_type: str, point_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The (C, H, W) of image specs, whose kernel is the ConvNet NNGP on images; None: the Gaussian kernel."""
+    return point_shape if spec_type == IMAGE_SPEC_TYPE else None
 
 
 class RandomFourierSketch:
@@ -97,6 +104,21 @@ def cross_terms(queries: torch.Tensor, beta: torch.Tensor, augmented: torch.Tens
     return (per_point.reshape(n, k2) * weights).sum(1).to(torch.float64)
 
 
+def nngp_cross_terms(z: torch.Tensor, beta: torch.Tensor, points: torch.Tensor, weights: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+    """<Phi_user, Phi_i> under the image specs' ConvNet NNGP kernel: z (K, C*H*W), beta (K,),
+    points (n, K2, C*H*W) uncentred, weights (n, K2); float64 (n,). Not translation
+    invariant, so image stacks keep their points in the data's frame."""
+    n, k2 = weights.shape
+    gram = convnet_nngp_kernel(z.reshape(-1, *image_shape).to(torch.float64), points.reshape(n * k2, *image_shape).to(torch.float64))
+    return ((beta.to(torch.float64) @ gram).reshape(n, k2) * weights.to(torch.float64)).sum(1)
+
+
+def nngp_self_terms(points: torch.Tensor, weights: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+    """||Phi_i||^2 under the ConvNet NNGP kernel for points (n, K2, C*H*W), weights (n, K2)."""
+    terms = [nngp_cross_terms(p, w, p[None], w[None], image_shape)[0] for p, w in zip(points.to(torch.float64), weights.to(torch.float64))]
+    return torch.stack(terms) if terms else torch.zeros(0, dtype=torch.float64, device=points.device)
+
+
 @dataclass(frozen=True)
 class StackView:
     """What one search reads: rows below `count` of tensors no writer touches again.
@@ -118,6 +140,7 @@ class StackView:
     count: int
     group_size: int  # alive rows, whatever the mask
     gamma: float
+    image_shape: tuple[int, ...] | None  # image specs: their kernel's (C, H, W); origin 0
 
     def rows(self) -> torch.Tensor:
         return torch.nonzero(self.mask).reshape(-1)
@@ -133,11 +156,13 @@ class StackView:
 class SpecStack:
     """Growable stacked specs of one group; not thread-safe (LearnwareIndex serialises writers)."""
 
-    def __init__(self, point_shape: tuple[int, ...], gamma: float, device: torch.device) -> None:
+    def __init__(self, point_shape: tuple[int, ...], gamma: float, device: torch.device, image_shape: tuple[int, ...] | None = None) -> None:
         self.dim = int(np.prod(point_shape))
         self.gamma = gamma
         self.device = device
-        self.origin: torch.Tensor | None = None  # the mean point of the group's first spec
+        self.image_shape = image_shape
+        # The mean point of the group's first spec; 0 for images (their kernel sees positions).
+        self.origin: torch.Tensor | None = None if image_shape is None else torch.zeros(self.dim, dtype=torch.float64, device=device)
         self.sketch = RandomFourierSketch(self.dim, gamma, device=device)
         self.row_of: dict[str, int] = {}
         self._allocate(capacity=MIN_CAPACITY, points_per_spec=1)
@@ -198,6 +223,9 @@ class SpecStack:
         for start in range(self.complete, self.count, SKETCH_BLOCK_ROWS):
             new = slice(start, min(start + SKETCH_BLOCK_ROWS, self.count))
             points, weights = self.augmented[new, :, :-2], self.weights[new]
+            if self.image_shape is not None:
+                self.self_terms[new] = nngp_self_terms(points, weights, self.image_shape)
+                continue  # image groups are always searched exhaustively: no sketches
             self.self_terms[new] = self_inner_products(points.to(torch.float64), weights.to(torch.float64), self.gamma)
             self.sketches[new] = self.sketch.embed(points, weights)
             self.sketch_sq_norms[new] = (self.sketches[new] * self.sketches[new]).sum(1)
@@ -251,4 +279,5 @@ class SpecStack:
             count=self.count,
             group_size=len(self),
             gamma=self.gamma,
+            image_shape=self.image_shape,
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from lwm.services.searcher.stack import StackView, augment_points, augment_queries, cross_terms
+from lwm.services.searcher.stack import StackView, augment_points, augment_queries, cross_terms, nngp_cross_terms
 from lwm.spec.kernels import rkhs_inner_product, self_inner_products
 from lwm.spec.qp import solve_simplex_qp
 
@@ -59,12 +59,17 @@ class UserSpec:
     beta: torch.Tensor  # (K,) float64
     gamma: float
     self_term: float  # ||Phi_user||^2
+    image_shape: tuple[int, ...] | None = None  # image specs: the NNGP kernel's (C, H, W)
 
     @classmethod
-    def make(cls, z: np.ndarray, beta: np.ndarray, gamma: float, device: torch.device) -> "UserSpec":
+    def make(cls, z: np.ndarray, beta: np.ndarray, gamma: float, device: torch.device, image_shape: tuple[int, ...] | None = None) -> "UserSpec":
         zt = torch.as_tensor(z.reshape(z.shape[0], -1), dtype=torch.float64, device=device)
         bt = torch.as_tensor(beta, dtype=torch.float64, device=device)
-        return cls(zt, bt, gamma, float(rkhs_inner_product(zt, bt, zt, bt, gamma)))
+        if image_shape is not None:
+            self_term = float(nngp_cross_terms(zt, bt, zt[None], bt[None], image_shape)[0])
+        else:
+            self_term = float(rkhs_inner_product(zt, bt, zt, bt, gamma))
+        return cls(zt, bt, gamma, self_term, image_shape)
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,11 @@ class Ranked:
 def _exact_mmds(user: UserSpec, view: StackView, rows: torch.Tensor | None) -> torch.Tensor:
     """Squared MMD to the given rows of the view (None: rows 0..count-1), float64."""
     selected = slice(0, view.count) if rows is None else rows
-    queries = augment_queries(view.centred(user.z), view.gamma)
-    return user.self_term - 2.0 * cross_terms(queries, user.beta, view.augmented[selected], view.weights[selected]) + view.self_terms[selected]
+    if view.image_shape is not None:
+        cross = nngp_cross_terms(user.z, user.beta, view.augmented[selected][..., :-2], view.weights[selected], view.image_shape)
+    else:
+        cross = cross_terms(augment_queries(view.centred(user.z), view.gamma), user.beta, view.augmented[selected], view.weights[selected])
+    return user.self_term - 2.0 * cross + view.self_terms[selected]
 
 
 def _best(rows: torch.Tensor, mmds: torch.Tensor, keep: int) -> tuple[list[int], list[float]]:
@@ -137,7 +145,7 @@ def rank(user: UserSpec, view: StackView, keep: int, settings: IndexSettings) ->
     rows = view.rows()
     if rows.numel() == 0:
         return Ranked([], [], DistanceSummary(), indexed=False)
-    if rows.numel() < settings.min_rows:
+    if rows.numel() < settings.min_rows or view.image_shape is not None:
         # Most rows wanted: compute them all in place rather than copy the wanted ones out.
         dense = 2 * rows.numel() >= view.count
         mmds = _exact_mmds(user, view, None)[rows] if dense else _exact_mmds(user, view, rows)
@@ -165,11 +173,12 @@ class CandidateGram:
     diagonal, the self terms), so a pool of a hundred candidates costs a few rows.
     """
 
-    def __init__(self, centred: torch.Tensor, weights: torch.Tensor, self_terms: np.ndarray, gamma: float) -> None:
+    def __init__(self, centred: torch.Tensor, weights: torch.Tensor, self_terms: np.ndarray, gamma: float, image_shape: tuple[int, ...] | None = None) -> None:
         self.centred = centred
         self.weights = weights
         self.augmented = augment_points(centred, gamma)
         self.gamma = gamma
+        self.image_shape = image_shape
         self.diagonal = self_terms
         self.matrix = np.full((len(self_terms), len(self_terms)), np.nan)
         np.fill_diagonal(self.matrix, self_terms)
@@ -179,8 +188,11 @@ class CandidateGram:
         """gram[members, :]"""
         for i in members:
             if i not in self._done:
-                queries = augment_queries(self.centred[i], self.gamma)
-                row = cross_terms(queries, self.weights[i], self.augmented, self.weights.to(self.augmented.dtype)).cpu().numpy()
+                if self.image_shape is not None:
+                    row = nngp_cross_terms(self.centred[i], self.weights[i], self.centred, self.weights, self.image_shape).cpu().numpy()
+                else:
+                    queries = augment_queries(self.centred[i], self.gamma)
+                    row = cross_terms(queries, self.weights[i], self.augmented, self.weights.to(self.augmented.dtype)).cpu().numpy()
                 row[i] = self.diagonal[i]
                 self.matrix[i, :] = row
                 self.matrix[:, i] = row
@@ -293,8 +305,8 @@ def mixture_pool_size(max_search_num: int) -> int:
 def find_mixture(user: UserSpec, points: torch.Tensor, weights: torch.Tensor, self_terms: np.ndarray, mmds: np.ndarray, *, max_search_num: int, strategy: str) -> Mixture | None:
     """The mixture of candidate specs (points (n, K, d), weights (n, K), their self terms and
     MMDs to the user) chosen by the strategy, if any."""
-    origin = (user.beta @ user.z) / user.beta.sum()
-    gram = CandidateGram(points.to(torch.float64) - origin, weights, self_terms, user.gamma)
+    origin = 0.0 if user.image_shape is not None else (user.beta @ user.z) / user.beta.sum()
+    gram = CandidateGram(points.to(torch.float64) - origin, weights, self_terms, user.gamma, user.image_shape)
     cross = (user.self_term + self_terms - mmds) / 2.0  # <Phi_user, Phi_i>, from the MMDs
     pick = _auto if strategy == "auto" else _greedy
     members, mixture_weights, mmd = pick(gram, cross, user.self_term, max_search_num)

@@ -284,3 +284,29 @@ def test_indexed_search_reranks_exactly() -> None:
         np.testing.assert_allclose(indexed.mmds, [exact[row] for row in indexed.rows], rtol=1e-6)
         assert indexed.summary.count == exhaustive.summary.count == 40
         assert indexed.summary.low == pytest.approx(exhaustive.summary.low)
+
+
+def test_image_specs_are_ranked_and_mixed_under_their_nngp_kernel() -> None:
+    """Image groups use the ConvNet NNGP kernel of RKMEImageSpecification (not the Gaussian one), exhaustively, uncentred."""
+    from lwm.spec.image import RKMEImageSpecification
+
+    rng = np.random.default_rng(11)
+    shape = (3, 8, 8)
+    specs = [(rng.normal(loc=0.5 * i, size=(5, *shape)), rng.dirichlet(np.ones(5))) for i in range(4)]
+    stack = SpecStack(shape, 0.1, CPU, image_shape=shape)
+    for i, (z, beta) in enumerate(specs):
+        stack.add(f"lw{i}", z, beta)
+    user_z, user_beta = np.concatenate([specs[1][0], specs[2][0]]), np.concatenate([specs[1][1], specs[2][1]]) / 2
+
+    def image_spec(z: np.ndarray, beta: np.ndarray) -> RKMEImageSpecification:
+        return RKMEImageSpecification.from_dict({"type": "RKMEImageSpecification", "z": z.tolist(), "beta": beta.tolist(), "num_points": 10})
+
+    user_spec = image_spec(user_z, user_beta)
+    expected = [user_spec.dist(image_spec(z, beta)) for z, beta in specs]
+    ranked, result = _search(UserSpec.make(user_z, user_beta, 0.1, CPU, image_shape=shape), stack, "greedy", IndexSettings(min_rows=0))
+    assert not ranked.indexed
+    np.testing.assert_allclose(sorted(ranked.mmds), sorted(expected), rtol=1e-6)
+    assert {ranked.rows[0], ranked.rows[1]} == {1, 2}
+    assert result.mixture is not None
+    weighted = {ranked.rows[m] for m, weight in zip(result.mixture.members, result.mixture.weights) if weight > 1e-3}
+    assert weighted == {1, 2}
