@@ -72,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lwm.services.launch import SERVICES, Running, ServeConfig, serve_forever, start_all, start_service
 
     config = ServeConfig()
-    for name in ("host", "organizer", "checker", "searcher", "reuse", "db_url"):
+    for name in ("host", "organizer", "checker", "searcher", "reuse", "db_url", "market_kind"):
         if getattr(args, name, None):
             setattr(config, name, getattr(args, name))
     if args.data_dir:
@@ -466,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (env LWM_HOST, default 127.0.0.1)")
     serve.add_argument("--data-dir", help="organizer data directory (env LWM_DATA_DIR, default .lwm-data)")
     serve.add_argument("--db-url", help="SQLAlchemy URL of the metadata database (env LWM_DB_URL; default SQLite in the data dir)")
+    serve.add_argument("--market-kind", choices=["easy", "hetero"], help="easy, or hetero: the searcher trains the hetero engine and the gateway searches across feature spaces (env LWM_MARKET_KIND, default easy)")
     for name in ("organizer", "checker", "searcher", "reuse"):
         serve.add_argument(f"--{name}", help=f"address of the {name} service (env LWM_{name.upper()})")
 

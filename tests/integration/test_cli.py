@@ -60,3 +60,9 @@ def test_cli_workflow(market_process, tmp_path: Path) -> None:
     assert missing.returncode == 3 and "no learnware" in missing.stderr
     assert lwm("upload", str(tmp_path / "user.csv"), "--semantic", str(zips[0][0].with_suffix(".json")), market=address).returncode == 4
     assert lwm("frobnicate").returncode == 2
+
+
+def test_serve_market_kind_flag_makes_a_hetero_market(market_process) -> None:
+    address = market_process.start(extra_args=("--market-kind", "hetero"))
+    info = json.loads(lwm("info", market=address).stdout)
+    assert info["kind"] == "HETERO", info
