@@ -169,7 +169,6 @@ def standardised_mmd(feature_map: AffineMap, user: WeightedTable, learnware: Wei
 @dataclass(frozen=True)
 class Candidate:
     feature_map: AffineMap
-    level: float  # the MATCH_LEVELS entry it matched columns at
     mmd: float
 
 
@@ -185,7 +184,7 @@ def candidate_maps(user: WeightedTable, learnware: WeightedTable, user_embedding
         matches = tuple(match_columns(similarity, level))
         if matches not in candidates:
             feature_map = initial_map(user, learnware, matches)
-            candidates[matches] = Candidate(feature_map, level, standardised_mmd(feature_map, user, learnware))
+            candidates[matches] = Candidate(feature_map, standardised_mmd(feature_map, user, learnware))
     return sorted(candidates.values(), key=lambda c: c.mmd)
 
 
@@ -268,6 +267,7 @@ class HeteroAlignReuser(Reuser):
         """
         if (x_train is None) != (y_train is None):
             raise ValueError("labelled data needs both x_train and y_train")
+        self.alignments, self.augment = None, None
         if isinstance(user, RKMETableSpecification):
             fixed: WeightedTable | None = WeightedTable.from_spec(user)
             self.user_dim = fixed.dim

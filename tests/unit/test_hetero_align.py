@@ -112,6 +112,9 @@ def test_labelled_samples_choose_the_map_and_fit_feature_augmentation() -> None:
     predictions = reuser.predict(user_x[100:], runner)
     assert predictions.shape == (400,) and (predictions == y[100:]).mean() > 0.95
     assert "then feature augmentation" in reuser.describe()
+    # Fit again without labels: the aligned learnware's own class scores, no augmentation left over.
+    reuser.fit(user_x[100:], runner)
+    assert reuser.predict(user_x[100:], runner).shape == (400, 2) and "feature augmentation" not in reuser.describe()
 
 
 def test_user_specification_instead_of_rows() -> None:
