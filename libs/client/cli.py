@@ -306,7 +306,19 @@ def cmd_reuse(args: argparse.Namespace, client: MarketClient) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        result = client.reuse(args.ids, load_array(args.data), args.method, mode=args.mode, task=args.task, train_x=train_x, train_y=train_y, user_spec=args.user_spec, block_rows=args.block_rows, progress=progress)
+        result = client.reuse(
+            args.ids,
+            load_array(args.data),
+            args.method,
+            mode=args.mode,
+            task=args.task,
+            train_x=train_x,
+            train_y=train_y,
+            user_spec=args.user_spec,
+            user_semantic_spec=json.loads(Path(args.semantic).read_text()) if args.semantic else None,
+            block_rows=args.block_rows,
+            progress=progress,
+        )
     predictions = result.predictions.reshape(result.predictions.shape[0], -1)
     for message in result.messages:
         print(f"note: {message}", file=sys.stderr)
@@ -509,12 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--strategy", choices=["greedy", "auto"], default="greedy", help="mixture search strategy")
 
     reuse = sub.add_parser("reuse", help="reuse learnwares on your data")
-    reuse.add_argument("--method", required=True, choices=["job_selector", "averaging", "ensemble_pruning", "feature_augment"])
+    reuse.add_argument("--method", required=True, choices=["job_selector", "averaging", "ensemble_pruning", "feature_augment", "hetero_align"])
     reuse.add_argument("--ids", nargs="+", required=True, help="learnware ids")
     reuse.add_argument("--data", required=True, help=".csv or .npy file of the rows to predict")
     reuse.add_argument("--mode", default="mean", choices=["mean", "vote_by_label", "vote_by_prob"], help="averaging mode")
-    reuse.add_argument("--task", choices=["classification", "regression"], help="task of ensemble_pruning and feature_augment")
-    reuse.add_argument("--train-x", help="labelled rows (.csv/.npy) for ensemble_pruning and feature_augment")
+    reuse.add_argument("--task", choices=["classification", "regression"], help="task of ensemble_pruning, feature_augment and hetero_align")
+    reuse.add_argument("--semantic", help="hetero_align: your semantic specification JSON whose Input describes the columns of --data")
+    reuse.add_argument("--train-x", help="labelled rows (.csv/.npy) for ensemble_pruning and feature_augment (optional for hetero_align)")
     reuse.add_argument("--train-y", help="their labels or targets (.csv/.npy, one column)")
     reuse.add_argument("--user-spec", help="job_selector: your statistical specification JSON (`lwm spec`) for the mixture weights")
     reuse.add_argument("--block-rows", type=int, default=0, help="rows per streamed block (default: the market's, 10000)")

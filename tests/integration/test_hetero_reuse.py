@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import grpc
@@ -75,6 +79,19 @@ def test_aligned_learnware_predicts_on_the_users_columns(market: Market) -> None
         # Without descriptions the columns match by their distributions alone.
         plain = client.reuse([market.ids[0]], user.x, "hetero_align", task="classification")
         assert error_rate(plain.predictions, user.y) < 0.25
+
+
+def test_cli_reuse_hetero_align_equals_the_sdk(market: Market, tmp_path: Path) -> None:
+    user = market.world.user_table(0)
+    semantic = market.world.user_semantic_spec(user)
+    (tmp_path / "semantic.json").write_text(json.dumps(semantic))
+    np.save(tmp_path / "x.npy", user.x)
+    command = [sys.executable, "-m", "lwm.client.cli", "--market", market.address, "reuse", "--method", "hetero_align", "--task", "classification"]
+    done = subprocess.run([*command, "--ids", market.ids[0], "--data", str(tmp_path / "x.npy"), "--semantic", str(tmp_path / "semantic.json"), "--quiet", "-o", str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with MarketClient(market.address) as client:
+        expected = client.reuse([market.ids[0]], user.x, "hetero_align", task="classification", user_semantic_spec=semantic).predictions
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "out.csv", delimiter=",", ndmin=2), expected, rtol=1e-6)
 
 
 def test_aligned_learnwares_locally_as_on_the_market(market: Market) -> None:
