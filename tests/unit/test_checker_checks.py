@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from lwm.rpc.learnware.v1 import common_pb2
 from lwm.runtime.environment import EnvironmentConfig, EnvironmentManager
 from lwm.runtime.sandbox import SandboxConfig
 from lwm.services.checker.checks import PREDICT_ROWS, CheckFailed, _check_outputs, check_learnware, random_inputs
-from lwm.spec import IMAGE_SPEC_TYPE, TABLE_SPEC_TYPE, TEXT_SPEC_TYPE, RKMEImageSpecification, RKMETextSpecification, generate_semantic_spec
+from lwm.spec import IMAGE_SPEC_TYPE, TABLE_SPEC_TYPE, TEXT_SPEC_TYPE, RKMEImageSpecification, RKMETextSpecification, generate_semantic_spec, load_stat_spec
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 USABLE, INVALID, NONUSABLE = (
@@ -187,22 +189,27 @@ def semantic_spec_of(data_type: str) -> dict:
     )
 
 
-def image_spec() -> RKMEImageSpecification:
+def image_spec(tmp_path: Path) -> RKMEImageSpecification:
     spec = RKMEImageSpecification()
     spec.generate_stat_spec_from_data(np.random.default_rng(0).integers(0, 256, size=(20, 1, 8, 8)).astype(np.float32), K=5, steps=2)
     return spec
 
 
-def text_spec() -> RKMETextSpecification:
-    spec = RKMETextSpecification()
-    spec.generate_stat_spec_from_data([f"This is example sentence number {i} about the weather." for i in range(20)], K=5)
+def text_spec(tmp_path: Path) -> RKMETextSpecification:
+    """Made by `lwm spec text` in its own process: the sentence embedder stays out of the test process,
+    where it once made a later runtime test lose track of a sandboxed grandchild (cause not found)."""
+    sentences, spec_path = tmp_path / "sentences.txt", tmp_path / "text_spec.json"
+    sentences.write_text("".join(f"This is example sentence number {i} about the weather.\n" for i in range(20)))
+    subprocess.run([sys.executable, "-m", "lwm.client.cli", "spec", "text", str(sentences), "-o", str(spec_path)], check=True, capture_output=True)
+    spec = load_stat_spec(spec_path.read_text())
+    assert isinstance(spec, RKMETextSpecification)
     return spec
 
 
 @pytest.mark.parametrize(("fixture", "data_type", "make_spec", "inputs"), [("image_pixels", "Image", image_spec, "images"), ("text_strings", "Text", text_spec, "texts")])
 def test_image_and_text_learnwares_get_inputs_of_their_kind(fixture: str, data_type: str, make_spec, inputs: str, tmp_path: Path, environments: EnvironmentManager) -> None:
     """The fixture models refuse anything but pixel values 0..255 of their shape, or a list of str."""
-    zip_path = build_learnware_zip(fixture, tmp_path, stat_spec=make_spec())
+    zip_path = build_learnware_zip(fixture, tmp_path, stat_spec=make_spec(tmp_path))
     report = check_learnware(semantic_spec_of(data_type), zip_path.read_bytes(), environments=environments, timeout_s=60)
     assert report.status == USABLE, report
     [predict] = [s for s in report.steps if s.name == "predict"]
@@ -212,7 +219,7 @@ def test_image_and_text_learnwares_get_inputs_of_their_kind(fixture: str, data_t
 def test_text_learnware_with_wrong_output_dimension_is_invalid(tmp_path: Path, environments: EnvironmentManager) -> None:
     spec = semantic_spec_of("Text")
     spec["Output"] = {"Dimension": 3, "Description": {str(i): f"score of class {i}" for i in range(3)}}
-    report = check_learnware(spec, build_learnware_zip("text_strings", tmp_path, stat_spec=text_spec()).read_bytes(), environments=environments, timeout_s=60)
+    report = check_learnware(spec, build_learnware_zip("text_strings", tmp_path, stat_spec=text_spec(tmp_path)).read_bytes(), environments=environments, timeout_s=60)
     assert report.status == INVALID
     step, messages = failure(report)
     assert step == "predict" and "differs from the semantic Output.Dimension 3" in messages
