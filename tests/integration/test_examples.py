@@ -67,7 +67,6 @@ def test_image_workflow_learnwares_are_usable_and_only_the_rotated_one_reads_rot
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the searcher compares RKMEImageSpecification with the Gaussian kernel of table specs, not the ConvNet NNGP kernel the image spec is made for, so every image learnware gets the same distance")
 def test_image_workflow_search_finds_the_rotated_learnware(image_workflow_output: str) -> None:
     assert "top-1 learnware: digits-rotated " in image_workflow_output, image_workflow_output
 
