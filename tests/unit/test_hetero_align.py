@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import numpy as np
 import pytest
 
 from lwm.learnware.align import AffineMap, HeteroAlignReuser, WeightedTable, column_similarity, described_input_count, initial_map, labelled_loss, match_columns
 from lwm.spec import RKMETableSpecification
+from reuse_testing import Model, Runner
 from lwm.spec.text import embed_sentences
 
-Model = Callable[[np.ndarray], np.ndarray]
 
 # Learnware columns: distinct means and scales, so their distributions tell them apart.
 COLUMNS = ["age of the patient in years", "body mass index", "average blood pressure", "blood sugar level", "total serum cholesterol"]
@@ -19,18 +17,6 @@ USER_PHRASES = ["patient age", "weight relative to height squared (BMI)", "mean 
 MEANS = np.array([50.0, 26.0, 95.0, 5.0, 190.0])
 SCALES = np.array([12.0, 4.0, 13.0, 1.0, 35.0])
 WEIGHTS = np.array([0.02, 0.3, 0.05, 1.0, 0.01])
-
-
-class Runner:
-    """Stands in for the sandboxed runners: learnware i is models[i]; records every job's row count."""
-
-    def __init__(self, models: Sequence[Model]) -> None:
-        self.models = list(models)
-        self.jobs: list[tuple[int, int]] = []
-
-    def __call__(self, jobs: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray]:
-        self.jobs.extend((i, rows.shape[0]) for i, rows in jobs)
-        return [self.models[i](rows) for i, rows in jobs]
 
 
 def table(n: int, seed: int) -> np.ndarray:

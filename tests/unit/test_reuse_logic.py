@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import numpy as np
 import pytest
 from scipy.special import softmax
@@ -18,20 +16,8 @@ from lwm.learnware.reuse import (
     predict_in_blocks,
 )
 from lwm.spec import RKMETableSpecification
+from reuse_testing import Model, Runner
 
-Model = Callable[[np.ndarray], np.ndarray]
-
-
-class Runner:
-    """Stands in for the sandboxed runners: learnware i is models[i]; records every job."""
-
-    def __init__(self, models: Sequence[Model]) -> None:
-        self.models = list(models)
-        self.jobs: list[tuple[int, int]] = []
-
-    def __call__(self, jobs: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray]:
-        self.jobs.extend((i, rows.shape[0]) for i, rows in jobs)
-        return [self.models[i](rows) for i, rows in jobs]
 
 
 def spec_of(x: np.ndarray) -> RKMETableSpecification:
