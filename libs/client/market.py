@@ -42,6 +42,7 @@ DEFAULT_TIMEOUTS_S: dict[str, float] = {
     "ReuseStream": 600.0,
     "DownloadLearnware": 600.0,
     "AddLearnware": 1800.0,
+    "RecheckLearnware": 1800.0,
 }
 # Calls that change nothing (or whose repetition changes nothing): retried on UNAVAILABLE.
 # AddLearnware is not (a lost reply could mean the upload was stored: a retry would add a

@@ -161,3 +161,11 @@ def test_unreachable_market_raises_unavailable_after_the_retries() -> None:
     with MarketClient("127.0.0.1:1", token="", tls_ca="", retry=FAST_RETRY) as client:
         with pytest.raises(UnavailableError):
             client.get_learnware("lw-1")
+
+
+def test_every_market_rpc_has_a_default_timeout() -> None:
+    from lwm.client.market import DEFAULT_TIMEOUTS_S, IDEMPOTENT_METHODS
+
+    methods = set(market_pb2.DESCRIPTOR.services_by_name["MarketService"].methods_by_name)
+    assert methods == set(DEFAULT_TIMEOUTS_S), methods ^ set(DEFAULT_TIMEOUTS_S)
+    assert IDEMPOTENT_METHODS <= methods
