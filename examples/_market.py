@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lwm.rpc.server import wait_until_serving
+from lwm.rpc.server import stop_process, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 120.0
@@ -73,13 +72,7 @@ def running_market(work_dir: Path) -> Iterator[Market]:
             section(f"market started: lwm serve --all at {market.address} (pid {market.pid}, log {log_path})")
             yield market
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            section(f"market stopped (exit code {process.returncode})")
+            section(f"market stopped (exit code {stop_process(process, STOP_TIMEOUT_S)})")
 
 
 def _wait_until_serving(market: Market, process: subprocess.Popen[bytes]) -> None:

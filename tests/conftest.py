@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from lwm.rpc.server import wait_until_serving
+from lwm.rpc.server import stop_process, wait_until_serving
 
 
 def free_port() -> int:
@@ -46,12 +45,7 @@ class MarketProcess:
     def stop(self) -> int:
         if self.process is None:
             return 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
+        code = stop_process(self.process, grace_s=30)
         self.process = None
         return code
 

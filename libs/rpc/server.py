@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import threading
 import time
 from concurrent import futures
@@ -113,6 +114,18 @@ def market_channel(address: str, token: str = "", tls_ca: str = "") -> grpc.Chan
     else:
         base = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
     return grpc.intercept_channel(base, MetadataClientInterceptor(bearer_metadata(token))) if token else base
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float) -> int:
+    """SIGTERM a child process (by its PID), SIGKILL it after `grace_s`; its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 def wait_until_serving(address: str, timeout_s: float = 30.0) -> None:

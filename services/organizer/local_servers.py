@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from lwm.rpc.server import stop_process
 from lwm.services.organizer.object_store import S3Config
 
 S3_ACCESS_KEY = "lwm-test-access"
@@ -47,17 +48,6 @@ def _wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes]
                 return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s:.0f} s; log:\n{log_path.read_text()[-3000:]}")
-
-
-def _stop_process(process: subprocess.Popen[bytes], grace_s: float) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def weed_binary() -> str:
@@ -124,7 +114,7 @@ class LocalS3Server:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop_process(self.process, grace_s=5.0)
+            stop_process(self.process, grace_s=5.0)
             self.process = None
 
 

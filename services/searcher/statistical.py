@@ -176,7 +176,8 @@ class CandidateGram:
     def __init__(self, centred: torch.Tensor, weights: torch.Tensor, self_terms: np.ndarray, gamma: float, image_shape: tuple[int, ...] | None = None) -> None:
         self.centred = centred
         self.weights = weights
-        self.augmented = augment_points(centred, gamma)
+        # The Gaussian kernel's one-product form; image specs use their NNGP kernel on `centred` instead.
+        self.augmented = augment_points(centred, gamma) if image_shape is None else None
         self.gamma = gamma
         self.image_shape = image_shape
         self.diagonal = self_terms
@@ -188,7 +189,8 @@ class CandidateGram:
         """gram[members, :]"""
         for i in members:
             if i not in self._done:
-                if self.image_shape is not None:
+                if self.augmented is None:
+                    assert self.image_shape is not None
                     row = nngp_cross_terms(self.centred[i], self.weights[i], self.centred, self.weights, self.image_shape).cpu().numpy()
                 else:
                     queries = augment_queries(self.centred[i], self.gamma)
