@@ -307,7 +307,8 @@ def mixture_pool_size(max_search_num: int) -> int:
 def find_mixture(user: UserSpec, points: torch.Tensor, weights: torch.Tensor, self_terms: np.ndarray, mmds: np.ndarray, *, max_search_num: int, strategy: str) -> Mixture | None:
     """The mixture of candidate specs (points (n, K, d), weights (n, K), their self terms and
     MMDs to the user) chosen by the strategy, if any."""
-    origin = 0.0 if user.image_shape is not None else (user.beta @ user.z) / user.beta.sum()
+    # The candidates' points come stacked on the CPU (merge_shards) while a CUDA searcher's user is on CUDA.
+    origin = 0.0 if user.image_shape is not None else ((user.beta @ user.z) / user.beta.sum()).to(points.device)
     gram = CandidateGram(points.to(torch.float64) - origin, weights, self_terms, user.gamma, user.image_shape)
     cross = (user.self_term + self_terms - mmds) / 2.0  # <Phi_user, Phi_i>, from the MMDs
     pick = _auto if strategy == "auto" else _greedy
