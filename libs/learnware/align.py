@@ -19,7 +19,9 @@ Gradient steps on the map's MMD from the chosen start (the reference's training,
 refinement) were measured on the bundled-dataset worlds of lwm.learnware.hetero_world:
 they raised the error on most tasks, so they are not done.
 With labelled samples the aligned learnwares' outputs then become features of a simple
-model fit on them (FeatureAugment), as the reference's HeteroMapAlignLearnware does.
+model fit on them (FeatureAugment), as the reference's HeteroMapAlignLearnware does,
+blended with a model on the outputs alone (measured on those worlds with 50-100 labelled
+rows: better than either alone, see bench/README.md, Hetero).
 Models never run here: everything goes through a `RunLearnwares` callback.
 """
 
@@ -212,9 +214,9 @@ class HeteroAlignReuser(Reuser):
 
     `fit` aligns each learnware (its RKME spec and, when both sides have them, the column
     descriptions) to the user's rows, then with labelled data fits FeatureAugment over the
-    aligned learnwares. `predict` returns, with labelled data, the feature-augmented
-    predictions (labels or values); without, the aligned learnwares' mean output (class
-    scores or values), as the reference's HeteroMapAlignLearnware.
+    aligned learnwares, blended with a model on their outputs alone. `predict` returns,
+    with labelled data, the blend's predictions (labels or values); without, the aligned
+    learnwares' mean output (class scores or values), as the reference's HeteroMapAlignLearnware.
     """
 
     def __init__(
@@ -296,7 +298,7 @@ class HeteroAlignReuser(Reuser):
             self.alignments = [Alignment(maps[0]) for maps in candidates]
         else:
             self.alignments = self._choose_by_labels(candidates, x_train, y, run)
-            self.augment = FeatureAugmentReuser(self.names, self.task)
+            self.augment = FeatureAugmentReuser(self.names, self.task, blend_outputs_only=True)
             self.augment.fit(x_train, y, self.aligned_runner(run))
 
     def _choose_by_labels(self, candidates: list[list[Candidate]], x_train: np.ndarray, y: np.ndarray, run: RunLearnwares) -> list[Alignment]:

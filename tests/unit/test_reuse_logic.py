@@ -271,6 +271,42 @@ def test_feature_augment_classification_beats_the_raw_features() -> None:
     assert (augment.predict(x_test, run) == label(x_test)).mean() > 0.95
 
 
+def test_feature_augment_does_not_extrapolate_an_outlying_column() -> None:
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(100, 2))
+    x[:, 1] = x[:, 0] + 0.01 * rng.normal(size=100)  # two nearly identical columns: large opposite coefficients
+    y = x[:, 0] + 0.1 * rng.normal(size=100)
+    run = Runner([lambda r: r[:, 0]])
+    augment = FeatureAugmentReuser(["a"], "regression")
+    augment.fit(x, y, run)
+    typo = np.array([[0.5, 500.0]])  # one mistyped measurement in the second column
+    assert abs(float(augment.predict(typo, run)[0]) - 0.5) < 5.0
+    widened = np.array([[x[:, 0].max() * 1.2, x[:, 1].max() * 1.2]])  # a little past the labelled range: still linear
+    np.testing.assert_allclose(augment.predict(widened, run), augment.models[0].predict(np.hstack([widened, widened[:, :1]])))
+
+
+def test_feature_augment_blend_is_the_mean_of_the_augmented_and_the_outputs_only_model() -> None:
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(80, 3))
+    y = np.sin(2 * x[:, 0]) + 0.5 * x[:, 1] + 0.1 * rng.normal(size=80)
+    run = Runner([lambda r: np.sin(2 * r[:, 0])])
+    blend = FeatureAugmentReuser(["sin"], "regression", blend_outputs_only=True)
+    blend.fit(x, y, run)
+    alone = FeatureAugmentReuser(["sin"], "regression")
+    alone.fit(x, y, run)
+    x_test = rng.normal(size=(50, 3)) * 0.5
+    outputs_only = blend.models[1].predict(np.sin(2 * x_test[:, :1]))
+    np.testing.assert_allclose(blend.predict(x_test, run), 0.5 * (alone.predict(x_test, run) + outputs_only))
+    assert "blended" in blend.describe()
+
+    labels = (x[:, 0] + x[:, 1] > 0).astype(int)
+    classifier = FeatureAugmentReuser(["s"], "classification", blend_outputs_only=True)
+    score_run = Runner([lambda r: scores_of((r[:, 0] + r[:, 1] > 0).astype(int), 2)])
+    classifier.fit(x, labels, score_run)
+    predicted = classifier.predict(x, score_run)
+    assert predicted.shape == (80,) and (predicted == labels).mean() > 0.95
+
+
 def test_feature_augment_errors() -> None:
     run = Runner([lambda r: r[:, 0]])
     augment = FeatureAugmentReuser(["a"], "classification")
