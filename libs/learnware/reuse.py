@@ -45,11 +45,20 @@ COLUMN_RANGE_MARGIN = 0.5
 RunLearnwares = Callable[[Sequence[tuple[int, np.ndarray]]], list[np.ndarray]]
 
 
-def check_rows(x: np.ndarray, name: str = "x") -> np.ndarray:
-    """x as an array of shape (n, ...) with n > 0."""
+# Maps texts to points in the space of the learnwares' text specifications (sentence embeddings).
+EmbedTexts = Callable[[Sequence[str]], np.ndarray]
+
+
+def check_rows(x: np.ndarray, name: str = "x", texts: bool = False) -> np.ndarray:
+    """x as an array of shape (n, ...) with n > 0; with `texts`, a numpy str array of n > 0 texts, shape (n,), too."""
     x = np.asarray(x)
+    if texts and x.dtype.kind == "U":
+        if x.ndim != 1 or x.shape[0] == 0:
+            raise ValueError(f"{name} as texts must have shape (n,) with n > 0, got {x.shape}")
+        return x
     if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (n, features...) with n > 0, got {x.shape}")
+        also = " or be texts, a str array of shape (n,)" if texts else ""
+        raise ValueError(f"{name} must have shape (n, features...) with n > 0{also}, got {x.dtype} of shape {x.shape}")
     return x
 
 
@@ -148,7 +157,7 @@ class AveragingReuser(Reuser):
         self.mode = mode
 
     def predict(self, x: np.ndarray, run: RunLearnwares) -> np.ndarray:
-        x = check_rows(x)
+        x = check_rows(x, texts=True)
         return average(_run_checked(run, [(i, x) for i in range(len(self.names))], self.names), self.mode)
 
     def describe(self) -> str:
@@ -165,10 +174,15 @@ class JobSelectorReuser(Reuser):
     the Gaussian kernel. So we evaluate it exactly, with no sampling and no training.
     The mixture weights w solve the same simplex QP as the reference, between the
     learnwares' specs and the user's data (or the user's own spec, when given).
+    Text learnwares (RKMETextSpecification, an RKME over sentence embeddings): `embed`
+    maps the user's texts into the specifications' space; the learnwares run on the texts.
     """
 
-    def __init__(self, names: Sequence[str], specs: Sequence[RKMETableSpecification], user_spec: RKMETableSpecification | None = None) -> None:
+    def __init__(
+        self, names: Sequence[str], specs: Sequence[RKMETableSpecification], user_spec: RKMETableSpecification | None = None, embed: EmbedTexts | None = None
+    ) -> None:
         super().__init__(names)
+        self.embed = embed
         if len(specs) != len(names):
             raise ValueError(f"job selector got {len(specs)} specifications for {len(names)} learnwares")
         self.specs = list(specs)
@@ -197,7 +211,11 @@ class JobSelectorReuser(Reuser):
         return solve_simplex_qp(gram, user_terms)
 
     def _table(self, x: np.ndarray) -> torch.Tensor:
-        x = check_rows(x)
+        x = check_rows(x, texts=True)
+        if x.dtype.kind == "U":
+            if self.embed is None:
+                raise ValueError("the job selector got texts, but no embedder for the learnwares' specifications (text learnwares need RKMETextSpecification)")
+            x = np.asarray(self.embed(x.tolist()))
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}) to match the learnwares' specifications, got {x.shape}")
         if x.dtype.kind not in "biuf" or not np.all(np.isfinite(x)):
@@ -240,7 +258,7 @@ class JobSelectorReuser(Reuser):
         return (log_density + np.log(np.maximum(self.weights_used, MIN_MIXTURE_WEIGHT))).argmax(axis=1)
 
     def predict(self, x: np.ndarray, run: RunLearnwares) -> np.ndarray:
-        x = check_rows(x)
+        x = check_rows(x, texts=True)
         chosen = self.select(x)
         rows = [np.flatnonzero(chosen == i) for i in range(len(self.names))]
         jobs = [(i, x[r]) for i, r in enumerate(rows) if r.size]
@@ -312,7 +330,7 @@ class EnsemblePruningReuser(Reuser):
         self._n_classes = 0
 
     def fit(self, x: np.ndarray, y: np.ndarray, run: RunLearnwares) -> None:
-        x = check_rows(x, "labelled x")
+        x = check_rows(x, "labelled x", texts=True)
         y = _labels_for(y, x.shape[0], self.task)
         outputs = _run_checked(run, [(i, x) for i in range(len(self.names))], self.names)
         if self.task == "classification":
@@ -382,7 +400,7 @@ class EnsemblePruningReuser(Reuser):
     def predict(self, x: np.ndarray, run: RunLearnwares) -> np.ndarray:
         if self.score is None:
             raise ValueError("ensemble pruning must be fit on labelled data first")
-        x = check_rows(x)
+        x = check_rows(x, texts=True)
         outputs = _run_checked(run, [(i, x) for i in self.selected], self.names)
         if self.task == "regression":
             return average(outputs, "mean")
@@ -480,8 +498,8 @@ class FeatureAugmentReuser(Reuser):
 
 
 def predict_in_blocks(reuser: Reuser, x: np.ndarray, run: RunLearnwares, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(row offset, predictions) for consecutive blocks of at most `block_rows` rows."""
-    x = check_rows(x)
+    """(row offset, predictions) for consecutive blocks of at most `block_rows` rows (or texts)."""
+    x = check_rows(x, texts=True)
     if block_rows < 1:
         raise ValueError(f"block_rows must be positive, got {block_rows}")
     for start in range(0, x.shape[0], block_rows):

@@ -19,8 +19,8 @@ from lwm.rpc.tensors import from_tensor, to_tensor
 from lwm.runtime.runner import LearnwareRuntimeError
 from lwm.services.reuse.runners import RunnerPool
 from lwm.spec.hetero import input_descriptions
-from lwm.spec.rkme import TABLE_SPEC_TYPE, RKMETableSpecification
-from lwm.spec.text import embed_sentences
+from lwm.spec.rkme import RKMETableSpecification
+from lwm.spec.text import EMBEDDER, TEXT_SPEC_TYPE, RKMETextSpecification, embed_sentences
 
 log = logging.getLogger(__name__)
 AVERAGING_MODE_NAMES = {
@@ -32,6 +32,7 @@ AVERAGING_MODE_NAMES = {
 TASK_NAMES = {reuse_pb2.TASK_KIND_CLASSIFICATION: "classification", reuse_pb2.TASK_KIND_REGRESSION: "regression"}
 DEFAULT_BLOCK_ROWS = 10_000
 METHODS = "job_selector, averaging, ensemble_pruning, feature_augment, hetero_align"
+TEXT_METHODS = "averaging, job_selector or ensemble_pruning"
 
 
 def _task(kind: int, method: str) -> str:
@@ -40,11 +41,24 @@ def _task(kind: int, method: str) -> str:
     return TASK_NAMES[kind]
 
 
-def _table_spec(message: common_pb2.StatSpec, whose: str) -> RKMETableSpecification:
+def _spec_class(texts: bool) -> type[RKMETableSpecification]:
+    """The specification the job selector routes by: over sentence embeddings for texts, else over the columns."""
+    return RKMETextSpecification if texts else RKMETableSpecification
+
+
+def _parse_spec(message: common_pb2.StatSpec, whose: str, spec_class: type[RKMETableSpecification]) -> RKMETableSpecification:
+    """Raises ValueError for a malformed specification or a text one this service cannot embed texts for."""
+    spec = spec_class.from_dict(convert.stat_spec_from_proto(message), device="cpu")
+    if isinstance(spec, RKMETextSpecification) and spec.embedder != EMBEDDER:
+        raise ValueError(f"{whose} text specification was made with the embedder {spec.embedder!r}; the market embeds texts with {EMBEDDER!r}")
+    return spec
+
+
+def _user_spec(message: common_pb2.StatSpec, spec_class: type[RKMETableSpecification]) -> RKMETableSpecification:
     try:
-        return RKMETableSpecification.from_dict(convert.stat_spec_from_proto(message), device="cpu")
+        return _parse_spec(message, "the user's", spec_class)
     except ValueError as error:
-        raise invalid_argument(f"{whose} specification: {error}") from None
+        raise invalid_argument(f"the user's specification: {error}") from None
 
 
 @grpc_errors
@@ -68,15 +82,19 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
 
         return run
 
-    def _table_specs(self, learnware_ids: Sequence[str], method: str) -> list[RKMETableSpecification]:
+    def _stat_specs(self, learnware_ids: Sequence[str], method: str, spec_class: type[RKMETableSpecification] = RKMETableSpecification) -> list[RKMETableSpecification]:
+        """Each learnware's specification of the given class (FAILED_PRECONDITION if one has none or an unusable one)."""
         reply = self.organizer.GetStatSpecs(organizer_pb2.GetStatSpecsRequest(learnware_ids=learnware_ids))
         specs = []
         for entry in reply.learnwares:
-            tables = [s for s in entry.stat_specs if s.type == TABLE_SPEC_TYPE]
-            if not tables:
+            found = [s for s in entry.stat_specs if s.type == spec_class.type]
+            if not found:
                 kinds = sorted(s.type for s in entry.stat_specs) or ["none"]
-                raise failed_precondition(f"{method} needs an {TABLE_SPEC_TYPE} of every learnware; {entry.learnware_id} has {', '.join(kinds)}")
-            specs.append(_table_spec(tables[0], f"learnware {entry.learnware_id}'s"))
+                raise failed_precondition(f"{method} needs an {spec_class.type} of every learnware; {entry.learnware_id} has {', '.join(kinds)}")
+            try:
+                specs.append(_parse_spec(found[0], f"learnware {entry.learnware_id}'s", spec_class))
+            except ValueError as error:
+                raise failed_precondition(f"{method}: {error}") from None
         return specs
 
     def _prepare(self, request: reuse_pb2.ReuseRequest) -> tuple[Reuser, np.ndarray, RunLearnwares]:
@@ -86,10 +104,13 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
             raise invalid_argument("learnware_ids is empty")
         if len(set(ids)) != len(ids):
             raise invalid_argument("learnware_ids contains duplicates")
-        x = check_rows(from_tensor(request.x, "x"))
+        x = check_rows(from_tensor(request.x, "x"), texts=True)
+        texts = x.dtype.kind == "U"
         method = request.WhichOneof("method")
         if method is None:
             raise invalid_argument(f"choose a reuse method ({METHODS})")
+        if texts and method in ("feature_augment", "hetero_align"):
+            raise invalid_argument(f"{method} needs numeric columns in x (it fits a model on the user's features), but x holds texts; reuse text learnwares with {TEXT_METHODS}")
         list(self._executor.map(self.pool.acquire, ids))  # USABLE check and parallel cold starts
         run = self._runner(ids)
         reuser: Reuser
@@ -97,8 +118,9 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
             reuser = AveragingReuser(ids, AVERAGING_MODE_NAMES[request.averaging.mode])
         elif method == "job_selector":
             params = request.job_selector
-            user_spec = _table_spec(params.user_spec, "the user's") if params.HasField("user_spec") else None
-            reuser = JobSelectorReuser(ids, self._table_specs(ids, "the job selector"), user_spec)
+            spec_class = _spec_class(texts)
+            user_spec = _user_spec(params.user_spec, spec_class) if params.HasField("user_spec") else None
+            reuser = JobSelectorReuser(ids, self._stat_specs(ids, "the job selector", spec_class), user_spec, embed_sentences if texts else None)
             if user_spec is None:
                 reuser.fit(x)
         elif method == "hetero_align":
@@ -108,14 +130,17 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
             if not params.HasField("train"):
                 raise invalid_argument(f"{method} needs labelled data (train.x, train.y)")
             task = _task(params.task, method)
+            train_x = from_tensor(params.train.x, "train.x")
+            if (train_x.dtype.kind == "U") != texts:
+                raise invalid_argument(f"train.x and x must both be texts or both numbers, got {train_x.dtype} and {x.dtype}")
             reuser = EnsemblePruningReuser(ids, task) if method == "ensemble_pruning" else FeatureAugmentReuser(ids, task)
-            reuser.fit(from_tensor(params.train.x, "train.x"), from_tensor(params.train.y, "train.y"), run)
+            reuser.fit(train_x, from_tensor(params.train.y, "train.y"), run)
         return reuser, x, run
 
     def _hetero_align(self, ids: list[str], x: np.ndarray, params: reuse_pb2.HeteroAlignParams, run: RunLearnwares) -> HeteroAlignReuser:
         """Align each learnware to the user's columns (descriptions from the semantic specs), fit on the labels if any."""
         task = _task(params.task, "hetero_align")
-        specs = self._table_specs(ids, "hetero alignment")
+        specs = self._stat_specs(ids, "hetero alignment")
         semantic = [convert.semantic_to_dict(self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=i)).learnware.semantic_spec) for i in ids]
         learnware_texts = [input_descriptions(spec, table.get_z().shape[1]) for spec, table in zip(semantic, specs)]
         user_semantic = convert.semantic_to_dict(params.user_semantic_spec)

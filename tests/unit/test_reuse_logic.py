@@ -131,6 +131,32 @@ def test_job_selector_with_one_learnware_sends_every_row_to_it(region_specs: lis
     np.testing.assert_allclose(JobSelectorReuser(["only"], region_specs[:1]).predict(x, run), x[:, 0])
 
 
+def test_job_selector_embeds_texts_and_runs_the_learnwares_on_the_texts(region_specs: list[RKMETableSpecification]) -> None:
+    rng = np.random.default_rng(6)
+    points = {f"text {i} {j}": region(i, 1, rng)[0] for i in (0, 2) for j in range(20)}
+    texts = np.array(list(points))
+    selector = JobSelectorReuser(["r0", "r1", "r2"], region_specs, embed=lambda batch: np.array([points[t] for t in batch]))
+    run = Runner([lambda rows, i=i: np.array([[float(i), float(len(t))] for t in rows]) for i in range(3)])
+    out = np.vstack([block for _, block in predict_in_blocks(selector, texts, run, 7)])
+    np.testing.assert_array_equal(out[:, 0], np.repeat([0.0, 2.0], 20))
+    np.testing.assert_array_equal(out[:, 1], [len(t) for t in texts])
+    with pytest.raises(ValueError, match="no embedder"):
+        JobSelectorReuser(["r0"], region_specs[:1]).select(texts)
+
+
+def test_averaging_and_pruning_take_texts_as_rows() -> None:
+    texts = np.array(["good", "bad", "good!", "bad?"])
+    run = Runner([lambda rows: np.array([[0.0, 1.0] if t.startswith("good") else [1.0, 0.0] for t in rows]), lambda rows: np.zeros((len(rows), 2))])
+    np.testing.assert_array_equal(AveragingReuser(["a"], "vote_by_label").predict(texts, run), [1, 0, 1, 0])
+    pruning = EnsemblePruningReuser(["a", "b"], "classification")
+    pruning.fit(texts, np.array([1, 0, 1, 0]), run)
+    assert pruning.selected == [0]
+    with pytest.raises(ValueError, match=r"texts must have shape \(n,\)"):
+        AveragingReuser(["a"]).predict(np.array([["a", "b"]]), run)
+    with pytest.raises(ValueError, match=r"must have shape \(n, features...\)"):
+        FeatureAugmentReuser(["a"], "classification").fit(texts, np.array([1, 0, 1, 0]), run)
+
+
 def test_job_selector_errors(region_specs: list[RKMETableSpecification]) -> None:
     with pytest.raises(ValueError, match="specifications for 3 learnwares"):
         JobSelectorReuser(["a", "b", "c"], region_specs[:2])

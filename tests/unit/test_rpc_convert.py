@@ -34,7 +34,7 @@ def test_tensor_rejects_inconsistent_messages() -> None:
     with pytest.raises(ValueError, match="unsupported dtype"):
         from_tensor(common_pb2.Tensor(dtype="object", shape=[1], data=b"\0"))
     with pytest.raises(ValueError, match="cannot be sent"):
-        to_tensor(np.array(["a", "b"]))
+        to_tensor(np.array([b"a", b"b"]))
 
 
 def test_semantic_round_trip() -> None:

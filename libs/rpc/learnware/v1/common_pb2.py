@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19learnware/v1/common.proto\x12\x0clearnware.v1\"4\n\x06Tensor\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xa6\x01\n\x12\x46\x65\x61tureDescription\x12\x11\n\tdimension\x18\x01 \x01(\x05\x12H\n\x0c\x64\x65scriptions\x18\x02 \x03(\x0b\x32\x32.learnware.v1.FeatureDescription.DescriptionsEntry\x1a\x33\n\x11\x44\x65scriptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x02\n\x0cSemanticSpec\x12\x0c\n\x04\x64\x61ta\x18\x01 \x03(\t\x12\x0c\n\x04task\x18\x02 \x03(\t\x12\x0f\n\x07library\x18\x03 \x03(\t\x12\x10\n\x08scenario\x18\x04 \x03(\t\x12\x0f\n\x07license\x18\x05 \x03(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x34\n\x05input\x18\x08 \x01(\x0b\x32 .learnware.v1.FeatureDescriptionH\x00\x88\x01\x01\x12\x35\n\x06output\x18\t \x01(\x0b\x32 .learnware.v1.FeatureDescriptionH\x01\x88\x01\x01\x12\r\n\x05model\x18\n \x03(\tB\x08\n\x06_inputB\t\n\x07_output\"\xef\x01\n\x08StatSpec\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x1f\n\x01z\x18\x02 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\"\n\x04\x62\x65ta\x18\x03 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\r\n\x05gamma\x18\x04 \x01(\x01\x12\x12\n\nnum_points\x18\x05 \x01(\x03\x12:\n\nattributes\x18\x06 \x03(\x0b\x32&.learnware.v1.StatSpec.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"O\n\tCheckStep\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x10\n\x08messages\x18\x03 \x03(\t\x12\x12\n\nduration_s\x18\x04 \x01(\x01\"\x96\x01\n\x0b\x43heckReport\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.learnware.v1.LearnwareStatus\x12&\n\x05steps\x18\x02 \x03(\x0b\x32\x17.learnware.v1.CheckStep\x12\x1c\n\x14\x64ropped_requirements\x18\x03 \x03(\t\x12\x12\n\nchecked_at\x18\x04 \x01(\x01\"\xb6\x02\n\rLearnwareInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x31\n\rsemantic_spec\x18\x03 \x01(\x0b\x32\x1a.learnware.v1.SemanticSpec\x12-\n\x06status\x18\x04 \x01(\x0e\x32\x1d.learnware.v1.LearnwareStatus\x12/\n\x0c\x63heck_report\x18\x05 \x01(\x0b\x32\x19.learnware.v1.CheckReport\x12\x17\n\x0fstat_spec_types\x18\x06 \x03(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\x01\x12\x12\n\nupdated_at\x18\x08 \x01(\x01\x12\x10\n\x08zip_size\x18\t \x01(\x03\x12\x12\n\nzip_sha256\x18\n \x01(\t\x12\x10\n\x08revision\x18\x0b \x01(\x03\"\x15\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"4\n\x0bPageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t*\xac\x01\n\x0fLearnwareStatus\x12 \n\x1cLEARNWARE_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18LEARNWARE_STATUS_PENDING\x10\x01\x12\x1c\n\x18LEARNWARE_STATUS_INVALID\x10\x02\x12\x1e\n\x1aLEARNWARE_STATUS_NONUSABLE\x10\x03\x12\x1b\n\x17LEARNWARE_STATUS_USABLE\x10\x04\x42^\n\x13market.learnware.v1P\x01ZEgithub.com/learnware-market/learnware/gen/go/learnware/v1;learnwarev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19learnware/v1/common.proto\x12\x0clearnware.v1\"E\n\x06Tensor\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0f\n\x07strings\x18\x04 \x03(\t\"\xa6\x01\n\x12\x46\x65\x61tureDescription\x12\x11\n\tdimension\x18\x01 \x01(\x05\x12H\n\x0c\x64\x65scriptions\x18\x02 \x03(\x0b\x32\x32.learnware.v1.FeatureDescription.DescriptionsEntry\x1a\x33\n\x11\x44\x65scriptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x02\n\x0cSemanticSpec\x12\x0c\n\x04\x64\x61ta\x18\x01 \x03(\t\x12\x0c\n\x04task\x18\x02 \x03(\t\x12\x0f\n\x07library\x18\x03 \x03(\t\x12\x10\n\x08scenario\x18\x04 \x03(\t\x12\x0f\n\x07license\x18\x05 \x03(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x34\n\x05input\x18\x08 \x01(\x0b\x32 .learnware.v1.FeatureDescriptionH\x00\x88\x01\x01\x12\x35\n\x06output\x18\t \x01(\x0b\x32 .learnware.v1.FeatureDescriptionH\x01\x88\x01\x01\x12\r\n\x05model\x18\n \x03(\tB\x08\n\x06_inputB\t\n\x07_output\"\xef\x01\n\x08StatSpec\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x1f\n\x01z\x18\x02 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\"\n\x04\x62\x65ta\x18\x03 \x01(\x0b\x32\x14.learnware.v1.Tensor\x12\r\n\x05gamma\x18\x04 \x01(\x01\x12\x12\n\nnum_points\x18\x05 \x01(\x03\x12:\n\nattributes\x18\x06 \x03(\x0b\x32&.learnware.v1.StatSpec.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"O\n\tCheckStep\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x10\n\x08messages\x18\x03 \x03(\t\x12\x12\n\nduration_s\x18\x04 \x01(\x01\"\x96\x01\n\x0b\x43heckReport\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.learnware.v1.LearnwareStatus\x12&\n\x05steps\x18\x02 \x03(\x0b\x32\x17.learnware.v1.CheckStep\x12\x1c\n\x14\x64ropped_requirements\x18\x03 \x03(\t\x12\x12\n\nchecked_at\x18\x04 \x01(\x01\"\xb6\x02\n\rLearnwareInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x31\n\rsemantic_spec\x18\x03 \x01(\x0b\x32\x1a.learnware.v1.SemanticSpec\x12-\n\x06status\x18\x04 \x01(\x0e\x32\x1d.learnware.v1.LearnwareStatus\x12/\n\x0c\x63heck_report\x18\x05 \x01(\x0b\x32\x19.learnware.v1.CheckReport\x12\x17\n\x0fstat_spec_types\x18\x06 \x03(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\x01\x12\x12\n\nupdated_at\x18\x08 \x01(\x01\x12\x10\n\x08zip_size\x18\t \x01(\x03\x12\x12\n\nzip_sha256\x18\n \x01(\t\x12\x10\n\x08revision\x18\x0b \x01(\x03\"\x15\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"4\n\x0bPageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t*\xac\x01\n\x0fLearnwareStatus\x12 \n\x1cLEARNWARE_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18LEARNWARE_STATUS_PENDING\x10\x01\x12\x1c\n\x18LEARNWARE_STATUS_INVALID\x10\x02\x12\x1e\n\x1aLEARNWARE_STATUS_NONUSABLE\x10\x03\x12\x1b\n\x17LEARNWARE_STATUS_USABLE\x10\x04\x42^\n\x13market.learnware.v1P\x01ZEgithub.com/learnware-market/learnware/gen/go/learnware/v1;learnwarev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,28 +36,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FEATUREDESCRIPTION_DESCRIPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_STATSPEC_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_STATSPEC_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_LEARNWARESTATUS']._serialized_start=1410
-  _globals['_LEARNWARESTATUS']._serialized_end=1582
+  _globals['_LEARNWARESTATUS']._serialized_start=1427
+  _globals['_LEARNWARESTATUS']._serialized_end=1599
   _globals['_TENSOR']._serialized_start=43
-  _globals['_TENSOR']._serialized_end=95
-  _globals['_FEATUREDESCRIPTION']._serialized_start=98
-  _globals['_FEATUREDESCRIPTION']._serialized_end=264
-  _globals['_FEATUREDESCRIPTION_DESCRIPTIONSENTRY']._serialized_start=213
-  _globals['_FEATUREDESCRIPTION_DESCRIPTIONSENTRY']._serialized_end=264
-  _globals['_SEMANTICSPEC']._serialized_start=267
-  _globals['_SEMANTICSPEC']._serialized_end=541
-  _globals['_STATSPEC']._serialized_start=544
-  _globals['_STATSPEC']._serialized_end=783
-  _globals['_STATSPEC_ATTRIBUTESENTRY']._serialized_start=734
-  _globals['_STATSPEC_ATTRIBUTESENTRY']._serialized_end=783
-  _globals['_CHECKSTEP']._serialized_start=785
-  _globals['_CHECKSTEP']._serialized_end=864
-  _globals['_CHECKREPORT']._serialized_start=867
-  _globals['_CHECKREPORT']._serialized_end=1017
-  _globals['_LEARNWAREINFO']._serialized_start=1020
-  _globals['_LEARNWAREINFO']._serialized_end=1330
-  _globals['_CHUNK']._serialized_start=1332
-  _globals['_CHUNK']._serialized_end=1353
-  _globals['_PAGEREQUEST']._serialized_start=1355
-  _globals['_PAGEREQUEST']._serialized_end=1407
+  _globals['_TENSOR']._serialized_end=112
+  _globals['_FEATUREDESCRIPTION']._serialized_start=115
+  _globals['_FEATUREDESCRIPTION']._serialized_end=281
+  _globals['_FEATUREDESCRIPTION_DESCRIPTIONSENTRY']._serialized_start=230
+  _globals['_FEATUREDESCRIPTION_DESCRIPTIONSENTRY']._serialized_end=281
+  _globals['_SEMANTICSPEC']._serialized_start=284
+  _globals['_SEMANTICSPEC']._serialized_end=558
+  _globals['_STATSPEC']._serialized_start=561
+  _globals['_STATSPEC']._serialized_end=800
+  _globals['_STATSPEC_ATTRIBUTESENTRY']._serialized_start=751
+  _globals['_STATSPEC_ATTRIBUTESENTRY']._serialized_end=800
+  _globals['_CHECKSTEP']._serialized_start=802
+  _globals['_CHECKSTEP']._serialized_end=881
+  _globals['_CHECKREPORT']._serialized_start=884
+  _globals['_CHECKREPORT']._serialized_end=1034
+  _globals['_LEARNWAREINFO']._serialized_start=1037
+  _globals['_LEARNWAREINFO']._serialized_end=1347
+  _globals['_CHUNK']._serialized_start=1349
+  _globals['_CHUNK']._serialized_end=1370
+  _globals['_PAGEREQUEST']._serialized_start=1372
+  _globals['_PAGEREQUEST']._serialized_end=1424
 # @@protoc_insertion_point(module_scope)
