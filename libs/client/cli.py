@@ -33,6 +33,17 @@ def load_array(path: str | Path) -> np.ndarray:
     return frame.to_numpy(dtype=np.float64)
 
 
+def load_texts(path: str | Path) -> list[str]:
+    """The texts of a UTF-8 .txt file, one a line (an empty line is an empty text)."""
+    content = Path(path).read_text(encoding="utf-8")
+    return content.removesuffix("\n").split("\n") if content else []
+
+
+def load_data(path: str | Path) -> np.ndarray:
+    """Rows to predict on: texts (a str array) from a .txt file, else an array as load_array reads it."""
+    return np.array(load_texts(path), dtype=str) if Path(path).suffix == ".txt" else load_array(path)
+
+
 def _is_number(value: Any) -> bool:
     try:
         float(value)
@@ -110,7 +121,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
             raise ValueError(f"{path.name} has no column {column!r}; columns: {', '.join(frame.columns)}")
         data = frame[column].tolist()
     else:  # .txt: one sentence per line, blank lines skipped
-        data = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        data = [line.strip() for line in load_texts(path) if line.strip()]
     large_input = len(data) >= 5_000 or (args.kind != "table" and len(data) >= 500)
     spec = generate_stat_spec(type=args.kind, X=data, verbose=large_input)
     spec.save(args.output)
@@ -298,7 +309,7 @@ def cmd_search(args: argparse.Namespace, client: MarketClient) -> int:
 def cmd_reuse(args: argparse.Namespace, client: MarketClient) -> int:
     from tqdm import tqdm
 
-    train_x = load_array(args.train_x) if args.train_x else None
+    train_x = load_data(args.train_x) if args.train_x else None
     train_y = load_array(args.train_y).reshape(-1) if args.train_y else None
     with tqdm(total=None, unit="rows", desc=f"reuse ({args.method})", file=sys.stderr, disable=args.quiet) as bar:
 
@@ -308,7 +319,7 @@ def cmd_reuse(args: argparse.Namespace, client: MarketClient) -> int:
 
         result = client.reuse(
             args.ids,
-            load_array(args.data),
+            load_data(args.data),
             args.method,
             mode=args.mode,
             task=args.task,
@@ -523,11 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
     reuse = sub.add_parser("reuse", help="reuse learnwares on your data")
     reuse.add_argument("--method", required=True, choices=["job_selector", "averaging", "ensemble_pruning", "feature_augment", "hetero_align"])
     reuse.add_argument("--ids", nargs="+", required=True, help="learnware ids")
-    reuse.add_argument("--data", required=True, help=".csv or .npy file of the rows to predict")
+    reuse.add_argument("--data", required=True, help=".csv or .npy file of the rows to predict; for text learnwares a UTF-8 .txt file, one text a line (job_selector, averaging, ensemble_pruning)")
     reuse.add_argument("--mode", default="mean", choices=["mean", "vote_by_label", "vote_by_prob"], help="averaging mode")
     reuse.add_argument("--task", choices=["classification", "regression"], help="task of ensemble_pruning, feature_augment and hetero_align")
     reuse.add_argument("--semantic", help="hetero_align: your semantic specification JSON whose Input describes the columns of --data")
-    reuse.add_argument("--train-x", help="labelled rows (.csv/.npy) for ensemble_pruning and feature_augment (optional for hetero_align)")
+    reuse.add_argument("--train-x", help="labelled rows (.csv/.npy, or .txt texts, one a line) for ensemble_pruning and feature_augment (optional for hetero_align)")
     reuse.add_argument("--train-y", help="their labels or targets (.csv/.npy, one column)")
     reuse.add_argument("--user-spec", help="job_selector: your statistical specification JSON (`lwm spec`) for the mixture weights")
     reuse.add_argument("--block-rows", type=int, default=0, help="rows per streamed block (default: the market's, 10000)")

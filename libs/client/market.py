@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from lwm.client.reuse import LocalLearnware
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024
+# The user's data: an array of numbers, or texts (a list or numpy array of str) for text learnwares.
+UserData = np.ndarray | Sequence[str]
 DEFAULT_MARKET = "127.0.0.1:50051"
 AVERAGING_MODES = {"mean": reuse_pb2.AVERAGING_MODE_MEAN, "vote_by_label": reuse_pb2.AVERAGING_MODE_VOTE_BY_LABEL, "vote_by_prob": reuse_pb2.AVERAGING_MODE_VOTE_BY_PROB}
 TASK_KINDS = {"classification": reuse_pb2.TASK_KIND_CLASSIFICATION, "regression": reuse_pb2.TASK_KIND_REGRESSION}
@@ -261,27 +263,28 @@ class MarketClient:
             messages=tuple(reply.messages),
         )
 
-    def predict(self, learnware_id: str, x: np.ndarray) -> np.ndarray:
-        reply = self._call("Predict", market_pb2.MarketPredictRequest(learnware_id=learnware_id, x=to_tensor(np.asarray(x))))
+    def predict(self, learnware_id: str, x: UserData) -> np.ndarray:
+        """The learnware's predictions on x (rows of numbers, or a list of texts), run in the market's sandbox."""
+        reply = self._call("Predict", market_pb2.MarketPredictRequest(learnware_id=learnware_id, x=_data_tensor(x, "x")))
         return from_tensor(reply.predictions, "predictions")
 
-    def reuse_averaging(self, learnware_ids: Sequence[str], x: np.ndarray, mode: str = "mean") -> np.ndarray:
+    def reuse_averaging(self, learnware_ids: Sequence[str], x: UserData, mode: str = "mean") -> np.ndarray:
         """AveragingReuser on the market: mode is mean, vote_by_label or vote_by_prob."""
         if mode not in AVERAGING_MODES:
             raise ValueError(f"mode must be one of {sorted(AVERAGING_MODES)}, got {mode!r}")
-        reuse = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=to_tensor(np.asarray(x)), averaging=reuse_pb2.AveragingParams(mode=AVERAGING_MODES[mode]))
+        reuse = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=_data_tensor(x, "x"), averaging=reuse_pb2.AveragingParams(mode=AVERAGING_MODES[mode]))
         reply = self._call("Reuse", market_pb2.MarketReuseRequest(reuse=reuse))
         return from_tensor(reply.predictions, "predictions")
 
     def reuse(
         self,
         learnware_ids: Sequence[str],
-        x: np.ndarray,
+        x: UserData,
         method: str,
         *,
         mode: str = "mean",
         task: str | None = None,
-        train_x: np.ndarray | None = None,
+        train_x: UserData | None = None,
         train_y: np.ndarray | None = None,
         user_spec: Any = None,
         user_semantic_spec: dict[str, Any] | None = None,
@@ -296,8 +299,10 @@ class MarketClient:
         hetero_align (`task`, optional labelled data, `user_semantic_spec` whose "Input"
         describes the columns of x: learnwares with other columns are aligned to them).
         `progress(rows_done, rows_total)` is called after each block.
+        x (and train_x) may be texts, a list of str, for text learnwares: job_selector (with an
+        RKMETextSpecification as `user_spec`, or none), averaging and ensemble_pruning take them.
         """
-        request = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=to_tensor(np.asarray(x)))
+        request = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=_data_tensor(x, "x"))
         if method == "job_selector":
             request.job_selector.SetInParent()
             if user_spec is not None:
@@ -314,7 +319,7 @@ class MarketClient:
             params = getattr(request, method)
             params.task = TASK_KINDS[task]
             if train_x is not None and train_y is not None:
-                params.train.x.CopyFrom(to_tensor(np.asarray(train_x)))
+                params.train.x.CopyFrom(_data_tensor(train_x, "train_x"))
                 params.train.y.CopyFrom(to_tensor(np.asarray(train_y)))
             if method == "hetero_align" and user_semantic_spec is not None:
                 params.user_semantic_spec.CopyFrom(convert.semantic_from_dict(user_semantic_spec))
@@ -340,3 +345,10 @@ class MarketClient:
     def market_info(self) -> dict[str, Any]:
         reply = self._call("GetMarketInfo", market_pb2.MarketGetMarketInfoRequest())
         return {"kind": market_pb2.MarketKind.Name(reply.kind).removeprefix("MARKET_KIND_"), "version": reply.version, "learnware_counts": dict(reply.learnware_counts)}
+
+
+def _data_tensor(x: UserData, name: str) -> common_pb2.Tensor:
+    """The user's rows or texts as a Tensor; a lone string is refused (it would be one text of shape ())."""
+    if isinstance(x, str):
+        raise ValueError(f"{name} is a single string; pass texts as a list of str")
+    return to_tensor(np.asarray(x))
