@@ -13,10 +13,12 @@ on that category's reviews and uploads it with the RKMETextSpecification of (up 
 of) those reviews (MiniLM sentence embeddings, made offline); the market checks each one
 in its sandbox on random texts and all must become USABLE. A user with reviews of one
 category makes the specification of their reviews locally, searches, and reuses the
-learnwares by downloading them and running them in a local sandbox (the market's
-Predict carries numbers only, so texts are reused locally). It prints the accuracy of
-every learnware on the user's reviews: sentiment words carry over between kinds of
-product, so the others come close; the search's part is to find the one made for them.
+learnwares through the market: the reviews travel as texts to its Predict (each
+learnware, run in the market's sandbox) and Reuse (JobSelector with the user's
+specification, which routes each review by its sentence embedding, and averaging).
+It prints the accuracy of every learnware and reuser on the user's reviews: sentiment
+words carry over between kinds of product, so the others come close; the search's part
+is to find the one made for them.
 """
 
 from __future__ import annotations
@@ -108,17 +110,24 @@ def main() -> int:
             category_of[learnware.id] = category
 
         section(f"a user with {USER_REVIEWS} {USER_CATEGORY} reviews searches with their RKMETextSpecification")
-        results = client.search_learnware({"Data": {"Values": ["Text"], "Type": "Class"}, "Task": {"Values": ["Classification"], "Type": "Class"}}, text_spec(user_texts))
+        user_spec = text_spec(user_texts)
+        results = client.search_learnware({"Data": {"Values": ["Text"], "Type": "Class"}, "Task": {"Values": ["Classification"], "Type": "Class"}}, user_spec)
         print_search(results)
         top = results.get_single_results()[0].learnware
         print(f"top-1 learnware: {top.name} (the user's reviews are {USER_CATEGORY})")
 
-        section("reuse: every learnware on the user's reviews (each downloaded and run in a local sandbox)")
+        section("Predict: every learnware on the user's reviews, run in the market's sandbox")
         for learnware_id, category in category_of.items():
-            with client.load_learnware(learnware_id) as local:
-                accuracy = float((local.predict(user_texts).argmax(axis=1) == user_labels).mean())
+            accuracy = float((client.predict(learnware_id, user_texts).argmax(axis=1) == user_labels).mean())
             print(f"  food-reviews-{category:<14} accuracy {accuracy:.3f}{'   <- found by the search' if learnware_id == top.id else ''}")
         print(f"(always answering 'great' scores {float(user_labels.mean()):.3f})")
+
+        section(f"Reuse: all {len(category_of)} learnwares combined by the market's reuse service")
+        selected = client.reuse(list(category_of), user_texts, "job_selector", user_spec=user_spec)
+        print(f"  JobSelectorReuser (the user's spec) accuracy {float((selected.predictions.argmax(axis=1) == user_labels).mean()):.3f}")
+        print(f"    {selected.messages[0]}")
+        averaged = client.reuse(list(category_of), user_texts, "averaging", mode="vote_by_prob")
+        print(f"  AveragingReuser (vote_by_prob)      accuracy {float((averaged.predictions.argmax(axis=1) == user_labels).mean()):.3f}")
     return 0
 
 

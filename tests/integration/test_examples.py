@@ -79,3 +79,6 @@ def test_text_workflow_search_finds_the_users_category_and_its_learnware_is_the_
     found = accuracy_after("food-reviews-coffee-tea ", output)
     baseline = float(re.search(r"always answering 'great' scores (\d\.\d+)", output).group(1))
     assert found > baseline + 0.05, output
+    # The texts went through the market's Reuse too.
+    assert "job selector over 4 learnwares" in output and accuracy_after("JobSelectorReuser", output) > baseline + 0.05, output
+    assert accuracy_after("AveragingReuser", output) > baseline, output
