@@ -20,7 +20,7 @@ from lwm.runtime.runner import LearnwareRuntimeError
 from lwm.services.reuse.runners import RunnerPool
 from lwm.spec.hetero import input_descriptions
 from lwm.spec.rkme import RKMETableSpecification
-from lwm.spec.text import EMBEDDER, TEXT_SPEC_TYPE, RKMETextSpecification, embed_sentences
+from lwm.spec.text import EMBEDDER, RKMETextSpecification, embed_sentences
 
 log = logging.getLogger(__name__)
 AVERAGING_MODE_NAMES = {
