@@ -147,9 +147,7 @@ def run_ours(zips: list[Path], semantics: list[dict], users: list[UserCase], wor
     with running_market(workdir) as market, MarketClient(market.address, timeout_s=600) as client:
         ids = [client.add_learnware(zip_path, semantic, wait=False).id for zip_path, semantic in zip(zips, semantics)]
         for learnware_id in ids:
-            while client.get_learnware(learnware_id).status == "PENDING":
-                time.sleep(0.2)
-            status = client.get_learnware(learnware_id).status
+            status = client.wait_until_checked(learnware_id).status
             if status != "USABLE":
                 raise RuntimeError(f"learnware {learnware_id} is {status}")
         started = time.monotonic()

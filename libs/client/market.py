@@ -6,6 +6,7 @@ import json
 import os
 import random
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
@@ -209,6 +210,18 @@ class MarketClient:
 
     def get_learnware(self, learnware_id: str) -> Learnware:
         return Learnware.from_proto(self._call("GetLearnware", market_pb2.MarketGetLearnwareRequest(learnware_id=learnware_id)).learnware)
+
+    def wait_until_checked(self, learnware_id: str, timeout_s: float = 600.0, poll_s: float = 0.2) -> Learnware:
+        """The learnware once the market's check has decided (no longer PENDING); TimeoutError after timeout_s.
+
+        For uploads made with wait=False, e.g. several checked in parallel.
+        """
+        deadline = time.monotonic() + timeout_s
+        while (learnware := self.get_learnware(learnware_id)).status == "PENDING":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"learnware {learnware_id} is still PENDING after {timeout_s:g} s")
+            time.sleep(poll_s)
+        return learnware
 
     def list_learnwares(self, statuses: Sequence[str] = (), page_size: int = 100) -> Iterator[Learnware]:
         """Every learnware (optionally only some statuses), fetched page by page."""

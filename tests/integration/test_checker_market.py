@@ -24,14 +24,6 @@ def lwm(market: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "lwm.client.cli", "--market", market, *args], capture_output=True, text=True, timeout=300)
 
 
-def wait_until_checked(client: MarketClient, learnware_id: str, timeout_s: float = 120) -> Learnware:
-    deadline = time.monotonic() + timeout_s
-    while (learnware := client.get_learnware(learnware_id)).status == "PENDING":
-        assert time.monotonic() < deadline, f"{learnware_id} still PENDING after {timeout_s} s"
-        time.sleep(0.2)
-    return learnware
-
-
 def test_upload_is_pending_then_checked_and_rechecked(market_process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LWM_CHECK_TIMEOUT_S", "10")  # the market's checker gives up on a call after 10 s
     address = market_process.start()
@@ -42,11 +34,11 @@ def test_upload_is_pending_then_checked_and_rechecked(market_process, tmp_path: 
         usable = client.add_learnware(build_learnware_zip("relative_imports", tmp_path), semantic_spec(), wait=False)
         assert usable.status == "PENDING"
 
-        checked = wait_until_checked(client, usable.id)
+        checked = client.wait_until_checked(usable.id, timeout_s=120)
         assert checked.status == "USABLE", checked.check_report
         assert [s["name"] for s in checked.check_report["steps"]][-3:] == ["instantiate", "shapes", "predict"]
 
-        hanging = wait_until_checked(client, pending.id)
+        hanging = client.wait_until_checked(pending.id, timeout_s=120)
         assert hanging.status == "INVALID"
         [failed] = [s for s in hanging.check_report["steps"] if not s.get("passed")]
         assert failed["name"] == "predict" and "did not finish within" in " ".join(failed["messages"])

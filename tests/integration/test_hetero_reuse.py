@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -39,10 +38,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
         with MarketClient(address) as client:
             ids = [client.add_learnware(*world.write_learnware(task, folder), wait=False).id for task in range(world.tasks)]
             for learnware_id in ids:
-                learnware = client.get_learnware(learnware_id)
-                while learnware.status == "PENDING":
-                    time.sleep(0.2)
-                    learnware = client.get_learnware(learnware_id)
+                learnware = client.wait_until_checked(learnware_id)
                 assert learnware.status == "USABLE", learnware.check_report
         yield Market(address, world, ids)
     finally:

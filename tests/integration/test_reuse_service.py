@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,10 +63,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
             broken_zip.write_bytes(_break_predict(folder / "class" / "learnware-0.zip"))
             broken_id = client.add_learnware(broken_zip, classification.semantic_spec(0), wait=False).id
             for learnware_id in ids["class"] + ids["reg"] + [broken_id]:  # checked in the background, in parallel
-                learnware = client.get_learnware(learnware_id)
-                while learnware.status == "PENDING":
-                    time.sleep(0.2)
-                    learnware = client.get_learnware(learnware_id)
+                learnware = client.wait_until_checked(learnware_id)
                 assert (learnware.status == "USABLE") == (learnware_id != broken_id), learnware.check_report
         yield Market(address, classification, regression, ids["class"], ids["reg"], broken_id)
     finally:

@@ -23,13 +23,6 @@ pytestmark = pytest.mark.integration
 MAX_ZIP_BYTES = 400_000
 
 
-def wait_until_checked(client: MarketClient, learnware_id: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while client.get_learnware(learnware_id).status == "PENDING":
-        assert time.monotonic() < deadline, f"{learnware_id} still PENDING after {timeout_s} s"
-        time.sleep(0.2)
-
-
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
         return reply.read().decode()
@@ -54,7 +47,7 @@ def test_secured_market(market_process, tmp_path: Path, monkeypatch: pytest.Monk
 
     mine = alice.add_learnware(zip_path, semantic, wait=False)
     assert mine.owner == "alice"
-    wait_until_checked(alice, mine.id)
+    alice.wait_until_checked(mine.id, timeout_s=120)
     with pytest.raises(MarketError) as denied:
         bob.delete_learnware(mine.id)
     assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED and "alice" in denied.value.message
@@ -80,7 +73,7 @@ def test_secured_market(market_process, tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(MarketError) as refused:
         bob.add_learnware(zip_path, semantic, wait=False)
     assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "checks" in refused.value.message
-    wait_until_checked(bob, first.id)
+    bob.wait_until_checked(first.id, timeout_s=120)
     learnware_gauge = [line for line in scrape(metrics_port).splitlines() if line.startswith("lwm_learnwares{")]
     assert sum(float(line.split()[-1]) for line in learnware_gauge) == 2.0, learnware_gauge
 

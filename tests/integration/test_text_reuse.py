@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -73,10 +72,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TextMarket]:
                 zip_path = write_learnware_zip(folder / f"{topic}.zip", models[topic], semantic, _text_spec(texts), input_shape=(1,), output_shape=(2,), requirements=["scikit-learn", "numpy"])
                 ids[topic] = client.add_learnware(zip_path, semantic, wait=False).id
             for learnware_id in ids.values():  # checked in the background, in parallel
-                learnware = client.get_learnware(learnware_id)
-                while learnware.status == "PENDING":
-                    time.sleep(0.2)
-                    learnware = client.get_learnware(learnware_id)
+                learnware = client.wait_until_checked(learnware_id)
                 assert learnware.status == "USABLE", learnware.check_report
         yield TextMarket(address, ids, models)
     finally:

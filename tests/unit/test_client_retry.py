@@ -91,9 +91,10 @@ class ScriptedMarket(market_pb2_grpc.MarketServiceServicer):
 
     def GetLearnware(self, request: Any, context: grpc.ServicerContext) -> Any:
         self._enter("GetLearnware", context)
-        if request.learnware_id != "lw-1":
+        statuses = {"lw-1": common_pb2.LEARNWARE_STATUS_USABLE, "lw-stuck": common_pb2.LEARNWARE_STATUS_PENDING}
+        if request.learnware_id not in statuses:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no learnware {request.learnware_id}")
-        return market_pb2.MarketGetLearnwareResponse(learnware=common_pb2.LearnwareInfo(id="lw-1", status=common_pb2.LEARNWARE_STATUS_USABLE))
+        return market_pb2.MarketGetLearnwareResponse(learnware=common_pb2.LearnwareInfo(id=request.learnware_id, status=statuses[request.learnware_id]))
 
     def AddLearnware(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
         for _ in request_iterator:
@@ -155,6 +156,16 @@ def test_status_codes_become_exception_classes_and_timeouts_apply_per_call(scrip
         assert client.timeouts["GetMarketInfo"] == 0.2 and client.timeouts["SearchLearnware"] == 120.0
     with MarketClient(address, timeout_s=7.0, token="", tls_ca="") as client:
         assert client.timeouts["AddLearnware"] == 7.0
+
+
+def test_wait_until_checked_returns_the_decided_learnware_or_times_out(scripted_market: tuple[str, ScriptedMarket]) -> None:
+    address, _ = scripted_market
+    with MarketClient(address, token="", tls_ca="", retry=FAST_RETRY) as client:
+        assert client.wait_until_checked("lw-1").status == "USABLE"
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="lw-stuck is still PENDING after 0.3 s"):
+            client.wait_until_checked("lw-stuck", timeout_s=0.3, poll_s=0.05)
+        assert time.monotonic() - started < 5
 
 
 def test_unreachable_market_raises_unavailable_after_the_retries() -> None:
