@@ -34,6 +34,7 @@ TASKS = ("classification", "regression")
 # A learnware the mixture weights leave out keeps this prior weight, so a row that
 # clearly belongs to it is still routed there (the reference herds 5 of 1,000 samples for it).
 MIN_MIXTURE_WEIGHT = 0.005
+ROUTING_SAMPLE_POINTS = 2_000  # spec points the routing kernel's width is measured on
 # Ensemble pruning tries every subset up to this many learnwares (1,023 subsets), greedy beyond.
 EXHAUSTIVE_PRUNING_MAX = 10
 FEATURE_AUGMENT_MAX_FOLDS = 5
@@ -164,6 +165,20 @@ class AveragingReuser(Reuser):
         return f"averaging ({self.mode}) over {len(self.names)} learnwares"
 
 
+def routing_gamma(points: Sequence[torch.Tensor], spec_gamma: float) -> float:
+    """Width of the kernel the job selector's densities use: the specs' gamma, or, where that kernel is
+    wider than the points' spread, the median heuristic (1 / median squared distance between the specs'
+    points, a deterministic sample of them)."""
+    stacked = torch.cat(list(points))
+    if stacked.shape[0] > ROUTING_SAMPLE_POINTS:
+        stacked = stacked[torch.linspace(0, stacked.shape[0] - 1, ROUTING_SAMPLE_POINTS).long()]
+    distances = sq_dists(stacked, stacked)
+    positive = distances[distances > 0]
+    if positive.numel() == 0:
+        return spec_gamma
+    return max(spec_gamma, 1.0 / float(positive.median()))
+
+
 class JobSelectorReuser(Reuser):
     """Routes each row to the learnware whose data most likely produced it.
 
@@ -176,6 +191,9 @@ class JobSelectorReuser(Reuser):
     learnwares' specs and the user's data (or the user's own spec, when given).
     Text learnwares (RKMETextSpecification, an RKME over sentence embeddings): `embed`
     maps the user's texts into the specifications' space; the learnwares run on the texts.
+    The densities use the specs' kernel unless it is wider than their points' spread
+    (routing_gamma): the default gamma 0.1 on unit-norm sentence embeddings makes every
+    density nearly flat, and rows went wherever the mixture weight was largest.
     """
 
     def __init__(
@@ -195,6 +213,7 @@ class JobSelectorReuser(Reuser):
         for name, beta in zip(self.names, self._beta):
             if float(beta.clamp_min(0).sum()) <= 0:
                 raise ValueError(f"learnware {name}'s specification has no positive weight in beta")
+        self.routing_gamma = routing_gamma(self._z, max(float(spec.gamma) for spec in self.specs))
         self.weights: np.ndarray | None = None  # fixed mixture weights (user spec or fit)
         self.weights_used: np.ndarray | None = None  # those of the last select()
         if user_spec is not None:
@@ -227,17 +246,17 @@ class JobSelectorReuser(Reuser):
         xt = self._table(x)
         log_density = torch.empty(xt.shape[0], len(self.specs), dtype=DTYPE)
         embedding = np.empty(len(self.specs))
+        # The kernel integrates to (pi / gamma)^(d/2): dividing by it makes every p_i a density.
+        log_norm = 0.5 * self.dim * math.log(self.routing_gamma / math.pi)
         for i, (spec, z, beta) in enumerate(zip(self.specs, self._z, self._beta)):
             positive = beta.clamp_min(0)
             log_beta = torch.log(positive / positive.sum())
-            # The kernel integrates to (pi / gamma)^(d/2): dividing by it makes every p_i a density.
-            log_norm = 0.5 * self.dim * math.log(spec.gamma / math.pi)
             total = 0.0
             step = max(1, MAX_KERNEL_ENTRIES // z.shape[0])
             for start in range(0, xt.shape[0], step):
-                log_kernel = -spec.gamma * sq_dists(xt[start : start + step], z)
-                log_density[start : start + step, i] = torch.logsumexp(log_kernel + log_beta, dim=1) + log_norm
-                total += float((torch.exp(log_kernel) @ beta).sum())
+                distances = sq_dists(xt[start : start + step], z)
+                log_density[start : start + step, i] = torch.logsumexp(-self.routing_gamma * distances + log_beta, dim=1) + log_norm
+                total += float((torch.exp(-spec.gamma * distances) @ beta).sum())
             embedding[i] = total / xt.shape[0]
         return log_density.numpy(), embedding
 

@@ -297,6 +297,23 @@ def test_feature_augment_classification_beats_the_raw_features() -> None:
     assert (augment.predict(x_test, run) == label(x_test)).mean() > 0.95
 
 
+def test_job_selector_routes_unit_norm_embeddings_despite_a_wide_spec_kernel() -> None:
+    # Like text specs: gamma 0.1 over unit-norm embeddings, where squared distances are at most 4.
+    rng = np.random.default_rng(12)
+    dim = 64
+    centres = np.linalg.qr(rng.normal(size=(dim, 2)))[0].T
+
+    def cluster(i: int, n: int) -> np.ndarray:
+        x = centres[i] + 0.35 * rng.normal(size=(n, dim)) / np.sqrt(dim)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    user = np.vstack([cluster(0, 70), cluster(1, 30)])
+    selector = JobSelectorReuser(["a", "b"], [spec_of(cluster(i, 300)) for i in range(2)], user_spec=spec_of(user))
+    assert selector.routing_gamma > 0.5
+    assert (selector.select(user) == np.repeat([0, 1], [70, 30])).mean() > 0.95
+    assert selector.weights_used[0] > selector.weights_used[1]  # the mixture weights keep the specs' own kernel
+
+
 def test_feature_augment_does_not_extrapolate_an_outlying_column() -> None:
     rng = np.random.default_rng(10)
     x = rng.normal(size=(100, 2))
