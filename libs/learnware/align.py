@@ -27,7 +27,7 @@ Models never run here: everything goes through a `RunLearnwares` callback.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,12 +35,9 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from lwm.learnware.reuse import FeatureAugmentReuser, Reuser, RunLearnwares, _labels_for, _run_checked, average, check_rows, check_task, to_labels
+from lwm.learnware.reuse import EmbedTexts, FeatureAugmentReuser, Reuser, RunLearnwares, _labels_for, _run_checked, average, check_rows, check_task, to_labels
 from lwm.spec.kernels import squared_mmd, sq_dists
 from lwm.spec.rkme import DTYPE, RKMETableSpecification
-
-# Sentence embeddings (unit norm, one row per text) of column descriptions.
-EmbedTexts = Callable[[Sequence[str]], np.ndarray]
 
 QUANTILE_LEVELS = np.linspace(0.05, 0.95, 19)
 # Confidence levels of a column pair's similarity (the mean of description and distribution

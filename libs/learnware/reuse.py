@@ -46,7 +46,7 @@ COLUMN_RANGE_MARGIN = 0.5
 RunLearnwares = Callable[[Sequence[tuple[int, np.ndarray]]], list[np.ndarray]]
 
 
-# Maps texts to points in the space of the learnwares' text specifications (sentence embeddings).
+# Sentence embeddings (unit norm, one row per text): of the user's texts for text specifications, of column descriptions for hetero alignment.
 EmbedTexts = Callable[[Sequence[str]], np.ndarray]
 
 
