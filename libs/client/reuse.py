@@ -29,6 +29,7 @@ from lwm.learnware.archive import LearnwareArchive
 from lwm.runtime.runner import ModelRunner, open_learnware
 from lwm.spec.hetero import input_descriptions
 from lwm.spec.rkme import TABLE_SPEC_TYPES, RKMETableSpecification
+from lwm.spec.text import TEXT_SPEC_TYPE, RKMETextSpecification, check_embedder, embed_sentences
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -48,11 +49,12 @@ class LocalLearnware:
 
     @property
     def stat_spec(self) -> RKMETableSpecification:
-        """The learnware's RKME table specification (ValueError when the zip has none)."""
-        for entry in self.archive.config.stat_specs:
-            if entry.class_name in TABLE_SPEC_TYPES:
-                return RKMETableSpecification.from_dict(self.archive.stat_spec_json(entry.class_name), device="cpu")
-        raise ValueError(f"learnware {self.id} has no RKMETableSpecification")
+        """The learnware's RKME table specification, else its RKMETextSpecification (ValueError when the zip has neither)."""
+        for spec_class, types in ((RKMETableSpecification, TABLE_SPEC_TYPES), (RKMETextSpecification, (TEXT_SPEC_TYPE,))):
+            for entry in self.archive.config.stat_specs:
+                if entry.class_name in types:
+                    return spec_class.from_dict(self.archive.stat_spec_json(entry.class_name), device="cpu")
+        raise ValueError(f"learnware {self.id} has no RKMETableSpecification or RKMETextSpecification")
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.runner.predict(np.asarray(X))
@@ -127,7 +129,11 @@ class JobSelectorReuser(_LocalReuser):
     """Each row goes to the learnware whose specification fits it best (see lwm.learnware.reuse)."""
 
     def __init__(self, learnware_list: Sequence[SandboxedLearnware], user_spec: RKMETableSpecification | None = None) -> None:
-        super().__init__(learnware_list, reuse.JobSelectorReuser(_ids(learnware_list), [lw.stat_spec for lw in learnware_list], user_spec))
+        specs = [learnware.stat_spec for learnware in learnware_list]
+        texts = [spec for spec in specs + [user_spec] if isinstance(spec, RKMETextSpecification)]
+        for spec in texts:  # the user's texts are embedded here to be routed in the specs' space
+            check_embedder(spec, "the user's" if spec is user_spec else "a learnware's")
+        super().__init__(learnware_list, reuse.JobSelectorReuser(_ids(learnware_list), specs, user_spec, embed_sentences if texts else None))
 
 
 class AveragingReuser(_LocalReuser):
@@ -186,6 +192,8 @@ class HeteroMapAlignLearnware:
 
     def align(self, user_data: np.ndarray | RKMETableSpecification, x_train: np.ndarray | None = None, y_train: np.ndarray | None = None) -> None:
         spec = self.learnware.stat_spec
+        if isinstance(spec, RKMETextSpecification):
+            raise ValueError(f"hetero alignment maps table columns; learnware {self.id} is a text learnware (reuse it with averaging, job selection or ensemble pruning)")
         data = user_data if isinstance(user_data, RKMETableSpecification) else np.asarray(user_data)
         user_dim = data.get_z().shape[1] if isinstance(data, RKMETableSpecification) else data.shape[-1]
         described = align.described_input_count(self.user_semantic_spec)

@@ -82,6 +82,13 @@ def detect_languages(texts: Sequence[str]) -> list[str]:
         return []
 
 
+def check_embedder(spec: "RKMETextSpecification", whose: str) -> None:
+    """ValueError unless the spec was made with EMBEDDER, the model texts are embedded with here
+    (texts to compare with it, e.g. rows a job selector routes, must land in its space)."""
+    if spec.embedder != EMBEDDER:
+        raise ValueError(f"{whose} text specification was made with the embedder {spec.embedder!r}; texts are embedded here with {EMBEDDER!r}")
+
+
 class RKMETextSpecification(RKMETableSpecification):
     """RKME of sentence embeddings; knows its embedder and the languages of its texts."""
 

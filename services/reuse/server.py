@@ -20,7 +20,7 @@ from lwm.runtime.runner import LearnwareRuntimeError
 from lwm.services.reuse.runners import RunnerPool
 from lwm.spec.hetero import input_descriptions
 from lwm.spec.rkme import RKMETableSpecification
-from lwm.spec.text import EMBEDDER, RKMETextSpecification, embed_sentences
+from lwm.spec.text import RKMETextSpecification, check_embedder, embed_sentences
 
 log = logging.getLogger(__name__)
 AVERAGING_MODE_NAMES = {
@@ -49,8 +49,8 @@ def _spec_class(texts: bool) -> type[RKMETableSpecification]:
 def _parse_spec(message: common_pb2.StatSpec, whose: str, spec_class: type[RKMETableSpecification]) -> RKMETableSpecification:
     """Raises ValueError for a malformed specification or a text one this service cannot embed texts for."""
     spec = spec_class.from_dict(convert.stat_spec_from_proto(message), device="cpu")
-    if isinstance(spec, RKMETextSpecification) and spec.embedder != EMBEDDER:
-        raise ValueError(f"{whose} text specification was made with the embedder {spec.embedder!r}; the market embeds texts with {EMBEDDER!r}")
+    if isinstance(spec, RKMETextSpecification):
+        check_embedder(spec, whose)
     return spec
 
 

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 
 from lwm.client import MarketClient, MarketError
 from lwm.client.cli import main as lwm_main
+from lwm.client.reuse import HeteroMapAlignLearnware, JobSelectorReuser
 from lwm.learnware.template import write_learnware_zip
 from lwm.spec import RKMETextSpecification, generate_semantic_spec
 
@@ -108,6 +109,17 @@ def test_reuse_with_texts_averaging_job_selector_and_ensemble_pruning(market: Te
 
         pruned = client.reuse(ids, pets, "ensemble_pruning", task="classification", train_x=pets[::2], train_y=pet_labels[::2])
         assert (pruned.predictions == pet_labels).mean() > 0.9 and "ensemble pruning kept" in pruned.messages[0]
+
+
+def test_local_job_selector_routes_texts_by_the_learnwares_text_specs(market: TextMarket) -> None:
+    coffee, _ = reviews("coffee")
+    pets, _ = reviews("pets")
+    with MarketClient(market.address) as client, client.load_learnware(market.ids["coffee"]) as first, client.load_learnware(market.ids["pets"]) as second:
+        selector = JobSelectorReuser([first, second], user_spec=_text_spec(coffee + pets))
+        expected = np.concatenate([market.models["coffee"].predict_proba(coffee), market.models["pets"].predict_proba(pets)])
+        np.testing.assert_allclose(selector.predict(coffee + pets), expected, rtol=1e-6)
+        with pytest.raises(ValueError, match="is a text learnware"):
+            HeteroMapAlignLearnware(first, "classification").align(np.zeros((4, 2)))
 
 
 def test_texts_are_refused_where_numeric_columns_are_needed(market: TextMarket) -> None:
