@@ -18,7 +18,7 @@ from lwm.spec import (
     generate_stat_spec,
     load_stat_spec,
 )
-from lwm.spec.text import embed_sentences
+from lwm.spec.text import check_embedder, embed_sentences
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from spec_fixture_data import SENTENCES  # noqa: E402
@@ -111,6 +111,9 @@ def test_reference_files_without_embedder_are_the_reference_model(finance):
     assert load_stat_spec(raw).embedder == REFERENCE_EMBEDDER
     with pytest.raises(ValueError, match="language"):
         load_stat_spec({**raw, "language": "en"})
+    check_embedder(finance, "the user's")  # ours: texts embedded here land in its space
+    with pytest.raises(ValueError, match="the user's text specification was made with the embedder .*paraphrase-multilingual"):
+        check_embedder(load_stat_spec(raw), "the user's")
 
 
 def test_generate_stat_spec_text_dispatch():
