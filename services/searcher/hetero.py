@@ -9,13 +9,17 @@ search ranks, so hetero search has the same scores and mixtures.
 A background thread owns the engine's life cycle: after the backlog is loaded it loads
 the last checkpoint from the organizer (so a restarted searcher does not retrain), trains
 when at least `min_learnwares` learnwares qualify and no engine exists, and retrains
-when `retrain_after` qualifying learnwares are not yet in the engine's training set.
+once `retrain_after` qualifying learnwares arrived since the last training started. A
+training sees at most `max_training_learnwares` of them (a stable sample); every
+qualifying learnware is mapped and searched.
 A new engine's specs are built beside the old ones and swapped in at once: searches
 meanwhile use the old engine and never wait for training.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import logging
 import os
 import threading
@@ -48,16 +52,30 @@ class HeteroSettings:
     """When the engine trains; each has an LWM_HETERO_* environment variable."""
 
     min_learnwares: int = 3  # LWM_HETERO_MIN_LEARNWARES: train once this many learnwares qualify
-    retrain_after: int = 5  # LWM_HETERO_RETRAIN_AFTER: retrain once this many qualify that the engine was not trained on
+    retrain_after: int = 5  # LWM_HETERO_RETRAIN_AFTER: retrain once this many new ones qualified since the last training
     steps: int = EngineConfig.steps  # LWM_HETERO_TRAIN_STEPS
+    # LWM_HETERO_MAX_TRAINING_LEARNWARES: a training herds pseudo-rows from at most this many (a stable sample by
+    # id hash); its steps are fixed, so more would only cost memory and herding time. Every learnware is still mapped.
+    max_training_learnwares: int = 1_000
 
     @classmethod
     def from_env(cls) -> "HeteroSettings":
-        return cls(
+        settings = cls(
             int(os.environ.get("LWM_HETERO_MIN_LEARNWARES", cls.min_learnwares)),
             int(os.environ.get("LWM_HETERO_RETRAIN_AFTER", cls.retrain_after)),
             int(os.environ.get("LWM_HETERO_TRAIN_STEPS", cls.steps)),
+            int(os.environ.get("LWM_HETERO_MAX_TRAINING_LEARNWARES", cls.max_training_learnwares)),
         )
+        if settings.max_training_learnwares < settings.min_learnwares:
+            raise ValueError(f"LWM_HETERO_MAX_TRAINING_LEARNWARES ({settings.max_training_learnwares}) is below LWM_HETERO_MIN_LEARNWARES ({settings.min_learnwares})")
+        return settings
+
+
+def training_sample(sources: list["HeteroSource"], limit: int) -> list["HeteroSource"]:
+    """All sources, or `limit` of them chosen by a hash of their ids (the same learnwares stay in as the market grows)."""
+    if len(sources) <= limit:
+        return sources
+    return heapq.nsmallest(limit, sources, key=lambda source: hashlib.blake2b(source.info.id.encode(), digest_size=8).digest())
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,7 @@ class HeteroIndex:
         self.settings = settings
         self.device = device
         self._sources: dict[str, HeteroSource] = {}
+        self._arrived = 0  # qualifying learnwares added or changed since the current engine's training started
         self._space: HeteroSpace | None = None
         self._synced = False
         self._checkpoint_tried = False
@@ -148,6 +167,7 @@ class HeteroIndex:
                     self._space.stack.remove(change.learnware_id)
                 if source is not None:
                     self._sources[source.info.id] = source
+                    self._arrived += 1
                     if self._space is not None:
                         self._add_spec(self._space, source)
             self._wake.notify_all()
@@ -214,9 +234,7 @@ class HeteroIndex:
             return "load"
         if self._space is None:
             return "train" if len(self._sources) >= self.settings.min_learnwares else None
-        trained_on = set(self._space.engine.learnware_ids)
-        untrained = sum(1 for learnware_id in self._sources if learnware_id not in trained_on)
-        return "train" if untrained >= self.settings.retrain_after else None
+        return "train" if self._arrived >= self.settings.retrain_after else None
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -229,6 +247,8 @@ class HeteroIndex:
                     return
                 self.training = work == "train"
                 sources = list(self._sources.values())
+                if self.training:
+                    self._arrived = 0
             try:
                 if work == "load":
                     self._load_checkpoint()
@@ -255,16 +275,22 @@ class HeteroIndex:
             raise
         engine = HeteroEngine.from_bytes(data, self.device)
         self._install(engine)
+        with self._lock:  # qualifying learnwares the checkpoint's training did not see count as arrivals
+            trained_on = set(engine.learnware_ids)
+            unseen = sum(1 for learnware_id in self._sources if learnware_id not in trained_on)
+            self._arrived = unseen if len(self._sources) <= self.settings.max_training_learnwares else 0
         log.info("hetero engine %s loaded from its checkpoint (trained on %d learnwares)", engine.engine_id, len(engine.learnware_ids))
 
     def _train(self, sources: list[HeteroSource]) -> None:
         started = time.perf_counter()
         config = replace(EngineConfig(), steps=self.settings.steps)
+        qualifying = len(sources)
+        sources = training_sample(sources, self.settings.max_training_learnwares)
         tables = [herd_training_table(source.table_spec, source.descriptions, config.pseudo_rows, seed=row) for row, source in enumerate(sources)]
         engine = train_engine(tables, [source.info.id for source in sources], config, self.device)
         self._install(engine)
         self.organizer.PutCheckpoint(organizer_pb2.PutCheckpointRequest(name=CHECKPOINT_NAME, data=engine.to_bytes()))
-        log.info("hetero engine %s trained on %d learnwares in %.1f s and checkpointed", engine.engine_id, len(sources), time.perf_counter() - started)
+        log.info("hetero engine %s trained on %d of %d qualifying learnwares in %.1f s and checkpointed", engine.engine_id, len(sources), qualifying, time.perf_counter() - started)
 
     def _install(self, engine: HeteroEngine) -> None:
         """Map every source with the new engine beside the old space, then swap them (changes meanwhile included)."""

@@ -147,3 +147,26 @@ def test_engine_trains_retrains_without_blocking_and_reloads(organizer_address: 
         assert restarted.stub.SearchLearnwares(request).search_path == "hetero"
     finally:
         restarted.stop()
+
+
+def test_training_sees_at_most_the_cap_and_does_not_retrain_in_a_loop(organizer_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LWM_HETERO_MIN_LEARNWARES", "3")
+    monkeypatch.setenv("LWM_HETERO_RETRAIN_AFTER", "1")
+    monkeypatch.setenv("LWM_HETERO_TRAIN_STEPS", "30")
+    monkeypatch.setenv("LWM_HETERO_MAX_TRAINING_LEARNWARES", "3")
+    organizer = organizer_pb2_grpc.OrganizerServiceStub(channel(organizer_address))
+    world = HeteroTableWorld.make("wine", tasks=4, seed=2)
+    searcher = Searcher(organizer_address)
+    try:
+        for task in range(3):
+            add_usable(organizer, *world.write_learnware(task, tmp_path / "zips"))
+        first = searcher.wait_for_engine()
+        add_usable(organizer, *world.write_learnware(3, tmp_path / "zips"))
+        second = searcher.wait_for_engine(differs_from=first)
+        engine = searcher.engine()
+        assert (engine.trained_on, engine.qualifying) == (3, 4)  # a sample of 3 of the 4, all 4 mapped
+        assert searcher.stub.SearchLearnwares(hetero_request(world, 3)).search_path == "hetero"
+        time.sleep(3.0)  # the learnware left out of the sample is no reason to train again
+        assert searcher.engine().engine_id == second and not searcher.engine().training
+    finally:
+        searcher.stop()
