@@ -149,9 +149,6 @@ class HeteroDataset:
     model: str  # the learnwares' model family: "linear" (ridge / logistic) or "boosting" (histogram gradient boosting)
 
 
-DATASETS = ("breast_cancer", "diabetes", "wine", "diamonds", "spam7")
-
-
 def load_dataset(name: str) -> HeteroDataset:
     """"diabetes" (regression), "wine" or "breast_cancer" (classification), from scikit-learn's files,
     with linear learnwares; "diamonds" (price regression) or "spam7" (classification), from
