@@ -8,17 +8,24 @@ TS_DIR := clients/typescript
 TS_STAMP := $(TS_DIR)/dist/.built-stamp
 DESCRIPTOR_SET := build/learnware.v1.desc
 
-.PHONY: venv demo test test-all proto clients clean sandbox-deps test-deps
+.PHONY: venv demo test test-all lint proto clients clean sandbox-deps test-deps
 
 # System packages (Debian; CI runs as root): bubblewrap is the sandbox of every learnware
 # check; the tests also start a real PostgreSQL and, when it installs, a Docker engine.
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
 # torch is installed first and pinned exactly (the CPU wheel); see DEVELOPERS.md.
-$(STAMP): pyproject.toml
+# Every component folder is a distribution contributing to the `lwm` namespace (DEVELOPERS.md).
+COMPONENTS := libs/spec libs/learnware libs/runtime libs/rpc libs/client \
+	services/organizer services/checker services/searcher services/reuse services/gateway services/market
+PIP := $(BIN)/pip install -q --disable-pip-version-check
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(COMPONENTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PIP) 'pip>=25.1'
+	$(PIP) torch==2.13.0
+	$(PIP) $(addprefix -e ,$(COMPONENTS)) torch==2.13.0
+	$(PIP) --group dev
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -33,7 +40,12 @@ test-deps: sandbox-deps
 demo: $(STAMP) sandbox-deps
 	$(BIN)/python examples/demo_market.py
 
-test: $(STAMP) $(TS_STAMP) test-deps
+# ruff over every Python file; mypy over the product (strict on lwm.spec, lwm.rpc, lwm.client).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy $(addsuffix /lwm,$(COMPONENTS))
+
+test: $(STAMP) $(TS_STAMP) test-deps lint
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 test-all: $(STAMP) $(TS_STAMP) test-deps

@@ -157,7 +157,7 @@ def run_ours(zips: list[Path], semantics: list[dict], users: list[UserCase], wor
             user = case.table
             found = [r.learnware.id for r in client.search_learnware(case.semantic, case.spec, max_search_num=5, max_results=len(ids)).single_results]
             ranks.append(found.index(ids[t]) + 1 if ids[t] in found else None)
-            ours, own = errors.setdefault(f"{case.dataset}/hetero_align", {}), errors.setdefault(f"{case.dataset}/own", {})
+            ours = errors.setdefault(f"{case.dataset}/hetero_align", {})
             for n, user_splits in case.splits.items():
                 for split in user_splits:
                     train = {} if n == 0 else {"train_x": user.x[split.labelled], "train_y": user.y[split.labelled]}

@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -40,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from reference_venv import ensure_reference_venv  # noqa: E402
+from reference_venv import ensure_reference_venv
 
-# As `lwm serve` (services/launch.py): OpenMP threads sleep instead of spinning between kernels.
+# As `lwm serve` (services/market/lwm/services/market/launch.py): OpenMP threads sleep instead of spinning between kernels.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,8 +196,7 @@ def reference_worker(job_path: str) -> None:
 
     import sklearn.linear_model
     from learnware.learnware import get_learnware_from_dirpath
-    from learnware.reuse import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser
-    from learnware.reuse import feature_augment
+    from learnware.reuse import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser, feature_augment
 
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
@@ -269,7 +267,7 @@ def reference_worker(job_path: str) -> None:
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def cell(results: Any) -> tuple[str, str]:

@@ -20,8 +20,8 @@ import argparse
 import importlib.util
 import os
 import statistics
-import tempfile
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path

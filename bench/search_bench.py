@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from reference_venv import ensure_reference_venv  # noqa: E402
+from reference_venv import ensure_reference_venv
 
-# As `lwm serve` (services/launch.py): OpenMP threads sleep instead of spinning between kernels.
+# As `lwm serve` (services/market/lwm/services/market/launch.py): OpenMP threads sleep instead of spinning between kernels.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +55,7 @@ class World:
     scales: np.ndarray  # (clusters,) standard deviation of each cluster
 
     @classmethod
-    def make(cls, clusters: int, dim: int, spread: float, seed: int) -> "World":
+    def make(cls, clusters: int, dim: int, spread: float, seed: int) -> World:
         rng = np.random.default_rng(seed)
         return cls(rng.normal(scale=spread, size=(clusters, dim)), rng.uniform(0.6, 1.4, size=clusters))
 
@@ -308,7 +306,7 @@ def report_row(name: str, results: dict[str, Any], sources: list[list[int]], str
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def main() -> None:

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from reference_venv import ensure_reference_venv  # noqa: E402
 import torch
+from reference_venv import ensure_reference_venv
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))

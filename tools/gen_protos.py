@@ -1,4 +1,4 @@
-"""Generate the Python gRPC stubs (and .pyi) from protos/ into libs/rpc/learnware/v1.
+"""Generate the Python gRPC stubs (and .pyi) from protos/ into libs/rpc/lwm/rpc/learnware/v1.
 
 protoc names the generated modules after the proto path (`learnware.v1`); our
 code lives in the `lwm.rpc` package, so the imports are rewritten to
@@ -8,7 +8,6 @@ code lives in the `lwm.rpc` package, so the imports are rewritten to
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -41,4 +40,4 @@ def generate(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    generate(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "libs" / "rpc" / "learnware" / "v1")
+    generate(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "libs" / "rpc" / "lwm" / "rpc" / "learnware" / "v1")

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -138,7 +138,7 @@ class OrganizerProcess:
         self.address = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "OrganizerProcess":
+    def start(self) -> OrganizerProcess:
         args = [sys.executable, "-m", "lwm.client.cli", "serve", "organizer", "--port", str(self.port), "--data-dir", str(self.backend.data_dir)]
         if self.backend.db_url:
             args += ["--db-url", self.backend.db_url]

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fixtures.learnwares import build_learnware_zip, semantic_spec
+
 from lwm.client import MarketClient
 from lwm.client.market import Learnware
 from lwm.rpc.learnware.v1 import market_pb2, market_pb2_grpc

@@ -7,9 +7,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import free_port
 
 from lwm.client import MarketClient, RetryPolicy
-from conftest import free_port
 
 pytestmark = pytest.mark.integration
 

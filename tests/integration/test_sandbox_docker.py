@@ -9,13 +9,13 @@ import signal
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
-
 from fixtures.learnwares import SOURCES, build_learnware_zip, semantic_spec
+
 from lwm.rpc.learnware.v1 import common_pb2
 from lwm.runtime.environment import EnvironmentConfig, EnvironmentManager
 from lwm.runtime.runner import LearnwareRuntimeError, LearnwareTimeoutError, ModelRunner

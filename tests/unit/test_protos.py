@@ -8,8 +8,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from google.protobuf import descriptor_pb2
+
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = ROOT / "libs" / "rpc" / "learnware" / "v1"
+GENERATED = ROOT / "libs" / "rpc" / "lwm" / "rpc" / "learnware" / "v1"
 PROTOS = sorted((ROOT / "protos" / "learnware" / "v1").glob("*.proto"))
 
 
@@ -53,7 +55,7 @@ def test_api_reference_is_fresh(tmp_path: Path) -> None:
 FULLY_COMMENTED = ["common.proto", "checker.proto", "organizer.proto", "market.proto", "searcher.proto", "reuse.proto"]
 
 
-def _uncommented(file: "descriptor_pb2.FileDescriptorProto") -> list[str]:
+def _uncommented(file: descriptor_pb2.FileDescriptorProto) -> list[str]:
     """Messages (nested included), enums, fields and enum values of `file` without a leading comment."""
     # Field numbers in SourceCodeInfo paths: FileDescriptorProto.message_type = 4, .enum_type = 5;
     # DescriptorProto.field = 2, .nested_type = 3, .enum_type = 4; EnumDescriptorProto.value = 2.
@@ -98,9 +100,8 @@ def test_fully_commented_protos() -> None:
     assert not problems, "\n".join(problems)
 
 
-def _descriptors() -> dict[str, "descriptor_pb2.FileDescriptorProto"]:
+def _descriptors() -> dict[str, descriptor_pb2.FileDescriptorProto]:
     """The compiled protos with their source info (comments), by file name."""
-    from google.protobuf import descriptor_pb2
     from grpc_tools import protoc
 
     proto_root = ROOT / "protos"

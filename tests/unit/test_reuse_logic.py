@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reuse_testing import Model, Runner
 from scipy.special import softmax
 
 from lwm.learnware.reuse import (
@@ -16,8 +17,6 @@ from lwm.learnware.reuse import (
     predict_in_blocks,
 )
 from lwm.spec import RKMETableSpecification
-from reuse_testing import Model, Runner
-
 
 
 def spec_of(x: np.ndarray) -> RKMETableSpecification:

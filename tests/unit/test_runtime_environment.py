@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from fixtures.learnwares import build_learnware_zip
+
 from lwm.learnware.archive import LearnwareArchive
 from lwm.runtime.environment import (
     EnvironmentBuildError,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from lwm.services.searcher.semantic import SemanticIndex
 from lwm.services.searcher import stack as stack_module
 from lwm.services.searcher.native_kernel import native_cross_terms
+from lwm.services.searcher.semantic import SemanticIndex
 from lwm.services.searcher.stack import SpecStack, augment_points, augment_queries, cross_terms
 from lwm.services.searcher.statistical import DistanceSummary, IndexSettings, UserSpec, finish, rank
 from lwm.spec.kernels import rbf_kernel

@@ -13,7 +13,7 @@ from lwm.client.cli import main
 from lwm.spec import RKMEImageSpecification, RKMETableSpecification, RKMETextSpecification, load_stat_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from spec_fixture_data import SENTENCES, blob_images  # noqa: E402
+from spec_fixture_data import SENTENCES, blob_images
 
 
 def test_table_from_csv_with_header(tmp_path, capsys):

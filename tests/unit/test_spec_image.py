@@ -15,7 +15,7 @@ from lwm.spec import RKMEImageSpecification, convnet_nngp_kernel, generate_stat_
 from lwm.spec.image import images_to_tensor, standardise_and_whiten
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from spec_fixture_data import blob_images  # noqa: E402
+from spec_fixture_data import blob_images
 
 K = 4  # small reduced sets keep the NNGP work of these tests to seconds
 

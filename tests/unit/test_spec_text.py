@@ -21,7 +21,7 @@ from lwm.spec import (
 from lwm.spec.text import check_embedder, embed_sentences
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from spec_fixture_data import SENTENCES  # noqa: E402
+from spec_fixture_data import SENTENCES
 
 FINANCE, SPORT = SENTENCES["text_a"], SENTENCES["text_b"]
 

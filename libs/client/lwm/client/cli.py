@@ -1,0 +1,602 @@
+"""`lwm`: the market's command line (users, operators and `lwm serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from lwm.client.errors import InvalidArgumentError, MarketError, NotFoundError, UnavailableError
+from lwm.client.market import DEFAULT_MARKET, Learnware, MarketClient, SearchResults
+from lwm.rpc.metrics import configure_logging
+
+if TYPE_CHECKING:
+    from lwm.services.organizer.metadata import MetadataStore
+    from lwm.services.organizer.object_store import ObjectStore
+
+EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_INVALID = 1, 2, 3, 4
+
+
+def load_array(path: str | Path) -> np.ndarray:
+    """A 2-D float array from .npy or .csv (a header row is detected and skipped)."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        loaded: np.ndarray = np.load(path, allow_pickle=False)
+        return loaded
+    frame = pd.read_csv(path, header=None)
+    if frame.shape[0] > 0 and not all(_is_number(v) for v in frame.iloc[0]):
+        frame = pd.read_csv(path)
+    table: np.ndarray = frame.to_numpy(dtype=np.float64)
+    return table
+
+
+def load_texts(path: str | Path) -> list[str]:
+    """The texts of a UTF-8 .txt file, one a line (an empty line is an empty text)."""
+    content = Path(path).read_text(encoding="utf-8")
+    return content.removesuffix("\n").split("\n") if content else []
+
+
+def load_data(path: str | Path) -> np.ndarray:
+    """Rows to predict on: texts (a str array) from a .txt file, else an array as load_array reads it."""
+    return np.array(load_texts(path), dtype=str) if Path(path).suffix == ".txt" else load_array(path)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _read_json(path: str | None) -> dict[str, Any]:
+    return json.loads(Path(path).read_text()) if path else {}
+
+
+def _print_learnwares(learnwares: Sequence[Learnware]) -> None:
+    print(f"{'ID':<18} {'STATUS':<10} {'NAME'}")
+    for lw in learnwares:
+        print(f"{lw.id:<18} {lw.status:<10} {lw.name}")
+
+
+def print_search(results: SearchResults) -> None:
+    print(f"search path: {results.search_path}")
+    for message in results.messages:
+        print(f"  note: {message}")
+    print(f"{'RANK':<5} {'SCORE':>6}  {'ID':<18} NAME")
+    for rank, item in enumerate(results.get_single_results(), 1):
+        print(f"{rank:<5} {item.score:>6.3f}  {item.learnware.id:<18} {item.learnware.name}")
+    for mixture in results.get_multiple_results():
+        parts = ", ".join(f"{lw.id} ({lw.name}) x {w:.2f}" for lw, w in zip(mixture.learnwares, mixture.weights))
+        print(f"mixture score {mixture.score:.3f}: {parts}")
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) and not isinstance(o, type) else str(o), indent=2)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # Imported here (as in cmd_spec): torch loads slowly and client commands never need it.
+    from lwm.services.market.launch import SERVICES, Running, ServeConfig, serve_forever, start_all, start_service
+
+    config = ServeConfig()
+    for name in ("host", "organizer", "checker", "searcher", "reuse", "db_url", "market_kind"):
+        if getattr(args, name, None):
+            setattr(config, name, getattr(args, name))
+    if args.data_dir:
+        config.data_dir = Path(args.data_dir)
+    if args.all:
+        running, gateway = start_all(config, args.port if args.port is not None else 50051)
+        print(f"market serving at {gateway} (data in {config.data_dir})", flush=True)
+    else:
+        if args.service not in SERVICES:
+            print(f"lwm serve: name a service ({', '.join(SERVICES)}) or use --all", file=sys.stderr)
+            return EXIT_USAGE
+        running = Running()
+        server = start_service(args.service, args.port or 0, config, running)
+        print(f"{args.service} serving at {server.address}", flush=True)
+    serve_forever(running)
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    """Make a statistical spec from a local file; a progress bar shows for large inputs."""
+    from lwm.spec import generate_stat_spec
+
+    path = Path(args.input)
+    data: Any
+    if args.kind == "table":
+        data = load_array(path)
+    elif args.kind == "image":
+        if path.suffix != ".npy":
+            raise ValueError(f"image input must be a .npy array of shape (N, C, H, W), got {path.name}")
+        data = np.load(path, allow_pickle=False)
+    elif path.suffix == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        column = args.column or frame.columns[0]
+        if column not in frame.columns:
+            raise ValueError(f"{path.name} has no column {column!r}; columns: {', '.join(frame.columns)}")
+        data = frame[column].tolist()
+    else:  # .txt: one sentence per line, blank lines skipped
+        data = [line.strip() for line in load_texts(path) if line.strip()]
+    large_input = len(data) >= 5_000 or (args.kind != "table" and len(data) >= 500)
+    spec = generate_stat_spec(type=args.kind, X=data, verbose=large_input)
+    spec.save(args.output)
+    shape = f"{len(data)} sentences" if args.kind == "text" else f"data of shape {tuple(np.shape(data))}"
+    print(f"wrote {spec.type} of {shape} to {args.output}")
+    return 0
+
+
+UPLOAD_POLL_S = 0.5
+
+
+def _follow_check(client: MarketClient, learnware: Learnware, timeout_s: float) -> Learnware:
+    """Poll the learnware while it is PENDING, showing the check's progress on stderr."""
+    started = time.monotonic()
+    interactive = sys.stderr.isatty()
+    reported = -1
+    while learnware.status == "PENDING":
+        elapsed = int(time.monotonic() - started)
+        if elapsed > timeout_s:
+            print(f"{learnware.id} is still PENDING after {timeout_s:g} s; see `lwm show {learnware.id}` later", file=sys.stderr)
+            break
+        if interactive:
+            print(f"\rchecking {learnware.id}: PENDING for {elapsed} s", end="", file=sys.stderr, flush=True)
+        elif elapsed // 10 > reported:  # one line every 10 s in logs and pipes
+            reported = elapsed // 10
+            print(f"checking {learnware.id}: PENDING for {elapsed} s", file=sys.stderr, flush=True)
+        time.sleep(UPLOAD_POLL_S)
+        learnware = client.get_learnware(learnware.id)
+    if interactive:
+        print(file=sys.stderr)
+    return learnware
+
+
+def _print_check_step(step: dict[str, Any], file: Any = None) -> None:
+    mark = "ok " if step.get("passed") else "FAIL"
+    print(f"  [{mark}] {step['name']}: {'; '.join(step.get('messages', []))}", file=file or sys.stdout, flush=True)
+
+
+def _bytes_bar(total: int, description: str) -> Any:
+    """A progress bar in bytes on stderr (only on a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc=description, file=sys.stderr, disable=None)
+
+
+def cmd_upload(args: argparse.Namespace, client: MarketClient) -> int:
+    with _bytes_bar(Path(args.zip).stat().st_size, "upload") as bar:
+        learnware = client.add_learnware(args.zip, _read_json(args.semantic), wait=False, progress=lambda sent: bar.update(sent - bar.n))
+    if args.wait:
+        learnware = _follow_check(client, learnware, args.wait_timeout)
+    if args.json:
+        print(_as_json(learnware))
+    else:
+        print(f"{learnware.id} {learnware.status}")
+        for step in learnware.check_report.get("steps", []):
+            _print_check_step(step)
+    return 0 if learnware.status in ("USABLE", "PENDING") else EXIT_INVALID
+
+
+TEMPLATE_README = """\
+# {name}: a learnware
+
+1. Train your model and save it here with pickle as `model.pkl` (any object with
+   `fit` and `{predict_method}`; see `__init__.py`, the model class the market runs).
+2. Make the statistical specification from your training data (the rows stay on
+   your machine, only the specification is shared):
+   `lwm spec table train.csv -o {directory}/stat_spec.json`
+3. Describe the learnware in `semantic_specification.json` (name, description,
+   scenarios, license, what each input column and output means).
+4. List what the model needs in `requirements.txt` (pin versions you trained with).
+5. Check and zip it: `lwm pack {directory}` (the market's checks, run here in the sandbox).
+6. Upload: `lwm upload {directory}.zip --semantic {directory}/semantic_specification.json`
+"""
+
+
+def cmd_init_learnware(args: argparse.Namespace) -> int:
+    """Write a learnware folder: a pickled-model class, learnware.yaml, a semantic spec to fill in, requirements, a README."""
+    from lwm.learnware.archive import LEARNWARE_YAML, dump_learnware_yaml
+    from lwm.learnware.template import MODEL_MODULE_SOURCE, SEMANTIC_SPEC_FILE, pickled_model_config
+    from lwm.spec import TABLE_SPEC_TYPE, generate_semantic_spec
+
+    directory = Path(args.directory)
+    if directory.exists() and any(directory.iterdir()):
+        print(f"lwm init-learnware: {directory} exists and is not empty; choose a new folder", file=sys.stderr)
+        return EXIT_USAGE
+    classification = args.task == "classification"
+    output_dim = args.output_dim if classification else 1
+    predict_method = "predict_proba" if classification else "predict"
+    name = args.name or directory.resolve().name
+    semantic = generate_semantic_spec(
+        name=name,
+        description=f"{name}: describe what the model predicts, from which data",
+        data_type="Table",
+        task_type="Classification" if classification else "Regression",
+        library_type="Scikit-learn",
+        scenarios=["Others"],
+        license="MIT",
+        input_description={"Dimension": args.input_dim, "Description": {str(i): f"feature {i}" for i in range(args.input_dim)}},
+        output_description={"Dimension": output_dim, "Description": {str(i): f"score of class {i}" if classification else "predicted value" for i in range(output_dim)}},
+    )
+    config = pickled_model_config((args.input_dim,), (output_dim,), predict_method, TABLE_SPEC_TYPE, with_semantic_spec=True)
+    files = {
+        LEARNWARE_YAML: dump_learnware_yaml(config),
+        "__init__.py": MODEL_MODULE_SOURCE,
+        SEMANTIC_SPEC_FILE: json.dumps(semantic, indent=2) + "\n",
+        "requirements.txt": "scikit-learn\nnumpy\n",
+        "README.md": TEMPLATE_README.format(name=name, directory=directory, predict_method=predict_method),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for file_name, text in files.items():
+        (directory / file_name).write_text(text, encoding="utf-8")
+    if args.json:
+        print(_as_json({"directory": str(directory), "files": sorted(files)}))
+    else:
+        print(f"created the learnware template in {directory}: {', '.join(sorted(files))}")
+        print(f"next: save your model as {directory}/model.pkl, make {directory}/stat_spec.json with `lwm spec table`, then `lwm pack {directory}` (see README.md)")
+    return 0
+
+
+def _learnware_files(directory: Path, skip: Path) -> list[Path]:
+    """The files to zip: everything but caches, hidden files and the output zip itself."""
+    files = []
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if path.is_file() and path.resolve() != skip and not any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+            files.append(path)
+    return files
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    """Zip a learnware folder and run the market's checks on it locally (the model in the sandbox); write the zip if USABLE."""
+    import io
+
+    from google.protobuf import json_format
+
+    from lwm.learnware.archive import LearnwareArchive
+    from lwm.rpc import convert
+    from lwm.services.checker.checks import check_learnware
+
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        print(f"lwm pack: {directory} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    output = Path(args.output) if args.output else directory.resolve().with_suffix(".zip")
+    files = _learnware_files(directory, output.resolve())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            zf.write(path, path.relative_to(directory).as_posix())
+    zip_bytes = buffer.getvalue()
+    print(f"packed {len(files)} files of {directory} ({len(zip_bytes)} bytes zipped)", file=sys.stderr)
+    semantic = _read_json(args.semantic) if args.semantic else LearnwareArchive.from_bytes(zip_bytes).semantic_spec()
+    if semantic is None:
+        print("lwm pack: no semantic specification: name one in learnware.yaml (semantic_specification.file_name) or give --semantic", file=sys.stderr)
+        return EXIT_USAGE
+    print("checking: semantic spec, archive, stat spec, environment (built or cached), model in the sandbox (instantiate, shapes, predict)", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    # Each check is shown as it ends (the report itself goes to stdout with --json).
+    report = check_learnware(semantic, zip_bytes, timeout_s=args.timeout, on_step=lambda step: _print_check_step(json_format.MessageToDict(step), sys.stderr if args.json else sys.stdout))
+    status = convert.STATUS_NAMES[report.status]
+    if status == "USABLE":
+        output.write_bytes(zip_bytes)
+    if args.json:
+        print(_as_json({"status": status, "zip": str(output) if status == "USABLE" else None, "files": [p.relative_to(directory).as_posix() for p in files], "check_report": json_format.MessageToDict(report)}))
+    else:
+        print(f"{directory}: {status} (checked in {time.monotonic() - started:.1f} s)")
+        print(f"wrote {output}" if status == "USABLE" else "no zip written: fix the failed check above and pack again")
+    if status == "USABLE":
+        return 0
+    return EXIT_INVALID if status == "INVALID" else EXIT_ERROR
+
+
+def cmd_search(args: argparse.Namespace, client: MarketClient) -> int:
+    semantic = _read_json(args.semantic)
+    if args.name:
+        semantic["Name"] = {"Values": args.name, "Type": "String"}
+    results = client.search_learnware(semantic, args.stat, max_search_num=args.max_search_num, mixture_strategy=args.strategy)
+    if args.json:
+        print(_as_json(results))
+    else:
+        print_search(results)
+    return 0
+
+
+def cmd_reuse(args: argparse.Namespace, client: MarketClient) -> int:
+    from tqdm import tqdm
+
+    train_x = load_data(args.train_x) if args.train_x else None
+    train_y = load_array(args.train_y).reshape(-1) if args.train_y else None
+    with tqdm(total=None, unit="rows", desc=f"reuse ({args.method})", file=sys.stderr, disable=args.quiet) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = client.reuse(
+            args.ids,
+            load_data(args.data),
+            args.method,
+            mode=args.mode,
+            task=args.task,
+            train_x=train_x,
+            train_y=train_y,
+            user_spec=args.user_spec,
+            user_semantic_spec=json.loads(Path(args.semantic).read_text()) if args.semantic else None,
+            block_rows=args.block_rows,
+            progress=progress,
+        )
+    predictions = result.predictions.reshape(result.predictions.shape[0], -1)
+    for message in result.messages:
+        print(f"note: {message}", file=sys.stderr)
+    if args.output:
+        np.savetxt(args.output, predictions, delimiter=",")
+        print(f"wrote {predictions.shape[0]} predictions to {args.output}")
+    else:
+        np.savetxt(sys.stdout, predictions, delimiter=",", fmt="%.6g")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace, client: MarketClient) -> int:
+    learnwares = list(client.list_learnwares(statuses=args.status or ()))
+    if args.json:
+        print(_as_json(learnwares))
+    else:
+        _print_learnwares(learnwares)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, client: MarketClient) -> int:
+    print(_as_json(client.get_learnware(args.id)))
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace, client: MarketClient) -> int:
+    for learnware_id in args.ids:
+        client.delete_learnware(learnware_id)
+        print(f"deleted {learnware_id}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace, client: MarketClient) -> int:
+    with _bytes_bar(client.get_learnware(args.id).zip_size, "download") as bar:
+        path = client.download(args.id, args.output or f"{args.id}.zip", progress=lambda received: bar.update(received - bar.n))
+    print(f"saved {path}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, client: MarketClient) -> int:
+    print(_as_json(client.market_info()))
+    return 0
+
+
+def _organizer_storage(args: argparse.Namespace) -> tuple[MetadataStore, ObjectStore]:
+    """The organizer's (metadata, objects) as configured by --data-dir/--db-url and the LWM_* variables."""
+    from lwm.services.organizer.server import OrganizerConfig
+
+    data_dir = Path(args.data_dir or os.environ.get("LWM_DATA_DIR", ".lwm-data"))
+    return OrganizerConfig.from_env(data_dir, args.db_url or os.environ.get("LWM_DB_URL", "")).open_storage()
+
+
+def cmd_admin_backup(args: argparse.Namespace) -> int:
+    from lwm.services.organizer.backup import backup_market
+
+    summary = backup_market(*_organizer_storage(args), Path(args.directory))
+    print(f"backed up {summary.learnwares} learnwares ({summary.bytes} bytes) to {args.directory}")
+    return 0
+
+
+def cmd_admin_restore(args: argparse.Namespace) -> int:
+    from lwm.services.organizer.backup import restore_market
+
+    summary = restore_market(*_organizer_storage(args), Path(args.directory))
+    print(f"restored {summary.learnwares} learnwares ({summary.bytes} bytes); {len(summary.skipped)} were already present")
+    return 0
+
+
+def cmd_admin_sweep(args: argparse.Namespace) -> int:
+    from lwm.services.organizer.sweeper import sweep
+
+    report = sweep(*_organizer_storage(args), grace_s=args.grace_s)
+    print(f"removed {len(report.removed)} orphan objects, kept {report.kept}, {report.too_young} unreferenced but younger than {args.grace_s:g} s")
+    return 0
+
+
+def cmd_admin_migrate(args: argparse.Namespace) -> int:
+    metadata, _ = _organizer_storage(args)  # opening the store applies the migrations
+    print(f"metadata schema is current (latest revision {metadata.latest_revision()})")
+    return 0
+
+
+def _token_store(args: argparse.Namespace) -> Any:
+    from lwm.rpc.auth import TokenStore
+
+    path = args.tokens_file or os.environ.get("LWM_TOKENS_FILE", "")
+    if not path:
+        raise ValueError("name the tokens file with --tokens-file or LWM_TOKENS_FILE")
+    return TokenStore(Path(path))
+
+
+def cmd_admin_token(args: argparse.Namespace) -> int:
+    store = _token_store(args)
+    if args.token_command == "create":
+        token, record = store.create(args.user, args.role, ttl_s=args.expires_in_days * 86400)
+        expiry = "never expires" if not record.expires_at else f"expires in {args.expires_in_days:g} days"
+        print(f"token {record.id} for {record.user} ({record.role}, {expiry}); it is shown only now:", file=sys.stderr)
+        print(token)
+    elif args.token_command == "list":
+        print(f"{'ID':<10} {'USER':<20} {'ROLE':<6} EXPIRES")
+        for record in store.tokens().values():
+            print(f"{record.id:<10} {record.user:<20} {record.role:<6} {time.strftime('%Y-%m-%d %H:%M', time.gmtime(record.expires_at)) if record.expires_at else 'never'}")
+    elif not store.revoke(args.id):
+        print(f"lwm admin token revoke: no token {args.id!r}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    return 0
+
+
+ADMIN_COMMANDS = {"backup": cmd_admin_backup, "restore": cmd_admin_restore, "sweep": cmd_admin_sweep, "migrate": cmd_admin_migrate, "token": cmd_admin_token}
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    from lwm.rpc.errors import ServiceError
+
+    try:
+        return ADMIN_COMMANDS[args.admin_command](args)
+    except ServiceError as error:  # storage unreachable
+        print(f"lwm admin {args.admin_command}: {error.message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def add_admin_parser(sub: Any) -> None:
+    admin = sub.add_parser("admin", help="operator commands on the organizer's storage (run where it is reachable)")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    storage = argparse.ArgumentParser(add_help=False)
+    storage.add_argument("--data-dir", help="organizer data directory (env LWM_DATA_DIR, default .lwm-data)")
+    storage.add_argument("--db-url", help="SQLAlchemy URL of the metadata database (env LWM_DB_URL); S3 from LWM_S3_*")
+    backup = admin_sub.add_parser("backup", parents=[storage], help="copy every learnware (row + zip) into a new directory")
+    backup.add_argument("directory")
+    restore = admin_sub.add_parser("restore", parents=[storage], help="load a backup directory into the market's storage")
+    restore.add_argument("directory")
+    sweep = admin_sub.add_parser("sweep", parents=[storage], help="remove stored zips that no learnware references")
+    sweep.add_argument("--grace-s", type=float, default=3600.0, help="keep unreferenced zips younger than this (uploads in flight)")
+    admin_sub.add_parser("migrate", parents=[storage], help="bring the metadata schema up to date (Alembic)")
+    token = admin_sub.add_parser("token", help="API tokens of the gateway (the tokens file holds only their hashes)")
+    token.add_argument("--tokens-file", help="tokens file of the gateway (env LWM_TOKENS_FILE)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="make a token and print it (once)")
+    create.add_argument("--user", required=True)
+    create.add_argument("--role", choices=["user", "admin"], default="user")
+    create.add_argument("--expires-in-days", type=float, default=0.0, help="0 = never")
+    token_sub.add_parser("list", help="list tokens (ids, users, roles, expiry)")
+    revoke = token_sub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lwm", description="Learnware Market: share, find and reuse trained models.")
+    parser.add_argument("--market", default=os.environ.get("LWM_MARKET", DEFAULT_MARKET), help="gateway address host:port (env LWM_MARKET)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run market services")
+    serve.add_argument("service", nargs="?", help="organizer, checker, searcher, reuse or gateway")
+    serve.add_argument("--all", action="store_true", help="run all five services in this process, wired over loopback gRPC")
+    serve.add_argument("--port", type=int, help="port of the service (of the gateway with --all; default 50051)")
+    serve.add_argument("--host", help="address to bind (env LWM_HOST, default 127.0.0.1)")
+    serve.add_argument("--data-dir", help="organizer data directory (env LWM_DATA_DIR, default .lwm-data)")
+    serve.add_argument("--db-url", help="SQLAlchemy URL of the metadata database (env LWM_DB_URL; default SQLite in the data dir)")
+    serve.add_argument("--market-kind", choices=["easy", "hetero"], help="easy, or hetero: the searcher trains the hetero engine and the gateway searches across feature spaces (env LWM_MARKET_KIND, default easy)")
+    for name in ("organizer", "checker", "searcher", "reuse"):
+        serve.add_argument(f"--{name}", help=f"address of the {name} service (env LWM_{name.upper()})")
+
+    spec = sub.add_parser("spec", help="make a statistical specification from local data")
+    spec.add_argument("kind", choices=["table", "image", "text"])
+    spec.add_argument("input", help="table: .csv or .npy (n, d); image: .npy (N, C, H, W); text: .txt (one sentence a line) or .csv")
+    spec.add_argument("-o", "--output", required=True, help="spec JSON to write")
+    spec.add_argument("--column", help="text from a .csv: the column holding the sentences (default: the first)")
+
+    init = sub.add_parser("init-learnware", help="create a learnware folder to fill in (model class, learnware.yaml, semantic spec, requirements)")
+    init.add_argument("directory", help="new (or empty) folder")
+    init.add_argument("--name", help="learnware name (default: the folder's name)")
+    init.add_argument("--task", choices=["classification", "regression"], default="classification")
+    init.add_argument("--input-dim", type=int, required=True, help="number of input columns")
+    init.add_argument("--output-dim", type=int, default=2, help="classification: number of classes (default 2); regression has one output")
+
+    pack = sub.add_parser("pack", help="check a learnware folder locally with the market's checks (model run in the sandbox) and zip it")
+    pack.add_argument("directory")
+    pack.add_argument("-o", "--output", help="zip to write (default: the folder's name + .zip beside it)")
+    pack.add_argument("--semantic", help="semantic specification JSON (default: the one learnware.yaml names)")
+    pack.add_argument("--timeout", type=float, default=120.0, help="seconds each call to the model may take (default 120)")
+
+    upload = sub.add_parser("upload", help="upload a learnware zip")
+    upload.add_argument("zip")
+    upload.add_argument("--semantic", required=True, help="semantic specification JSON")
+    upload.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="follow the check while the learnware is PENDING and print its report (the default); "
+        "--no-wait prints the id and PENDING at once (follow it later with `lwm show ID`)",
+    )
+    upload.add_argument("--wait-timeout", type=float, default=1800.0, help="stop following the check after this many seconds (default 1800)")
+
+    search = sub.add_parser("search", help="search learnwares")
+    search.add_argument("--semantic", help="semantic specification JSON (empty fields match everything)")
+    search.add_argument("--name", help="text to look for in names and descriptions")
+    search.add_argument("--stat", help="statistical specification JSON made with `lwm spec`")
+    search.add_argument("--max-search-num", type=int, default=5, help="most learnwares in a mixture")
+    search.add_argument("--strategy", choices=["greedy", "auto"], default="greedy", help="mixture search strategy")
+
+    reuse = sub.add_parser("reuse", help="reuse learnwares on your data")
+    reuse.add_argument("--method", required=True, choices=["job_selector", "averaging", "ensemble_pruning", "feature_augment", "hetero_align"])
+    reuse.add_argument("--ids", nargs="+", required=True, help="learnware ids")
+    reuse.add_argument("--data", required=True, help=".csv or .npy file of the rows to predict; for text learnwares a UTF-8 .txt file, one text a line (job_selector, averaging, ensemble_pruning)")
+    reuse.add_argument("--mode", default="mean", choices=["mean", "vote_by_label", "vote_by_prob"], help="averaging mode")
+    reuse.add_argument("--task", choices=["classification", "regression"], help="task of ensemble_pruning, feature_augment and hetero_align")
+    reuse.add_argument("--semantic", help="hetero_align: your semantic specification JSON whose Input describes the columns of --data")
+    reuse.add_argument("--train-x", help="labelled rows (.csv/.npy, or .txt texts, one a line) for ensemble_pruning and feature_augment (optional for hetero_align)")
+    reuse.add_argument("--train-y", help="their labels or targets (.csv/.npy, one column)")
+    reuse.add_argument("--user-spec", help="job_selector: your statistical specification JSON (`lwm spec`) for the mixture weights")
+    reuse.add_argument("--block-rows", type=int, default=0, help="rows per streamed block (default: the market's, 10000)")
+    reuse.add_argument("--quiet", action="store_true", help="no progress bar")
+    reuse.add_argument("-o", "--output", help="write predictions to this CSV instead of stdout")
+
+    ls = sub.add_parser("ls", help="list learnwares")
+    ls.add_argument("--status", action="append", choices=["PENDING", "INVALID", "NONUSABLE", "USABLE"], help="only these statuses")
+    show = sub.add_parser("show", help="show one learnware with its check report")
+    show.add_argument("id")
+    rm = sub.add_parser("rm", help="delete learnwares")
+    rm.add_argument("ids", nargs="+")
+    download = sub.add_parser("download", help="download a learnware zip")
+    download.add_argument("id")
+    download.add_argument("-o", "--output")
+    sub.add_parser("info", help="what the market is and holds")
+    add_admin_parser(sub)
+    return parser
+
+
+CLIENT_COMMANDS = {"upload": cmd_upload, "search": cmd_search, "reuse": cmd_reuse, "ls": cmd_ls, "show": cmd_show, "rm": cmd_rm, "download": cmd_download, "info": cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()  # LWM_LOG_LEVEL, LWM_LOG_FORMAT (text or json)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "spec":
+            return cmd_spec(args)
+        if args.command == "admin":
+            return cmd_admin(args)
+        if args.command == "init-learnware":
+            return cmd_init_learnware(args)
+        if args.command == "pack":
+            return cmd_pack(args)
+        with MarketClient(args.market) as client:
+            return CLIENT_COMMANDS[args.command](args, client)
+    except MarketError as error:
+        hint = f"; is a market serving at {args.market}? (--market or LWM_MARKET)" if isinstance(error, UnavailableError) else ""
+        print(f"lwm: {error.message} ({error.code.name}){hint}", file=sys.stderr)
+        if isinstance(error, NotFoundError):
+            return EXIT_NOT_FOUND
+        if isinstance(error, InvalidArgumentError):
+            return EXIT_INVALID
+        return EXIT_ERROR
+    except (OSError, ValueError) as error:
+        print(f"lwm: {error}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

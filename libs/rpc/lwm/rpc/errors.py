@@ -1,0 +1,91 @@
+"""Errors with a gRPC status, and the wrapper that turns exceptions into statuses."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+log = logging.getLogger(__name__)
+UNAVAILABLE_PREFIX = "a market service is unavailable: "
+T = TypeVar("T")
+
+
+class ServiceError(Exception):
+    """An error meant for the caller: a status code and a human-readable message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid_argument(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def not_found(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def failed_precondition(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.FAILED_PRECONDITION, message)
+
+
+def unimplemented(capability: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.UNIMPLEMENTED, f"not implemented yet: {capability}")
+
+
+def _abort(context: grpc.ServicerContext, error: BaseException, method: str) -> None:
+    if isinstance(error, ServiceError):
+        context.abort(error.code, error.message)
+    if isinstance(error, ValueError):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+    if isinstance(error, grpc.RpcError) and isinstance(error, grpc.Call):
+        # A downstream service answered with a status: pass it on unchanged.
+        code = error.code()
+        details = error.details() or code.name
+        if code == grpc.StatusCode.UNAVAILABLE and not details.startswith(UNAVAILABLE_PREFIX):
+            details = UNAVAILABLE_PREFIX + details
+        context.abort(code, details)
+    log.exception("unexpected error in %s", method)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(error).__name__}: {error}")
+
+
+def _wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+    name = method.__qualname__
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def stream_wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                yield from method(self, request, context)
+            except Exception as error:
+                _abort(context, error, name)
+
+        return stream_wrapper
+
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except Exception as error:
+            _abort(context, error, name)
+
+    return wrapper
+
+
+def grpc_errors(cls: type[T]) -> type[T]:
+    """Class decorator: every public RPC method maps exceptions to gRPC statuses.
+
+    ServiceError keeps its code, ValueError becomes INVALID_ARGUMENT, statuses from
+    downstream services pass through, anything else is INTERNAL with its message.
+    """
+    for attr, value in list(vars(cls).items()):
+        if callable(value) and attr[:1].isupper():
+            setattr(cls, attr, _wrap(value))
+    return cls

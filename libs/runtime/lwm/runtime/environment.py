@@ -1,0 +1,430 @@
+"""Learnware environments: a Python interpreter with the learnware's requirements installed.
+
+A learnware names its dependencies in `requirements.txt` (pip) or
+`environment.yaml` (conda). The default backend builds a venv with `uv` from
+PyPI, cached under `cache_dir` by the hash of the normalised requirements, so a
+second learnware with the same requirements starts at once. From an
+environment.yaml it takes the pip section and those conda dependencies that
+exist on PyPI, unless a conda/mamba binary is on PATH, which then builds it.
+
+Requirements that cannot be installed here (not on PyPI, like `sqlite`, or
+with no distribution for this platform, like `pywin32` on Linux) are dropped
+and reported, as the reference package does; any other install failure (a
+package that fails to build, conflicting pins) fails with uv's message.
+The "host" backend installs nothing and runs learnwares with the service's own
+interpreter (development only).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from lwm.learnware.archive import LearnwareArchive
+
+BACKENDS = ("uv", "host")
+# Bump when the build recipe changes: older cache entries are then ignored.
+ENV_FORMAT = 1
+# The runner itself imports numpy; a learnware's own pin of it wins.
+RUNNER_REQUIREMENTS = ("numpy",)
+READY_FILE = "lwm-environment.json"
+# Conda package names whose PyPI name differs.
+CONDA_TO_PYPI = {"pytorch": "torch", "py-xgboost": "xgboost", "py-lightgbm": "lightgbm"}
+# uv's words for "no such package" and "nothing installable on this platform".
+_NOT_FOUND = ("not found in the package registry", "was not found in the provided package locations")
+_NO_PLATFORM = ("only found wheels for", "on the following platforms", "no wheels with a matching platform tag", "no wheels with a matching python")
+# uv's words for "the package index cannot be reached".
+_NETWORK = ("failed to fetch", "error sending request", "dns error", "network is unreachable", "connection refused")
+_TAIL_CHARS = 4000
+
+
+class EnvironmentBuildError(RuntimeError):
+    """The learnware's environment could not be built (the message has the installer's output).
+
+    `infrastructure` is True when the market is at fault (no uv, no network), not the learnware.
+    """
+
+    def __init__(self, message: str, *, infrastructure: bool = False) -> None:
+        super().__init__(message)
+        self.infrastructure = infrastructure
+
+
+@dataclass(frozen=True)
+class DroppedRequirement:
+    requirement: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.requirement} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """A learnware's requirements: normalised PEP 508 strings (sorted), plus what was left out and why."""
+
+    packages: tuple[str, ...]
+    dropped: tuple[DroppedRequirement, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A ready environment: run learnwares with `python`."""
+
+    python: str
+    requirements: tuple[str, ...]
+    dropped: tuple[DroppedRequirement, ...] = ()
+    notes: tuple[str, ...] = ()
+    build_s: float = 0.0
+    cached: bool = False
+
+
+def _normalise(req: Requirement) -> str:
+    text: str = canonicalize_name(req.name)
+    if req.extras:
+        text += "[" + ",".join(sorted(req.extras)) + "]"
+    text += ",".join(sorted(str(s) for s in req.specifier))
+    if req.marker is not None:
+        text += f"; {req.marker}"
+    return text
+
+
+def _collect(lines: list[str], dropped: list[DroppedRequirement], notes: list[str]) -> Requirements:
+    packages: dict[str, str] = {}
+    for line in lines:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as error:
+            dropped.append(DroppedRequirement(line, f"not a valid requirement: {str(error).splitlines()[0]}"))
+            continue
+        if req.url:
+            dropped.append(DroppedRequirement(line, "only packages from the package index are installed, not URLs"))
+            continue
+        packages[_normalise(req)] = line
+    return Requirements(tuple(sorted(packages)), tuple(dropped), tuple(notes))
+
+
+def _pip_lines(text: str, dropped: list[DroppedRequirement]) -> list[str]:
+    """Requirement lines of requirements.txt text; pip options (-r, -e, --index-url, ...) go to `dropped`."""
+    lines: list[str] = []
+    for raw in text.replace("\\\n", " ").splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
+        if not line:
+            continue
+        if line.startswith("-"):
+            dropped.append(DroppedRequirement(line, "pip options are not allowed in a learnware's requirements"))
+            continue
+        lines.append(re.split(r"\s+--?[a-z]", line, maxsplit=1)[0].strip())  # inline options such as --hash
+    return lines
+
+
+def parse_requirements_txt(text: str) -> Requirements:
+    """Requirements from a requirements.txt."""
+    dropped: list[DroppedRequirement] = []
+    return _collect(_pip_lines(text, dropped), dropped, [])
+
+
+def _conda_to_pip(spec: str) -> tuple[str, str] | None:
+    """(name, pip requirement) of a conda match spec: `numpy=1.21`, `conda-forge::scipy >=1.5`, `pkg=1.0=py38_0`."""
+    match = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", spec.split("::")[-1].strip())
+    if match is None:
+        return None
+    name, version = match.group(1), match.group(2).replace(" ", "")
+    name = CONDA_TO_PYPI.get(name.lower(), name)
+    if version.startswith("=") and not version.startswith("=="):
+        version = version[1:].split("=")[0]  # "=1.21=build" -> "1.21", which conda reads as 1.21.*
+        version = f"=={version}" if version.endswith("*") else f"=={version}.*"
+    return name, name + version
+
+
+def parse_environment_yaml(text: str) -> Requirements:
+    """The pip section and the conda dependencies of an environment.yaml, as pip requirements."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise EnvironmentBuildError(f"environment.yaml is not valid YAML: {error}") from None
+    deps = data.get("dependencies") if isinstance(data, dict) else None
+    if not isinstance(deps, list):
+        raise EnvironmentBuildError("environment.yaml has no 'dependencies' list")
+    lines: list[str] = []
+    dropped: list[DroppedRequirement] = []
+    notes: list[str] = []
+    for dep in deps:
+        if isinstance(dep, dict):
+            lines += _pip_lines("\n".join(str(p) for p in dep.get("pip") or []), dropped)
+            continue
+        converted = _conda_to_pip(str(dep))
+        if converted is None:
+            dropped.append(DroppedRequirement(str(dep), "not a conda package spec"))
+            continue
+        name, requirement = converted
+        if canonicalize_name(name) == "python":
+            notes.append(f"environment.yaml asks for {dep}; learnwares run on Python {sys.version_info.major}.{sys.version_info.minor}")
+        elif canonicalize_name(name) != "pip":
+            lines.append(requirement)
+    return _collect(lines, dropped, notes)
+
+
+def read_requirements(archive: LearnwareArchive) -> Requirements:
+    """The requirements of a learnware zip, from its environment.yaml or requirements.txt."""
+    text = archive.read(archive.env_file).decode("utf-8", errors="replace")
+    if archive.env_file == "environment.yaml":
+        return parse_environment_yaml(text)
+    return parse_requirements_txt(text)
+
+
+def _default_overrides() -> tuple[str, ...]:
+    """Pin torch to the market's own build, so that a learnware's torch pin never pulls gigabytes of CUDA wheels."""
+    try:
+        return (f"torch=={importlib.metadata.version('torch').split('+')[0]}",)
+    except importlib.metadata.PackageNotFoundError:
+        return ()
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lwm" / "envs"
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part for part in re.split(r"[,\s]+", value) if part)
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """Where and how environments are built.
+
+    `backend`: "uv" (default) or "host". `python`: the interpreter venvs are
+    made from. `overrides`: pins applied over the learnware's own (default: torch
+    pinned to the version installed beside the market). `find_links`: extra
+    local wheel folders. `conda`: a conda or mamba binary that builds
+    environment.yaml learnwares itself (default: mamba or conda from PATH, if
+    any). `build_timeout_s`: bound on one build.
+    """
+
+    backend: str = "uv"
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    python: str = sys.executable
+    overrides: tuple[str, ...] = field(default_factory=_default_overrides)
+    find_links: tuple[str, ...] = ()
+    conda: str | None = field(default_factory=lambda: shutil.which("mamba") or shutil.which("conda"))
+    build_timeout_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"environment backend must be one of {BACKENDS}, got {self.backend!r}")
+
+    @classmethod
+    def from_env(cls) -> EnvironmentConfig:
+        """From LWM_ENV_BACKEND, LWM_ENV_CACHE_DIR, LWM_ENV_OVERRIDES, LWM_ENV_FIND_LINKS (default:
+        PIP_FIND_LINKS) and LWM_ENV_CONDA (a conda/mamba path; empty: never use conda)."""
+        kwargs: dict[str, Any] = {"backend": os.environ.get("LWM_ENV_BACKEND") or "uv"}
+        if os.environ.get("LWM_ENV_CACHE_DIR"):
+            kwargs["cache_dir"] = Path(os.environ["LWM_ENV_CACHE_DIR"])
+        if "LWM_ENV_OVERRIDES" in os.environ:
+            kwargs["overrides"] = _split(os.environ["LWM_ENV_OVERRIDES"])
+        kwargs["find_links"] = _split(os.environ.get("LWM_ENV_FIND_LINKS", os.environ.get("PIP_FIND_LINKS", "")))
+        if "LWM_ENV_CONDA" in os.environ:
+            kwargs["conda"] = os.environ["LWM_ENV_CONDA"] or None
+        return cls(**kwargs)
+
+
+def uv_binary() -> str:
+    """uv from PATH, else the one installed beside this interpreter (the `uv` PyPI package)."""
+    found = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise EnvironmentBuildError("uv is not installed (pip install uv); it builds the learnwares' environments", infrastructure=True)
+    return found
+
+
+def _run(command: list[str], timeout_s: float, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA"))}
+    env.update({"UV_NO_PROGRESS": "1", "NO_COLOR": "1"})
+    try:
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        raise EnvironmentBuildError(f"building the environment took longer than {timeout_s:g} s: {' '.join(command[:3])} ...", infrastructure=True) from None
+
+
+def _tail(result: subprocess.CompletedProcess[str]) -> str:
+    return (result.stderr.strip() or result.stdout.strip())[-_TAIL_CHARS:]
+
+
+class EnvironmentManager:
+    """Builds and caches learnware environments (thread- and process-safe)."""
+
+    def __init__(self, config: EnvironmentConfig | None = None) -> None:
+        self.config = config if config is not None else EnvironmentConfig.from_env()
+
+    def prepare(self, archive: LearnwareArchive) -> Environment:
+        """The learnware's environment, built now or taken from the cache."""
+        requirements = read_requirements(archive)
+        if archive.env_file == "environment.yaml" and self.config.conda and self.config.backend == "uv":
+            return self._conda_environment(archive.read("environment.yaml").decode("utf-8", errors="replace"), requirements)
+        return self.prepare_requirements(requirements)
+
+    def prepare_requirements(self, requirements: Requirements) -> Environment:
+        if self.config.backend == "host":
+            return Environment(
+                python=self.config.python,
+                requirements=requirements.packages,
+                dropped=requirements.dropped,
+                notes=(*requirements.notes, "host backend: requirements not installed; the service's interpreter runs the learnware"),
+            )
+        key = self.cache_key(requirements)
+        notes = [*requirements.notes, *(f"override: {o}" for o in self.config.overrides if _overridden(o, requirements))]
+        return self._cached(key, requirements, notes, lambda folder: self._build(folder, requirements))
+
+    def cache_key(self, requirements: Requirements) -> str:
+        """The cache key of a uv environment for `requirements`."""
+        return self._key({"packages": list(requirements.packages), "overrides": list(self.config.overrides)})
+
+    def _key(self, recipe: dict[str, Any]) -> str:
+        full = {"format": ENV_FORMAT, "python": [self.config.python, sys.version], "find_links": list(self.config.find_links), **recipe}
+        return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:32]
+
+    def _conda_environment(self, yaml_text: str, requirements: Requirements) -> Environment:
+        data = yaml.safe_load(yaml_text)
+        spec = {k: v for k, v in data.items() if k not in ("name", "prefix")}  # the cache decides where it lives
+        key = self._key({"conda": self.config.conda, "spec": spec})
+        return self._cached(key, requirements, [f"built by {self.config.conda}"], lambda folder: self._build_conda(folder, spec))
+
+    def _cached(self, key: str, requirements: Requirements, notes: list[str], build: Callable[[Path], list[DroppedRequirement]]) -> Environment:
+        """The environment under `key`, made by `build(folder)` (which returns what it dropped) unless cached."""
+        cache = self.config.cache_dir
+        cache.mkdir(parents=True, exist_ok=True)
+        folder = cache / key
+        with open(cache / f"{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            ready = folder / READY_FILE
+            if ready.is_file():
+                return self._load(folder, cached=True)
+            shutil.rmtree(folder, ignore_errors=True)  # a build that died halfway
+            folder.mkdir()
+            started = time.perf_counter()
+            try:
+                dropped = build(folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            record = {
+                "requirements": list(requirements.packages),
+                "dropped": [[d.requirement, d.reason] for d in (*requirements.dropped, *dropped)],
+                "notes": notes,
+                "build_s": time.perf_counter() - started,
+            }
+            ready.write_text(json.dumps(record, indent=2))
+        return self._load(folder, cached=False)
+
+    @staticmethod
+    def _load(folder: Path, cached: bool) -> Environment:
+        record = json.loads((folder / READY_FILE).read_text())
+        return Environment(
+            python=str(folder / "venv" / "bin" / "python"),
+            requirements=tuple(record["requirements"]),
+            dropped=tuple(DroppedRequirement(r, why) for r, why in record["dropped"]),
+            notes=tuple(record["notes"]),
+            build_s=0.0 if cached else float(record["build_s"]),
+            cached=cached,
+        )
+
+    def _build(self, folder: Path, requirements: Requirements) -> list[DroppedRequirement]:
+        """Make the venv and install; returns the requirements it had to drop."""
+        uv = uv_binary()
+        venv = folder / "venv"
+        result = _run([uv, "venv", "--quiet", "--python", self.config.python, str(venv)], self.config.build_timeout_s)
+        if result.returncode != 0:
+            raise EnvironmentBuildError(f"could not create the venv: {_tail(result)}", infrastructure=True)
+        python = str(venv / "bin" / "python")
+        packages = list(requirements.packages)
+        names = {canonicalize_name(Requirement(p).name) for p in packages}
+        packages += [r for r in RUNNER_REQUIREMENTS if canonicalize_name(r) not in names]
+        result = self._install(uv, python, folder, packages)
+        if result.returncode == 0:
+            return []
+        _raise_if_network_error(result)
+        dropped = [d for d in (self._probe(uv, python, p) for p in requirements.packages) if d is not None]
+        if not dropped:
+            raise EnvironmentBuildError(f"installing the learnware's requirements failed:\n{_tail(result)}")
+        kept = [p for p in packages if p not in {d.requirement for d in dropped}]
+        result = self._install(uv, python, folder, kept)
+        if result.returncode != 0:
+            _raise_if_network_error(result)
+            raise EnvironmentBuildError(f"installing the learnware's requirements failed:\n{_tail(result)}")
+        return dropped
+
+    def _build_conda(self, folder: Path, spec: dict[str, Any]) -> list[DroppedRequirement]:
+        """`conda env create` from the learnware's environment.yaml; numpy is added for the runner if missing."""
+        assert self.config.conda is not None
+        spec_file = folder / "environment.yaml"
+        spec_file.write_text(yaml.safe_dump(spec))
+        prefix = folder / "venv"
+        result = _run([self.config.conda, "env", "create", "--quiet", "--prefix", str(prefix), "--file", str(spec_file)], self.config.build_timeout_s)
+        if result.returncode != 0:
+            _raise_if_network_error(result)
+            raise EnvironmentBuildError(f"{Path(self.config.conda).name} could not create the environment:\n{_tail(result)}")
+        python = prefix / "bin" / "python"
+        if not python.exists():
+            raise EnvironmentBuildError("the conda environment has no Python; add python to environment.yaml's dependencies")
+        if _run([str(python), "-c", "import numpy"], 120).returncode != 0:
+            result = self._install(uv_binary(), str(python), folder, list(RUNNER_REQUIREMENTS))
+            if result.returncode != 0:
+                raise EnvironmentBuildError(f"installing numpy (the runner needs it) failed:\n{_tail(result)}")
+        return []
+
+    def _install(self, uv: str, python: str, folder: Path, packages: list[str]) -> subprocess.CompletedProcess[str]:
+        (folder / "requirements.txt").write_text("\n".join(packages) + "\n")
+        command = [uv, "pip", "install", "--python", python, "-r", str(folder / "requirements.txt")]
+        if self.config.overrides:
+            (folder / "overrides.txt").write_text("\n".join(self.config.overrides) + "\n")
+            command += ["--override", str(folder / "overrides.txt")]
+        for link in self.config.find_links:
+            command += ["--find-links", link]
+        return _run(command, self.config.build_timeout_s)
+
+    def _probe(self, uv: str, python: str, package: str) -> DroppedRequirement | None:
+        """Whether `package` alone is unavailable here (then it is dropped), by resolving it without dependencies."""
+        command = [uv, "pip", "compile", "--no-deps", "--no-header", "--quiet", "--python", python, "-"]
+        for link in self.config.find_links:
+            command += ["--find-links", link]
+        result = _run(command, self.config.build_timeout_s, stdin=package + "\n")
+        if result.returncode == 0:
+            return None
+        message = _tail(result).lower()
+        if any(words in message for words in _NOT_FOUND):
+            return DroppedRequirement(package, "not found on the package index")
+        if any(words in message for words in _NO_PLATFORM):
+            return DroppedRequirement(package, f"no distribution for this platform ({sys.platform}, Python {sys.version_info.major}.{sys.version_info.minor})")
+        return None
+
+
+def _raise_if_network_error(result: subprocess.CompletedProcess[str]) -> None:
+    if any(words in _tail(result).lower() for words in _NETWORK):
+        raise EnvironmentBuildError(f"the package index could not be reached:\n{_tail(result)}", infrastructure=True)
+
+
+def _overridden(override: str, requirements: Requirements) -> bool:
+    name = canonicalize_name(Requirement(override).name)
+    return any(canonicalize_name(Requirement(p).name) == name for p in requirements.packages)
+
+
+@functools.lru_cache(maxsize=1)
+def default_environments() -> EnvironmentManager:
+    """The process-wide EnvironmentManager configured by LWM_ENV_* variables."""
+    return EnvironmentManager()

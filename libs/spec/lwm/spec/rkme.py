@@ -1,0 +1,404 @@
+"""RKME table specification: a reduced kernel mean embedding of tabular data.
+
+File format (JSON, same as the reference ``learnware`` package)::
+
+    {"z": [[...], ...], "beta": [...], "gamma": 0.1, "num_points": 200,
+     "type": "RKMETableSpecification"}
+
+Older files may say ``"type": "RKMEStatSpecification"`` or have no "type".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .device import resolve_device
+from .kernels import rbf_kernel, rkhs_inner_product, squared_mmd
+from .kmeans import canonical_row_order, kmeans
+from .qp import solve_simplex_qp
+
+TABLE_SPEC_TYPE = "RKMETableSpecification"
+# Old class name of the same specification, still found in stored learnwares.
+LEGACY_TABLE_SPEC_TYPE = "RKMEStatSpecification"
+TABLE_SPEC_TYPES = (TABLE_SPEC_TYPE, LEGACY_TABLE_SPEC_TYPE)
+
+# Same cap as the reference's C.max_reduced_set_size: K * d may not exceed it.
+MAX_REDUCED_SET_SIZE = 1_310_720
+# k-means for the initial Z runs on at most this many rows (seeded subsample);
+# beta and the Z steps always use all rows.
+KMEANS_MAX_SAMPLES = 20_000
+# Each Z step tries the full preconditioned step first and halves it until
+# the MMD to the data goes down, at most this many times.
+MAX_STEP_HALVINGS = 8
+# Kernel entries (z, x) held at once while fitting: 16 MB in float64, small
+# enough to keep peak memory low, large enough for full-speed matrix products.
+FIT_KERNEL_ENTRIES = 2_000_000
+
+DTYPE = torch.float64
+
+
+def table_to_numpy(X: Any) -> np.ndarray:
+    """Validate tabular input and return a float64 copy of shape (n, d).
+
+    Accepts numpy arrays, pandas DataFrames, torch tensors and nested lists.
+    +-inf counts as missing. Missing values are filled with their column's
+    mean (as the reference does); a column with no finite value, fewer than
+    two rows, or input that is not 2-D raises ValueError.
+    """
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    elif hasattr(X, "to_numpy") and hasattr(X, "columns"):  # pandas DataFrame
+        try:
+            X = X.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"all DataFrame columns must be numeric: {err}") from None
+    try:
+        arr = np.array(X, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"X must be numeric tabular data: {err}") from None
+    if arr.ndim != 2:
+        hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")
+    if arr.shape[0] < 2 or arr.shape[1] == 0:
+        raise ValueError(f"X must have at least two rows and one column, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        all_bad = np.nonzero(bad.all(axis=0))[0]
+        if all_bad.size:
+            raise ValueError(
+                f"column(s) {all_bad.tolist()} of X have no finite value (all NaN/inf); drop or fill them"
+            )
+        arr[bad] = np.nan
+        col_mean = np.nanmean(arr, axis=0)
+        rows, cols = np.nonzero(bad)
+        arr[rows, cols] = col_mean[cols]
+    return arr
+
+
+@dataclass
+class _FitState:
+    """A reduced set with its optimal beta and the data terms that go with it."""
+
+    z: torch.Tensor  # (K, d)
+    beta: torch.Tensor  # (K,)
+    k_zz: torch.Tensor  # (K, K) kernel among the points
+    mean_k: torch.Tensor  # (K,) a_i = mean_x k(z_i, x)
+    mean_kx: torch.Tensor  # (K, d) b_i = mean_x k(z_i, x) x
+    objective: float  # squared MMD to the data minus the constant mean_{x,x'} k(x, x')
+
+
+class _ReducedSetFit:
+    """The RKME fitting problem for data X: kernel terms, beta QP, Z step direction."""
+
+    def __init__(self, X: torch.Tensor, gamma: float, nonnegative_beta: bool) -> None:
+        self.X = X
+        self.x_sq = (X * X).sum(1)
+        self.gamma = gamma
+        self.nonnegative_beta = nonnegative_beta
+
+    def state(self, z: torch.Tensor) -> _FitState:
+        mean_k, mean_kx = self._data_terms(z)
+        k_zz = rbf_kernel(z, z, self.gamma)
+        beta = self._solve_beta(k_zz, mean_k)
+        objective = float(beta @ k_zz @ beta - 2.0 * (mean_k @ beta))
+        return _FitState(z, beta, k_zz, mean_k, mean_kx, objective)
+
+    def _data_terms(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean_x k(z_i, x) (K,) and mean_x k(z_i, x) x (K, d), chunked over X."""
+        n = self.X.shape[0]
+        z_sq = (z * z).sum(1, keepdim=True)
+        mean_k = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+        mean_kx = torch.zeros_like(z)
+        step = max(1, FIT_KERNEL_ENTRIES // z.shape[0])
+        for s in range(0, n, step):
+            xc = self.X[s : s + step]
+            sq = torch.addmm(z_sq + self.x_sq[s : s + step][None, :], z, xc.T, alpha=-2.0)
+            kzx = sq.clamp_min_(0.0).mul_(-self.gamma).exp_()
+            mean_k += kzx.sum(1)
+            mean_kx += kzx @ xc
+        return mean_k / n, mean_kx / n
+
+    def _solve_beta(self, k_zz: torch.Tensor, mean_k: torch.Tensor) -> torch.Tensor:
+        if self.nonnegative_beta:
+            b = solve_simplex_qp(k_zz.cpu().numpy(), mean_k.cpu().numpy())
+            return torch.from_numpy(b).to(k_zz.device, k_zz.dtype)
+        # Unconstrained closed form, as the reference (no sum-to-one constraint).
+        eye = torch.eye(k_zz.shape[0], dtype=k_zz.dtype, device=k_zz.device)
+        solved: torch.Tensor = torch.linalg.solve(k_zz + 1e-5 * eye, mean_k)
+        return solved
+
+    @staticmethod
+    def descent_direction(state: _FitState) -> torch.Tensor:
+        """Per-point preconditioned MMD descent direction for Z.
+
+        The gradient for z_i is -4 gamma beta_i [(b_i - a_i z_i) - (t_i - s_i z_i)]
+        with s_i = sum_{j != i} beta_j k(z_i, z_j) and t_i = the same sum of
+        beta_j k(z_i, z_j) z_j. Dividing by 4 gamma beta_i a_i leaves a
+        mean-shift step towards the data minus the pull of the other points,
+        which has the scale of the data whatever beta_i and a_i are (points
+        with beta_i = 0 move towards the data too instead of staying stuck).
+        """
+        w = state.k_zz * state.beta[None, :]
+        w.fill_diagonal_(0.0)
+        s = w.sum(1, keepdim=True)
+        t = w @ state.z
+        a = state.mean_k[:, None]
+        direction = (state.mean_kx - a * state.z) - (t - s * state.z)
+        return direction / a.clamp_min(torch.finfo(a.dtype).tiny)
+
+
+class RKMETableSpecification:
+    """Reduced set (z, beta) with sum_i beta_i k(z_i, .) ~ the kernel mean embedding of X."""
+
+    type: str = TABLE_SPEC_TYPE
+    # "type" values from_dict accepts; files with no "type" count as cls.type.
+    accepted_types: tuple[str, ...] = TABLE_SPEC_TYPES
+
+    def __init__(self, gamma: float = 0.1, device: str | torch.device | None = None, *, cuda_idx: int | None = None) -> None:
+        """``cuda_idx`` is the reference's way to pick a device (-1 = CPU); ``device`` wins."""
+        self.gamma = float(gamma)
+        self.num_points = 0
+        self.device = resolve_device(device, cuda_idx)
+        self.z: torch.Tensor | None = None
+        self.beta: torch.Tensor | None = None
+
+    # ----- construction -------------------------------------------------
+    def generate_stat_spec_from_data(
+        self,
+        X: Any,
+        K: int = 100,
+        step_size: float = 1.0,
+        steps: int = 3,
+        nonnegative_beta: bool = True,
+        reduce: bool = True,
+        random_state: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        """Fit the reduced set to X (n, d), n >= 2.
+
+        K shrinks to max(1, 2n/3) when K >= n, and so that K * d stays within
+        MAX_REDUCED_SET_SIZE (both as the reference). Z starts at k-means
+        centres and beta solves the non-negative QP (sum(beta) = 1); then
+        ``steps`` rounds of one step on Z and a new beta. The Z step is the
+        MMD gradient preconditioned per point (a mean-shift step towards the
+        data, minus the pull of the other points), scaled by ``step_size``
+        and halved until the MMD to the data goes down, so no round makes the
+        spec worse. With ``reduce=False``, Z = X and beta = 1/n.
+        ``verbose`` shows a progress bar over the rounds.
+        """
+        if int(K) < 1:
+            raise ValueError(f"K must be >= 1, got {K}")
+        if not step_size > 0:
+            raise ValueError(f"step_size must be > 0, got {step_size}")
+        arr = table_to_numpy(X)
+        n, d = arr.shape
+        self.num_points = n
+        K = int(K)
+        if K * d > MAX_REDUCED_SET_SIZE:
+            K = max(20, MAX_REDUCED_SET_SIZE // d)
+        if K >= n:
+            K = max(1, n * 2 // 3)
+
+        arr = arr[canonical_row_order(arr)]
+        Xt = torch.from_numpy(arr).to(self.device, DTYPE)
+        if not reduce:
+            self.z = Xt
+            self.beta = torch.full((n,), 1.0 / n, dtype=DTYPE, device=self.device)
+            return
+
+        generator = torch.Generator().manual_seed(int(random_state))
+        sample = Xt
+        if n > KMEANS_MAX_SAMPLES:
+            idx = torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES].to(self.device)
+            sample = Xt[idx]
+        fit = _ReducedSetFit(Xt, self.gamma, nonnegative_beta)
+        state = fit.state(kmeans(sample, K, generator))
+        eta = float(step_size)
+        for _ in tqdm(range(int(steps)), desc="RKME table spec", disable=not verbose):
+            direction = fit.descent_direction(state)
+            for _ in range(MAX_STEP_HALVINGS + 1):
+                trial = fit.state(state.z + eta * direction)
+                if trial.objective < state.objective:
+                    break
+                eta /= 2.0
+            else:
+                break  # no step lowers the MMD: Z is at a (local) optimum
+            state = trial
+            eta = min(float(step_size), 2.0 * eta)
+        self.z, self.beta = state.z, state.beta
+
+    # ----- accessors ----------------------------------------------------
+    def _require_fitted(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.z is None or self.beta is None:
+            raise ValueError("specification is empty: call generate_stat_spec_from_data() or load() first")
+        return self.z, self.beta
+
+    def get_z(self) -> np.ndarray:
+        """Reduced set points, a (K, d) float64 numpy copy."""
+        return self._require_fitted()[0].detach().cpu().numpy().copy()
+
+    def get_beta(self) -> np.ndarray:
+        """Reduced set weights, a (K,) float64 numpy copy."""
+        return self._require_fitted()[1].detach().cpu().numpy().copy()
+
+    def _check_comparable(self, other: RKMETableSpecification) -> None:
+        """Raise ValueError unless self and other are specs of the same kind over the same features."""
+        if type(other) is not type(self):
+            raise ValueError(f"cannot compare a {self.type} with a {getattr(other, 'type', type(other).__name__)}")
+        d1, d2 = self._require_fitted()[0].shape[1], other._require_fitted()[0].shape[1]
+        if d1 != d2:
+            raise ValueError(f"feature dimension mismatch: {d1} vs {d2}")
+
+    def _on_device(self, other: RKMETableSpecification) -> tuple[torch.Tensor, ...]:
+        self._check_comparable(other)
+        z1, b1 = self._require_fitted()
+        z2, b2 = other._require_fitted()
+        return z1, b1, z2.to(self.device), b2.to(self.device)
+
+    # ----- math ---------------------------------------------------------
+    def inner_prod(self, other: RKMETableSpecification) -> float:
+        """<Phi_self, Phi_other> in the RKHS (kernel width of self)."""
+        z1, b1, z2, b2 = self._on_device(other)
+        return float(rkhs_inner_product(z1, b1, z2, b2, self.gamma))
+
+    def dist(self, other: RKMETableSpecification, omit_term1: bool = False) -> float:
+        """Squared MMD ||Phi_self - Phi_other||^2; omit_term1 drops ||Phi_self||^2."""
+        z1, b1, z2, b2 = self._on_device(other)
+        if omit_term1:
+            t12 = rkhs_inner_product(z1, b1, z2, b2, self.gamma)
+            t22 = rkhs_inner_product(z2, b2, z2, b2, self.gamma)
+            return float(t22 - 2.0 * t12)
+        return float(squared_mmd(z1, b1, z2, b2, self.gamma))
+
+    def herding(self, T: int, random_state: int | None = None) -> np.ndarray:
+        """T pseudo-samples (T, d) that approximate the data distribution.
+
+        Candidates: 100*T points drawn around z_i (chosen with probability
+        beta_i, negatives clipped) with N(0, 0.25^2) noise; then kernel herding
+        greedily picks T of them, as the reference.
+        """
+        z, beta = self._require_fitted()
+        if int(T) < 1:
+            raise ValueError(f"T must be >= 1, got {T}")
+        T = int(T)
+        gen = torch.Generator(self.device)
+        if random_state is None:
+            gen.seed()
+        else:
+            gen.manual_seed(int(random_state))
+        weights = beta.clamp_min(0.0)
+        if float(weights.sum()) <= 0:
+            raise ValueError("herding needs at least one positive weight in beta")
+        n_cand = 100 * T
+        pick = torch.multinomial(weights / weights.sum(), n_cand, replacement=True, generator=gen)
+        noise = torch.randn(n_cand, z.shape[1], dtype=DTYPE, device=self.device, generator=gen)
+        cand = z[pick] + 0.25 * noise
+        # f(x) = <Phi, k(x, .)>; pick argmax of (t+1) f(x) - sum_{s in S} k(s, x).
+        f = beta @ rbf_kernel(z, cand, self.gamma)
+        chosen_sum = torch.zeros(n_cand, dtype=DTYPE, device=self.device)
+        out = torch.empty(T, z.shape[1], dtype=DTYPE, device=self.device)
+        for t in range(T):
+            idx = int(torch.argmax((t + 1) * f - chosen_sum))
+            out[t] = cand[idx]
+            chosen_sum += rbf_kernel(cand[idx : idx + 1], cand, self.gamma)[0]
+        return out.cpu().numpy()
+
+    # ----- serialisation -----------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The reference JSON object: z, beta, gamma, num_points, type (in that order)."""
+        z, beta = self._require_fitted()
+        return {
+            "z": z.detach().cpu().numpy().tolist(),
+            "beta": beta.detach().cpu().numpy().tolist(),
+            "gamma": self.gamma,
+            "num_points": int(self.num_points),
+            "type": self.type,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], device: str | torch.device | None = None) -> RKMETableSpecification:
+        """Build from a reference-format dict (for tables also old "RKMEStatSpecification" or no type)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"RKME spec must be a JSON object, got {type(d).__name__}")
+        spec_type = d.get("type", cls.type)
+        if spec_type not in cls.accepted_types:
+            raise ValueError(f"not an {cls.type}: type is {spec_type!r}")
+        for key in ("z", "beta"):
+            if key not in d:
+                raise ValueError(f"RKME spec is missing {key!r}")
+        spec = cls(gamma=float(d.get("gamma", 0.1)), device=device)
+        try:
+            z = np.asarray(d["z"], dtype=np.float64)
+            beta = np.asarray(d["beta"], dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"RKME spec z/beta must be numeric arrays: {err}") from None
+        if z.ndim < 2 or z.shape[0] == 0:
+            raise ValueError(f"RKME spec z must have shape (K, d) with K >= 1, got {z.shape}")
+        z = z.reshape(z.shape[0], -1)  # the reference may store (K, *feature_shape)
+        if beta.shape[0] != z.shape[0]:
+            raise ValueError(f"RKME spec has {z.shape[0]} points in z but {beta.shape[0]} weights in beta")
+        if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
+            raise ValueError("RKME spec z/beta contain NaN or inf")
+        spec.z = torch.from_numpy(z).to(spec.device, DTYPE)
+        spec.beta = torch.from_numpy(beta).to(spec.device, DTYPE)
+        spec.num_points = int(d.get("num_points", 0))
+        spec._read_extra_fields(d)
+        return spec
+
+    def _read_extra_fields(self, d: dict[str, Any]) -> None:
+        """Subclasses read the fields they add to the reference table format."""
+
+    def to_json(self) -> str:
+        """Compact JSON text, as the reference writes it."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the reference JSON file."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+
+    def load(self, path: str | os.PathLike[str]) -> bool:
+        """Read a reference JSON file into this object; returns True (reference API)."""
+        with open(path, encoding="utf-8") as f:
+            loaded = self.from_dict(json.load(f), device=self.device)
+        self.__dict__.update(loaded.__dict__)
+        return True
+
+    def __repr__(self) -> str:
+        k = "empty" if self.z is None else f"K={self.z.shape[0]}, d={self.z.shape[1]}"
+        return f"{type(self).__name__}({k}, gamma={self.gamma}, num_points={self.num_points})"
+
+
+def generate_rkme_table_spec(
+    X: Any,
+    gamma: float = 0.1,
+    reduced_set_size: int = 100,
+    step_size: float = 1.0,
+    steps: int = 3,
+    nonnegative_beta: bool = True,
+    reduce: bool = True,
+    device: str | torch.device | None = None,
+    random_state: int = 0,
+    cuda_idx: int | None = None,
+    verbose: bool = False,
+) -> RKMETableSpecification:
+    """Make an RKME table spec from X (the reference's function of the same name)."""
+    spec = RKMETableSpecification(gamma=gamma, device=device, cuda_idx=cuda_idx)
+    spec.generate_stat_spec_from_data(
+        X,
+        K=reduced_set_size,
+        step_size=step_size,
+        steps=steps,
+        nonnegative_beta=nonnegative_beta,
+        reduce=reduce,
+        random_state=random_state,
+        verbose=verbose,
+    )
+    return spec

@@ -1,0 +1,281 @@
+"""Gateway: the public Market API, composing organizer, checker, searcher and reuse."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+
+from lwm.rpc import convert, metrics
+from lwm.rpc.auth import MARKET_POLICY, ConcurrencyLimit
+from lwm.rpc.errors import ServiceError, failed_precondition, grpc_errors, invalid_argument
+from lwm.rpc.interceptors import current_principal
+from lwm.rpc.learnware.v1 import (
+    checker_pb2,
+    checker_pb2_grpc,
+    common_pb2,
+    market_pb2,
+    market_pb2_grpc,
+    organizer_pb2,
+    organizer_pb2_grpc,
+    reuse_pb2,
+    reuse_pb2_grpc,
+    searcher_pb2,
+    searcher_pb2_grpc,
+)
+from lwm.rpc.server import Server, channel
+from lwm.spec.hetero import hetero_search_problem
+from lwm.spec.rkme import TABLE_SPEC_TYPE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Backends:
+    organizer: str
+    checker: str
+    # One searcher address, or comma-separated addresses of replicas that each hold a shard of the market.
+    searcher: str
+    reuse: str
+
+
+class CheckScheduler:
+    """Runs learnware checks (checker -> organizer status) inline or in the background."""
+
+    def __init__(self, organizer: organizer_pb2_grpc.OrganizerServiceStub, checker: checker_pb2_grpc.CheckerServiceStub, on_write: RevisionTracker, workers: int = 2) -> None:
+        self.organizer = organizer
+        self.checker = checker
+        self.revisions = on_write
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
+
+    def run(self, learnware_id: str) -> common_pb2.LearnwareInfo:
+        started = time.perf_counter()
+        report = self.checker.CheckLearnware(checker_pb2.CheckLearnwareRequest(learnware_id=learnware_id)).report
+        metrics.CHECK_DURATION.labels(convert.STATUS_NAMES[report.status]).observe(time.perf_counter() - started)
+        updated = self.organizer.UpdateLearnware(organizer_pb2.UpdateLearnwareRequest(learnware_id=learnware_id, status=report.status, check_report=report)).learnware
+        self.revisions.saw(updated.revision)
+        log.info("learnware %s is %s", learnware_id, convert.STATUS_NAMES[updated.status])
+        return updated
+
+    def submit(self, learnware_id: str, on_done: Callable[[], None] = lambda: None) -> None:
+        def job() -> None:
+            try:
+                self.run(learnware_id)
+            except grpc.RpcError as error:
+                log.error("check of %s failed (%s: %s); it stays PENDING until rechecked", learnware_id, error.code(), error.details())
+            finally:
+                on_done()
+
+        self._executor.submit(job)
+
+    def resume_pending(self) -> None:
+        """Queue checks of learnwares left PENDING (e.g. by a gateway that stopped mid-check)."""
+        token = ""
+        while True:
+            page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=common_pb2.PageRequest(page_size=1000, page_token=token), statuses=[common_pb2.LEARNWARE_STATUS_PENDING]))
+            for info in page.learnwares:
+                self.submit(info.id)
+            token = page.next_page_token
+            if not token:
+                return
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=False)
+
+
+class RevisionTracker:
+    """Highest organizer revision this gateway has written: searches wait for it (read-your-writes)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.latest = 0
+
+    def saw(self, revision: int) -> None:
+        with self._lock:
+            self.latest = max(self.latest, revision)
+
+
+@grpc_errors
+class MarketServicer(market_pb2_grpc.MarketServiceServicer):
+    def __init__(self, backends: Backends, kind: market_pb2.MarketKind = market_pb2.MARKET_KIND_EASY) -> None:
+        self.organizer = organizer_pb2_grpc.OrganizerServiceStub(channel(backends.organizer))
+        self.checker = checker_pb2_grpc.CheckerServiceStub(channel(backends.checker))
+        self.searchers = [searcher_pb2_grpc.SearcherServiceStub(channel(address.strip())) for address in backends.searcher.split(",")]
+        self._merges = itertools.count()
+        self.reuse = reuse_pb2_grpc.ReuseServiceStub(channel(backends.reuse))
+        self.kind = kind
+        self.revisions = RevisionTracker()
+        self.checks = CheckScheduler(self.organizer, self.checker, self.revisions)
+        # Uploads whose check has not finished yet; beyond the limit uploads get RESOURCE_EXHAUSTED.
+        self.pending_checks = ConcurrencyLimit.from_env("LWM_MAX_CONCURRENT_CHECKS", "learnware checks")
+
+    def _check_semantic(self, spec: common_pb2.SemanticSpec) -> None:
+        reply = self.checker.CheckSemanticSpec(checker_pb2.CheckSemanticSpecRequest(semantic_spec=spec))
+        if not reply.valid:
+            raise invalid_argument("invalid semantic specification: " + "; ".join(reply.problems))
+
+    def AddLearnware(self, request_iterator: Iterator[market_pb2.MarketAddLearnwareRequest], context: grpc.ServicerContext) -> market_pb2.MarketAddLearnwareResponse:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "metadata":
+            raise invalid_argument("the first message of AddLearnware must carry the metadata (semantic spec)")
+        metadata = first.metadata
+        self._check_semantic(metadata.semantic_spec)
+        owner = current_principal().name
+
+        def forward() -> Iterator[organizer_pb2.AddLearnwareRequest]:
+            yield organizer_pb2.AddLearnwareRequest(metadata=organizer_pb2.AddLearnwareMetadata(semantic_spec=metadata.semantic_spec, owner=owner, zip_size=metadata.zip_size))
+            for message in request_iterator:
+                if message.WhichOneof("payload") != "chunk":
+                    raise invalid_argument("after the metadata, AddLearnware accepts only chunks")
+                yield organizer_pb2.AddLearnwareRequest(chunk=message.chunk)
+
+        self.pending_checks.acquire()
+        try:
+            added = self.organizer.AddLearnware(forward()).learnware
+        except BaseException:
+            self.pending_checks.release()
+            raise
+        self.revisions.saw(added.revision)
+        if metadata.wait_for_check:
+            try:
+                return market_pb2.MarketAddLearnwareResponse(learnware=self.checks.run(added.id))
+            finally:
+                self.pending_checks.release()
+        self.checks.submit(added.id, on_done=self.pending_checks.release)
+        return market_pb2.MarketAddLearnwareResponse(learnware=added)
+
+    def _require_owner(self, learnware_id: str) -> None:
+        """PERMISSION_DENIED unless the caller owns the learnware or is an admin."""
+        principal = current_principal()
+        owner = self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=learnware_id)).learnware.owner
+        if not principal.may_change(owner):
+            raise ServiceError(grpc.StatusCode.PERMISSION_DENIED, f"learnware {learnware_id} belongs to {owner!r}: only its owner or an admin may change it")
+
+    def GetLearnware(self, request: market_pb2.MarketGetLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketGetLearnwareResponse:
+        info = self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=request.learnware_id)).learnware
+        return market_pb2.MarketGetLearnwareResponse(learnware=info)
+
+    def ListLearnwares(self, request: market_pb2.MarketListLearnwaresRequest, context: grpc.ServicerContext) -> market_pb2.MarketListLearnwaresResponse:
+        principal = current_principal()
+        owner = request.owner if principal.is_admin else principal.name  # users list their own learnwares
+        page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=request.page, statuses=request.statuses, owner=owner))
+        return market_pb2.MarketListLearnwaresResponse(learnwares=page.learnwares, next_page_token=page.next_page_token, total=page.total)
+
+    def UpdateLearnware(self, request: market_pb2.MarketUpdateLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketUpdateLearnwareResponse:
+        self._require_owner(request.learnware_id)
+        self._check_semantic(request.semantic_spec)
+        updated = self.organizer.UpdateLearnware(organizer_pb2.UpdateLearnwareRequest(learnware_id=request.learnware_id, semantic_spec=request.semantic_spec, status=common_pb2.LEARNWARE_STATUS_PENDING)).learnware
+        self.revisions.saw(updated.revision)
+        self.checks.submit(updated.id)  # the new spec must agree with the model again
+        return market_pb2.MarketUpdateLearnwareResponse(learnware=updated)
+
+    def DeleteLearnware(self, request: market_pb2.MarketDeleteLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketDeleteLearnwareResponse:
+        self._require_owner(request.learnware_id)
+        reply = self.organizer.DeleteLearnware(organizer_pb2.DeleteLearnwareRequest(learnware_id=request.learnware_id))
+        self.revisions.saw(reply.revision)
+        return market_pb2.MarketDeleteLearnwareResponse()
+
+    def DownloadLearnware(self, request: market_pb2.MarketDownloadLearnwareRequest, context: grpc.ServicerContext) -> Iterator[market_pb2.MarketDownloadLearnwareResponse]:
+        for reply in self.organizer.DownloadLearnware(organizer_pb2.DownloadLearnwareRequest(learnware_id=request.learnware_id)):
+            yield market_pb2.MarketDownloadLearnwareResponse(chunk=reply.chunk)
+
+    def _search(self, search: searcher_pb2.SearchLearnwaresRequest) -> searcher_pb2.SearchLearnwaresResponse:
+        """One searcher holds the market; or every shard's replica answers and one of them (in turn) merges."""
+        if len(self.searchers) == 1:
+            return self.searchers[0].SearchLearnwares(search)
+        calls = [searcher.SearchShard.future(searcher_pb2.SearchShardRequest(search=search)) for searcher in self.searchers]
+        shards = [call.result().result for call in calls]
+        merger = self.searchers[next(self._merges) % len(self.searchers)]
+        return merger.MergeSearchResults(searcher_pb2.MergeSearchResultsRequest(search=search, shards=shards)).result
+
+    def _hetero_problem(self, search: searcher_pb2.SearchLearnwaresRequest) -> str | None:
+        """Why this search cannot take the hetero path (None: it can)."""
+        if len(self.searchers) > 1:
+            return "hetero search needs one searcher holding the whole market; this market is sharded"
+        tables = [spec for spec in search.stat_specs if convert.STAT_SPEC_ALIASES.get(spec.type, spec.type) == TABLE_SPEC_TYPE]
+        table_dim = int(tables[0].z.shape[1]) if tables and len(tables[0].z.shape) == 2 else None
+        return hetero_search_problem(convert.semantic_to_dict(search.semantic_spec), table_dim)
+
+    def _hetero_or_homogeneous(self, search: searcher_pb2.SearchLearnwaresRequest) -> searcher_pb2.SearchLearnwaresResponse:
+        """A Hetero market's search: hetero when the request qualifies and the engine is trained, else homogeneous, saying why."""
+        problem = self._hetero_problem(search)
+        if problem is None:
+            search.mode = searcher_pb2.SEARCH_MODE_HETERO
+            try:
+                reply = self.searchers[0].SearchLearnwares(search)
+                reply.messages.insert(0, "hetero search: the request has a table specification and a description of each of its features")
+                return reply
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:  # e.g. the engine is not trained yet
+                    raise
+                problem = error.details()
+        search.mode = searcher_pb2.SEARCH_MODE_HOMOGENEOUS
+        reply = self._search(search)
+        reply.messages.insert(0, f"homogeneous search instead of hetero search: {problem}")
+        return reply
+
+    def SearchLearnware(self, request: market_pb2.MarketSearchLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketSearchLearnwareResponse:
+        search = searcher_pb2.SearchLearnwaresRequest(
+            semantic_spec=request.semantic_spec,
+            stat_specs=request.stat_specs,
+            max_search_num=request.max_search_num,
+            mixture_strategy=request.mixture_strategy,
+            mode=request.mode,
+            max_results=request.max_results,
+            learnware_ids=request.learnware_ids,
+            min_revision=self.revisions.latest,
+        )
+        if self.kind == market_pb2.MARKET_KIND_HETERO and request.mode != searcher_pb2.SEARCH_MODE_HOMOGENEOUS:
+            reply = self._hetero_or_homogeneous(search)
+        elif request.mode == searcher_pb2.SEARCH_MODE_HETERO:
+            raise failed_precondition("hetero search needs a Hetero market (lwm serve with LWM_MARKET_KIND=hetero); this is an Easy market")
+        else:
+            reply = self._search(search)
+        return market_pb2.MarketSearchLearnwareResponse(single_results=reply.single_results, multiple_results=reply.multiple_results, search_path=reply.search_path, messages=reply.messages)
+
+    def Predict(self, request: market_pb2.MarketPredictRequest, context: grpc.ServicerContext) -> market_pb2.MarketPredictResponse:
+        reply = self.reuse.Predict(reuse_pb2.PredictRequest(learnware_id=request.learnware_id, x=request.x))
+        return market_pb2.MarketPredictResponse(predictions=reply.predictions)
+
+    def Reuse(self, request: market_pb2.MarketReuseRequest, context: grpc.ServicerContext) -> market_pb2.MarketReuseResponse:
+        reply = self.reuse.Reuse(request.reuse)
+        return market_pb2.MarketReuseResponse(predictions=reply.predictions, messages=reply.messages)
+
+    def ReuseStream(self, request: market_pb2.MarketReuseStreamRequest, context: grpc.ServicerContext) -> Iterator[market_pb2.MarketReuseStreamResponse]:
+        for block in self.reuse.ReuseStream(request.reuse):
+            yield market_pb2.MarketReuseStreamResponse(block=block)
+
+    def RecheckLearnware(self, request: market_pb2.MarketRecheckLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketRecheckLearnwareResponse:
+        info = self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=request.learnware_id)).learnware
+        if request.wait_for_check:
+            info = self.checks.run(info.id)
+        else:
+            self.checks.submit(info.id)
+        return market_pb2.MarketRecheckLearnwareResponse(learnware=info)
+
+    def GetMarketInfo(self, request: market_pb2.MarketGetMarketInfoRequest, context: grpc.ServicerContext) -> market_pb2.MarketGetMarketInfoResponse:
+        counts = {}
+        for value, name in convert.STATUS_NAMES.items():
+            if value:
+                page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=common_pb2.PageRequest(page_size=1), statuses=[value]))
+                counts[name] = page.total
+        info = market_pb2.MarketGetMarketInfoResponse(kind=self.kind, version=importlib.metadata.version("lwm-gateway"), learnware_counts=counts)
+        if self.kind == market_pb2.MARKET_KIND_HETERO and len(self.searchers) == 1:
+            stats = self.searchers[0].GetIndexStats(searcher_pb2.GetIndexStatsRequest())
+            if stats.HasField("hetero"):
+                info.hetero_engine.CopyFrom(stats.hetero)
+        return info
+
+
+def build_server(backends: Backends, port: int, host: str = "127.0.0.1", kind: market_pb2.MarketKind = market_pb2.MARKET_KIND_EASY) -> tuple[Server, MarketServicer]:
+    servicer = MarketServicer(backends, kind)
+    server = Server("gateway", port, host, public_policy=MARKET_POLICY)
+    server.add(market_pb2_grpc.add_MarketServiceServicer_to_server, servicer, [market_pb2.DESCRIPTOR.services_by_name["MarketService"].full_name])
+    return server, servicer

@@ -1,0 +1,288 @@
+"""Organizer service: the only owner of learnware state (zips + metadata)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+
+from lwm.learnware.archive import LearnwareArchive
+from lwm.rpc import convert, metrics
+from lwm.rpc.errors import ServiceError, grpc_errors, invalid_argument, not_found
+from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
+from lwm.rpc.server import Server
+from lwm.services.organizer.metadata import LearnwareRecord, MetadataStore
+from lwm.services.organizer.object_store import ObjectNotFound, ObjectStore, S3Config, open_object_store, sha256_file
+from lwm.services.organizer.sweeper import Sweeper
+
+log = logging.getLogger(__name__)
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+WATCH_POLL_S = 1.0
+# Checkpoints of other services live beside the learnware zips, outside the sweeper's prefix.
+CHECKPOINT_PREFIX = "checkpoints/"
+CHECKPOINT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class OrganizerConfig:
+    db_url: str
+    object_dir: Path  # zips when no S3 endpoint is configured
+    max_zip_bytes: int = 512 * 1024 * 1024
+    s3: S3Config | None = None
+    sweep_interval_s: float = 600.0
+    # Unreferenced objects younger than this may belong to an upload in flight and are kept.
+    sweep_grace_s: float = 3600.0
+
+    @classmethod
+    def in_directory(cls, data_dir: Path) -> OrganizerConfig:
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(db_url=f"sqlite:///{data_dir / 'metadata.sqlite'}", object_dir=data_dir / "objects")
+
+    @classmethod
+    def from_env(cls, data_dir: Path, db_url: str = "") -> OrganizerConfig:
+        """Defaults in data_dir, overridden by db_url and LWM_S3_*, LWM_MAX_ZIP_BYTES, LWM_SWEEP_INTERVAL_S, LWM_SWEEP_GRACE_S."""
+        config = cls.in_directory(data_dir)
+        config.db_url = db_url or config.db_url
+        config.s3 = S3Config.from_env()
+        config.max_zip_bytes = int(os.environ.get("LWM_MAX_ZIP_BYTES", config.max_zip_bytes))
+        config.sweep_interval_s = float(os.environ.get("LWM_SWEEP_INTERVAL_S", config.sweep_interval_s))
+        config.sweep_grace_s = float(os.environ.get("LWM_SWEEP_GRACE_S", config.sweep_grace_s))
+        return config
+
+    def open_storage(self) -> tuple[MetadataStore, ObjectStore]:
+        return MetadataStore(self.db_url), open_object_store(self.object_dir, self.s3)
+
+
+def learnware_info(record: LearnwareRecord) -> common_pb2.LearnwareInfo:
+    info = common_pb2.LearnwareInfo(
+        id=record.id,
+        owner=record.owner,
+        semantic_spec=convert.semantic_from_dict(record.semantic_spec),
+        status=convert.STATUS_VALUES[record.status],
+        stat_spec_types=[convert.stat_spec_type(spec) for spec in record.stat_specs],
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        zip_size=record.zip_size,
+        zip_sha256=record.zip_sha256,
+        revision=record.revision,
+    )
+    if record.check_report:
+        json_format.Parse(record.check_report, info.check_report)
+    return info
+
+
+def read_stat_specs(archive: LearnwareArchive) -> list[dict]:
+    """The statistical specifications named in learnware.yaml, parsed (but not trusted) JSON."""
+    specs = []
+    for entry in archive.config.stat_specs:
+        try:
+            spec = json.loads(archive.read(entry.file_name))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise invalid_argument(f"stat spec file {entry.file_name} is not valid JSON: {error}") from None
+        if not isinstance(spec, dict):
+            raise invalid_argument(f"stat spec file {entry.file_name} must hold a JSON object")
+        spec.setdefault("type", entry.class_name)
+        convert.stat_spec_to_proto(spec)  # validates shapes, raises ValueError
+        specs.append(spec)
+    return specs
+
+
+@grpc_errors
+class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
+    def __init__(self, metadata: MetadataStore, objects: ObjectStore, config: OrganizerConfig) -> None:
+        self.metadata = metadata
+        self.objects = objects
+        self.config = config
+
+    def _get(self, learnware_id: str) -> LearnwareRecord:
+        if not learnware_id:
+            raise invalid_argument("learnware_id is empty")
+        record = self.metadata.get(learnware_id)
+        if record is None:
+            raise not_found(f"no learnware with id {learnware_id!r}")
+        return record
+
+    def AddLearnware(self, request_iterator: Iterator[organizer_pb2.AddLearnwareRequest], context: grpc.ServicerContext) -> organizer_pb2.AddLearnwareResponse:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "metadata":
+            raise invalid_argument("the first message of AddLearnware must carry the metadata")
+        metadata = first.metadata
+        if metadata.zip_size > self.config.max_zip_bytes:
+            raise zip_too_large(f"zip of {metadata.zip_size} bytes exceeds the limit of {self.config.max_zip_bytes} bytes")
+        semantic_spec = convert.semantic_to_dict(metadata.semantic_spec)
+        with tempfile.TemporaryDirectory(prefix="lwm-upload-") as tmp:
+            zip_path = Path(tmp) / "learnware.zip"
+            size = 0
+            with open(zip_path, "wb") as out:
+                for message in request_iterator:
+                    if message.WhichOneof("payload") != "chunk":
+                        raise invalid_argument("after the metadata, AddLearnware accepts only chunks")
+                    size += len(message.chunk.data)
+                    if size > self.config.max_zip_bytes:
+                        raise zip_too_large(f"zip exceeds the limit of {self.config.max_zip_bytes} bytes")
+                    out.write(message.chunk.data)
+            if size == 0:
+                raise invalid_argument("the uploaded zip is empty")
+            archive = LearnwareArchive.from_path(zip_path)  # LearnwareFormatError is a ValueError -> INVALID_ARGUMENT
+            stat_specs = read_stat_specs(archive)
+            learnware_id = uuid.uuid4().hex[:16]
+            zip_key = f"learnwares/{learnware_id}.zip"
+            zip_sha256 = sha256_file(zip_path)
+            # Object first, row second: a crash in between leaves only an unreferenced object (swept later).
+            self.objects.put_file(zip_key, zip_path, zip_sha256)
+            record = self.metadata.add(
+                learnware_id=learnware_id,
+                owner=metadata.owner or "anonymous",
+                status="PENDING",
+                semantic_spec=semantic_spec,
+                stat_specs=stat_specs,
+                zip_key=zip_key,
+                zip_size=size,
+                zip_sha256=zip_sha256,
+            )
+        log.info("added learnware %s (%d bytes)", learnware_id, size)
+        return organizer_pb2.AddLearnwareResponse(learnware=learnware_info(record))
+
+    def GetLearnware(self, request: organizer_pb2.GetLearnwareRequest, context: grpc.ServicerContext) -> organizer_pb2.GetLearnwareResponse:
+        return organizer_pb2.GetLearnwareResponse(learnware=learnware_info(self._get(request.learnware_id)))
+
+    def ListLearnwares(self, request: organizer_pb2.ListLearnwaresRequest, context: grpc.ServicerContext) -> organizer_pb2.ListLearnwaresResponse:
+        page_size = request.page.page_size or DEFAULT_PAGE_SIZE
+        if not 0 < page_size <= MAX_PAGE_SIZE:
+            raise invalid_argument(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        try:
+            after_seq = int(request.page.page_token or 0)
+        except ValueError:
+            raise invalid_argument(f"bad page_token {request.page.page_token!r}") from None
+        statuses = [convert.STATUS_NAMES[s] for s in request.statuses if s in convert.STATUS_NAMES]
+        rows, total = self.metadata.list(after_seq=after_seq, limit=page_size + 1, statuses=statuses, owner=request.owner)
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        return organizer_pb2.ListLearnwaresResponse(
+            learnwares=[learnware_info(record) for _, record in rows],
+            next_page_token=str(rows[-1][0]) if more and rows else "",
+            total=total,
+        )
+
+    def UpdateLearnware(self, request: organizer_pb2.UpdateLearnwareRequest, context: grpc.ServicerContext) -> organizer_pb2.UpdateLearnwareResponse:
+        self._get(request.learnware_id)
+        record = self.metadata.update(
+            request.learnware_id,
+            semantic_spec=convert.semantic_to_dict(request.semantic_spec) if request.HasField("semantic_spec") else None,
+            status=convert.STATUS_NAMES[request.status] if request.status else None,
+            check_report=json_format.MessageToJson(request.check_report) if request.HasField("check_report") else None,
+        )
+        if record is None:
+            raise not_found(f"no learnware with id {request.learnware_id!r}")
+        return organizer_pb2.UpdateLearnwareResponse(learnware=learnware_info(record))
+
+    def DeleteLearnware(self, request: organizer_pb2.DeleteLearnwareRequest, context: grpc.ServicerContext) -> organizer_pb2.DeleteLearnwareResponse:
+        record = self.metadata.mark_deleted(self._get(request.learnware_id).id)
+        if record is None:
+            raise not_found(f"no learnware with id {request.learnware_id!r}")
+        # Row first, object second: a crash in between leaves an object the sweeper removes.
+        self.objects.delete(record.zip_key)
+        log.info("deleted learnware %s", record.id)
+        return organizer_pb2.DeleteLearnwareResponse(revision=record.revision)
+
+    def DownloadLearnware(self, request: organizer_pb2.DownloadLearnwareRequest, context: grpc.ServicerContext) -> Iterator[organizer_pb2.DownloadLearnwareResponse]:
+        record = self._get(request.learnware_id)
+        digest = hashlib.sha256()
+        try:
+            for chunk in self.objects.open_chunks(record.zip_key):
+                digest.update(chunk)
+                yield organizer_pb2.DownloadLearnwareResponse(chunk=common_pb2.Chunk(data=chunk))
+        except ObjectNotFound:
+            raise not_found(f"the zip of learnware {record.id} is missing from object storage") from None
+        if digest.hexdigest() != record.zip_sha256:
+            # The chunks are already sent: the status tells the client to discard them.
+            raise ServiceError(grpc.StatusCode.DATA_LOSS, f"the stored zip of learnware {record.id} does not match its SHA-256; discard the download")
+
+    def GetStatSpecs(self, request: organizer_pb2.GetStatSpecsRequest, context: grpc.ServicerContext) -> organizer_pb2.GetStatSpecsResponse:
+        records = {record.id: record for record in self.metadata.get_many(list(request.learnware_ids))}
+        missing = [i for i in request.learnware_ids if i not in records]
+        if missing:
+            raise not_found(f"no learnwares with ids {missing}")
+        return organizer_pb2.GetStatSpecsResponse(
+            learnwares=[
+                organizer_pb2.LearnwareStatSpecs(learnware_id=i, stat_specs=[convert.stat_spec_to_proto(s) for s in records[i].stat_specs])
+                for i in request.learnware_ids
+            ]
+        )
+
+    def WatchLearnwares(self, request: organizer_pb2.WatchLearnwaresRequest, context: grpc.ServicerContext) -> Iterator[organizer_pb2.WatchLearnwaresResponse]:
+        revision = request.after_revision
+        synced = False
+        while context.is_active():
+            changes = self.metadata.changes_after(revision)
+            for record in changes:
+                revision = record.revision
+                if record.deleted:
+                    yield organizer_pb2.WatchLearnwaresResponse(kind=organizer_pb2.CHANGE_KIND_DELETED, revision=revision, learnware_id=record.id)
+                else:
+                    yield organizer_pb2.WatchLearnwaresResponse(
+                        kind=organizer_pb2.CHANGE_KIND_UPSERTED,
+                        revision=revision,
+                        learnware_id=record.id,
+                        learnware=learnware_info(record),
+                        stat_specs=[convert.stat_spec_to_proto(s) for s in record.stat_specs],
+                    )
+            if changes:
+                continue  # more backlog may follow
+            if not synced:
+                synced = True
+                yield organizer_pb2.WatchLearnwaresResponse(kind=organizer_pb2.CHANGE_KIND_SYNCED, revision=revision)
+            with self.metadata.changed:
+                if self.metadata.latest_revision() <= revision:
+                    self.metadata.changed.wait(WATCH_POLL_S)
+
+    def _checkpoint_key(self, name: str) -> str:
+        if not CHECKPOINT_NAME.fullmatch(name) or ".." in name:
+            raise invalid_argument(f"bad checkpoint name {name!r}: use lowercase letters, digits, '-', '_' and '.'")
+        return CHECKPOINT_PREFIX + name
+
+    def PutCheckpoint(self, request: organizer_pb2.PutCheckpointRequest, context: grpc.ServicerContext) -> organizer_pb2.PutCheckpointResponse:
+        key = self._checkpoint_key(request.name)
+        if len(request.data) > MAX_CHECKPOINT_BYTES:
+            raise invalid_argument(f"checkpoint of {len(request.data)} bytes exceeds the limit of {MAX_CHECKPOINT_BYTES} bytes")
+        sha256 = hashlib.sha256(request.data).hexdigest()
+        with tempfile.TemporaryDirectory(prefix="lwm_checkpoint_") as tmp:
+            path = Path(tmp) / "checkpoint"
+            path.write_bytes(request.data)
+            self.objects.put_file(key, path, sha256)
+        log.info("stored checkpoint %s (%d bytes)", request.name, len(request.data))
+        return organizer_pb2.PutCheckpointResponse(sha256=sha256)
+
+    def GetCheckpoint(self, request: organizer_pb2.GetCheckpointRequest, context: grpc.ServicerContext) -> organizer_pb2.GetCheckpointResponse:
+        key = self._checkpoint_key(request.name)
+        try:
+            data = b"".join(self.objects.open_chunks(key))
+        except ObjectNotFound:
+            raise not_found(f"no checkpoint named {request.name!r}") from None
+        return organizer_pb2.GetCheckpointResponse(data=data, sha256=hashlib.sha256(data).hexdigest())
+
+
+def zip_too_large(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
+def build_server(config: OrganizerConfig, port: int, host: str = "127.0.0.1") -> tuple[Server, Sweeper]:
+    """The organizer's server and its sweeper (not started yet)."""
+    metadata, objects = config.open_storage()
+    metrics.register_learnware_counts(metadata.count_by_status)
+    server = Server("organizer", port, host)
+    server.add(organizer_pb2_grpc.add_OrganizerServiceServicer_to_server, OrganizerServicer(metadata, objects, config), [organizer_pb2.DESCRIPTOR.services_by_name["OrganizerService"].full_name])
+    return server, Sweeper(metadata, objects, config.sweep_interval_s, config.sweep_grace_s)
