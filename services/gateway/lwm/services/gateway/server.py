@@ -266,7 +266,7 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             if value:
                 page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=common_pb2.PageRequest(page_size=1), statuses=[value]))
                 counts[name] = page.total
-        info = market_pb2.MarketGetMarketInfoResponse(kind=self.kind, version=importlib.metadata.version("lwm-gateway"), learnware_counts=counts)
+        info = market_pb2.MarketGetMarketInfoResponse(kind=self.kind, version=importlib.metadata.version("lwm-gateway-service"), learnware_counts=counts)
         if self.kind == market_pb2.MARKET_KIND_HETERO and len(self.searchers) == 1:
             stats = self.searchers[0].GetIndexStats(searcher_pb2.GetIndexStatsRequest())
             if stats.HasField("hetero"):
