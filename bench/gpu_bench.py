@@ -179,9 +179,9 @@ def bench_search(args: argparse.Namespace) -> None:
 
 
 def bench_hetero(args: argparse.Namespace) -> None:
-    from lwm.learnware.hetero_world import HeteroTableWorld
     from lwm.spec import RKMETableSpecification
     from lwm.spec.hetero import EngineConfig, HeteroEngine, description_embeddings, herd_training_table, train_engine
+    from lwm.testing.hetero_world import HeteroTableWorld
 
     def table_spec(x: np.ndarray) -> RKMETableSpecification:
         spec = RKMETableSpecification(device="cpu")

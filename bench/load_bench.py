@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from lwm.client import MarketClient, MarketError
-from lwm.learnware.synthetic import TableWorld
 from lwm.rpc.server import wait_until_serving
-from lwm.services.organizer.local_servers import LocalPostgres, LocalS3Server, free_port
 from lwm.spec import RKMETableSpecification
+from lwm.testing.local_servers import LocalPostgres, LocalS3Server, free_port
+from lwm.testing.synthetic import TableWorld
 
 OPERATION_MIX = {"upload": 0.2, "search": 0.5, "reuse": 0.3}
 TASKS = 4

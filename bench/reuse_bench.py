@@ -4,7 +4,7 @@
     .venv/bin/python bench/reuse_bench.py --full     # 1,000-learnware markets, 10 users per task, the
                                                      # reference's default JobSelector (herding 1,000): hours
 
-World: lwm.learnware.synthetic.TableWorld, as the demo and the search tests use it, once
+World: lwm.testing.synthetic.TableWorld, as the demo and the search tests use it, once
 for classification (3 classes) and once for regression: every learnware is a real
 scikit-learn model trained on its own region of feature space, with its RKME spec, in a
 real learnware zip. Regions overlap (separation 1.5), so routing rows to the right
@@ -84,8 +84,8 @@ def build_market(task: str, size: int, dim: int, separation: float, folder: Path
     import torch
 
     from lwm.learnware.archive import LearnwareArchive
-    from lwm.learnware.synthetic import TableWorld
     from lwm.spec import RKMETableSpecification
+    from lwm.testing.synthetic import TableWorld
 
     world = TableWorld.make(tasks=size, dim=dim, separation=separation, seed=11 if task == "classification" else 12, task=task)
     zips, specs = [], []

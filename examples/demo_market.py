@@ -16,8 +16,8 @@ from _market import ROOT, fresh_work_dir, running_market, section
 
 from lwm.client import MarketClient
 from lwm.client.cli import print_search
-from lwm.learnware.synthetic import TableWorld
 from lwm.spec import RKMETableSpecification
+from lwm.testing.synthetic import TableWorld
 
 TASKS = 6
 

@@ -4,7 +4,7 @@
 
 Starts a Hetero market (`lwm serve --all` with LWM_MARKET_KIND=hetero) as a child process,
 builds 3 classification learnwares from scikit-learn's bundled breast cancer data
-(lwm.learnware.hetero_world: each learnware trained on its own region of the rows, on its
+(lwm.testing.hetero_world: each learnware trained on its own region of the rows, on its
 own subset of the columns in its own order, with its own column descriptions), uploads
 them (each checked in its sandbox; the market then trains its hetero engine on their
 specifications), then plays a user of region 1 whose table has other columns, in another
@@ -31,8 +31,8 @@ from sklearn.linear_model import LogisticRegression
 from lwm.client import MarketClient, MarketError, SearchResults
 from lwm.client.cli import print_search
 from lwm.client.reuse import HeteroMapAlignLearnware
-from lwm.learnware.hetero_world import HeteroTableWorld
 from lwm.spec import RKMETableSpecification
+from lwm.testing.hetero_world import HeteroTableWorld
 
 TASKS = 3
 USER_TASK = 1

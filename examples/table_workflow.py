@@ -25,8 +25,8 @@ from sklearn.linear_model import LogisticRegression
 
 from lwm.client import MarketClient
 from lwm.client.cli import print_search
-from lwm.learnware.synthetic import TableWorld
 from lwm.spec import RKMETableSpecification
+from lwm.testing.synthetic import TableWorld
 
 TASKS = 6
 USER_REGIONS = [2, 5]

@@ -27,9 +27,9 @@ import pytest
 from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import wait_until_serving
-from lwm.services.organizer.local_servers import LocalPostgres, LocalS3Server, ServerUnavailable, free_port
 from lwm.services.organizer.object_store import StoredObject
 from lwm.services.organizer.server import OrganizerConfig
+from lwm.testing.local_servers import LocalPostgres, LocalS3Server, ServerUnavailable, free_port
 
 CHUNK = 256 * 1024
 

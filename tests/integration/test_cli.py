@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lwm.learnware.synthetic import TableWorld
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 

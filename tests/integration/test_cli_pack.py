@@ -13,8 +13,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from lwm.client.cli import main
-from lwm.learnware.synthetic import TableWorld
 from lwm.spec import generate_stat_spec
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ import grpc
 import pytest
 from organizer_testing import Backend, OrganizerProcess, padded_zip, upload
 
-from lwm.learnware.synthetic import TableWorld
 from lwm.rpc.learnware.v1 import organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import channel
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 

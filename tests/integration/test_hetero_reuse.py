@@ -16,7 +16,7 @@ from conftest import MarketProcess
 
 from lwm.client import MarketClient, MarketError
 from lwm.client.reuse import AveragingReuser, HeteroMapAlignLearnware
-from lwm.learnware.hetero_world import HeteroTableWorld
+from lwm.testing.hetero_world import HeteroTableWorld
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from lwm.client import MarketClient
-from lwm.learnware.hetero_world import HeteroTableWorld
 from lwm.rpc.learnware.v1 import market_pb2, market_pb2_grpc
 from lwm.rpc.server import channel
 from lwm.spec import RKMETableSpecification
+from lwm.testing.hetero_world import HeteroTableWorld
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TASKS = 4

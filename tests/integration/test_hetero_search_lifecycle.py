@@ -16,7 +16,6 @@ import grpc
 import numpy as np
 import pytest
 
-from lwm.learnware.hetero_world import HeteroTableWorld
 from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc, searcher_pb2, searcher_pb2_grpc
 from lwm.rpc.server import channel
@@ -24,6 +23,7 @@ from lwm.services.organizer.server import OrganizerConfig
 from lwm.services.organizer.server import build_server as build_organizer
 from lwm.services.searcher.server import build_server as build_searcher
 from lwm.spec import RKMETableSpecification
+from lwm.testing.hetero_world import HeteroTableWorld
 
 pytestmark = pytest.mark.integration  # 16 s at load 7 on 2 cores (31 to 37 s at load 9 to 10)
 

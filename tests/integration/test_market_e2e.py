@@ -12,8 +12,8 @@ import pytest
 from scipy.special import softmax
 
 from lwm.client import MarketClient, MarketError
-from lwm.learnware.synthetic import TableWorld
 from lwm.spec import RKMETableSpecification
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 TASKS = 4

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lwm.learnware.synthetic import TableWorld
 from lwm.spec import generate_stat_spec
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,8 +16,8 @@ from conftest import MarketProcess
 from lwm.client import MarketClient, MarketError
 from lwm.client.cli import main as lwm_main
 from lwm.client.reuse import AveragingReuser, EnsemblePruningReuser, JobSelectorReuser
-from lwm.learnware.synthetic import TableWorld
 from lwm.spec import RKMETableSpecification
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 

@@ -16,13 +16,13 @@ import pytest
 from conftest import free_port
 
 from lwm.client import MarketClient, MarketError
-from lwm.learnware.synthetic import TableWorld
 from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2, market_pb2, organizer_pb2, organizer_pb2_grpc, searcher_pb2, searcher_pb2_grpc
 from lwm.rpc.server import channel, wait_until_serving
 from lwm.services.market.launch import Running, ServeConfig, start_service
 from lwm.services.searcher.index import Shard
 from lwm.spec import RKMETableSpecification
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 

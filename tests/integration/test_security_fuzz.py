@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lwm.client import MarketClient
-from lwm.learnware.synthetic import TableWorld
 from lwm.rpc.learnware.v1 import common_pb2, market_pb2, reuse_pb2
 from lwm.rpc.server import wait_until_serving
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 CLIENT_ERRORS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE}

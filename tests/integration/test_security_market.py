@@ -14,10 +14,10 @@ import grpc
 import pytest
 
 from lwm.client import MarketClient, MarketError
-from lwm.learnware.synthetic import TableWorld
 from lwm.rpc.auth import TokenStore
 from lwm.rpc.learnware.v1 import market_pb2, market_pb2_grpc
-from lwm.services.organizer.local_servers import free_port
+from lwm.testing.local_servers import free_port
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 MAX_ZIP_BYTES = 400_000

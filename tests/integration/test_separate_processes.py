@@ -15,9 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from lwm.client import MarketClient
-from lwm.learnware.synthetic import TableWorld
 from lwm.rpc.server import wait_until_serving
 from lwm.spec import RKMETableSpecification
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 SERVICE_NAMES = {

@@ -29,12 +29,12 @@ from organizer_testing import (  # noqa: F401 - fixtures
     upload,
 )
 
-from lwm.learnware.synthetic import TableWorld
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import channel
-from lwm.services.organizer.local_servers import LocalS3Server
 from lwm.services.organizer.object_store import MULTIPART_PART_BYTES
 from lwm.services.organizer.server import build_server
+from lwm.testing.local_servers import LocalS3Server
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 

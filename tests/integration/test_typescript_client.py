@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from lwm.client import MarketClient
-from lwm.learnware.synthetic import TableWorld
 from lwm.spec import RKMETableSpecification
+from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
 CLIENT_DIR = Path(__file__).resolve().parents[2] / "clients" / "typescript"

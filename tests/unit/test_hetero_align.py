@@ -1,4 +1,4 @@
-"""Hetero alignment (lwm.learnware.align) on learnwares given as plain functions of their own columns."""
+"""Hetero alignment (lwm.reuse.align) on learnwares given as plain functions of their own columns."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from reuse_testing import Runner
 
-from lwm.learnware.align import AffineMap, HeteroAlignReuser, WeightedTable, column_similarity, described_input_count, initial_map, labelled_loss, match_columns
+from lwm.reuse.align import AffineMap, HeteroAlignReuser, WeightedTable, column_similarity, described_input_count, initial_map, labelled_loss, match_columns
 from lwm.spec import RKMETableSpecification
 from lwm.spec.text import embed_sentences
 

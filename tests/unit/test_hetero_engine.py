@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lwm.learnware.hetero_world import HeteroTableWorld
 from lwm.spec import RKMETableSpecification, load_stat_spec
 from lwm.spec.hetero import HETERO_SPEC_TYPE, EngineConfig, HeteroEngine, HeteroMapTableSpecification, herd_training_table, hetero_search_problem, train_engine
+from lwm.testing.hetero_world import HeteroTableWorld
 
 TASKS = 4
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from lwm.learnware.archive import LearnwareArchive
-from lwm.learnware.hetero_world import DIAMOND_GRADES, DIAMONDS_ROWS, HeteroTableWorld, load_dataset
 from lwm.spec import check_semantic_spec, check_user_semantic_spec
+from lwm.testing.hetero_world import DIAMOND_GRADES, DIAMONDS_ROWS, HeteroTableWorld, load_dataset
 
 
 @pytest.mark.parametrize("dataset", ["diabetes", "wine", "breast_cancer"])

@@ -1,4 +1,4 @@
-"""The reusers' combination logic (lwm.learnware.reuse) on learnwares given as plain functions."""
+"""The reusers' combination logic (lwm.reuse.reusers) on learnwares given as plain functions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from reuse_testing import Model, Runner
 from scipy.special import softmax
 
-from lwm.learnware.reuse import (
+from lwm.reuse.reusers import (
     AveragingReuser,
     EnsemblePruningReuser,
     FeatureAugmentReuser,

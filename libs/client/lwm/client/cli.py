@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
@@ -14,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from lwm.client.errors import InvalidArgumentError, MarketError, NotFoundError, UnavailableError
 from lwm.client.market import DEFAULT_MARKET, Learnware, MarketClient, SearchResults
+from lwm.learnware.vocabulary import AVERAGING_MODES, CLASSIFICATION, REUSE_METHODS, TASKS
 from lwm.rpc.metrics import configure_logging
 
 if TYPE_CHECKING:
@@ -33,11 +34,14 @@ def load_array(path: str | Path) -> np.ndarray:
     if path.suffix == ".npy":
         loaded: np.ndarray = np.load(path, allow_pickle=False)
         return loaded
-    frame = pd.read_csv(path, header=None)
-    if frame.shape[0] > 0 and not all(_is_number(v) for v in frame.iloc[0]):
-        frame = pd.read_csv(path)
-    table: np.ndarray = frame.to_numpy(dtype=np.float64)
-    return table
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = [row for row in csv.reader(file) if row]
+    if rows and not all(_is_number(v) for v in rows[0]):
+        rows = rows[1:]
+    if len({len(row) for row in rows}) > 1:
+        raise ValueError(f"{path.name}: rows have different numbers of columns")
+    # An empty cell is a missing value (NaN), as in pandas.read_csv.
+    return np.array([[float(v) if v.strip() else np.nan for v in row] for row in rows], dtype=np.float64)
 
 
 def load_texts(path: str | Path) -> list[str]:
@@ -111,7 +115,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     """Make a statistical spec from a local file; a progress bar shows for large inputs."""
-    from lwm.spec import generate_stat_spec
+    try:
+        from lwm.spec import generate_stat_spec
+    except ModuleNotFoundError as error:
+        if error.name not in ("lwm.spec", "torch"):
+            raise
+        print("lwm spec: making a statistical specification locally needs the spec distribution (with torch): pip install lwm-spec", file=sys.stderr)
+        return EXIT_USAGE
 
     path = Path(args.input)
     data: Any
@@ -122,11 +132,13 @@ def cmd_spec(args: argparse.Namespace) -> int:
             raise ValueError(f"image input must be a .npy array of shape (N, C, H, W), got {path.name}")
         data = np.load(path, allow_pickle=False)
     elif path.suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        column = args.column or frame.columns[0]
-        if column not in frame.columns:
-            raise ValueError(f"{path.name} has no column {column!r}; columns: {', '.join(frame.columns)}")
-        data = frame[column].tolist()
+        with open(path, newline="", encoding="utf-8") as file:
+            reader = csv.DictReader(file)
+            columns = list(reader.fieldnames or [])
+            column = args.column or (columns[0] if columns else "")
+            if column not in columns:
+                raise ValueError(f"{path.name} has no column {column!r}; columns: {', '.join(columns)}")
+            data = [row[column] or "" for row in reader]
     else:  # .txt: one sentence per line, blank lines skipped
         data = [line.strip() for line in load_texts(path) if line.strip()]
     large_input = len(data) >= 5_000 or (args.kind != "table" and len(data) >= 500)
@@ -207,14 +219,15 @@ TEMPLATE_README = """\
 def cmd_init_learnware(args: argparse.Namespace) -> int:
     """Write a learnware folder: a pickled-model class, learnware.yaml, a semantic spec to fill in, requirements, a README."""
     from lwm.learnware.archive import LEARNWARE_YAML, dump_learnware_yaml
+    from lwm.learnware.semantic import generate_semantic_spec
     from lwm.learnware.template import MODEL_MODULE_SOURCE, SEMANTIC_SPEC_FILE, pickled_model_config
-    from lwm.spec import TABLE_SPEC_TYPE, generate_semantic_spec
+    from lwm.learnware.vocabulary import TABLE_SPEC_TYPE
 
     directory = Path(args.directory)
     if directory.exists() and any(directory.iterdir()):
         print(f"lwm init-learnware: {directory} exists and is not empty; choose a new folder", file=sys.stderr)
         return EXIT_USAGE
-    classification = args.task == "classification"
+    classification = args.task == CLASSIFICATION
     output_dim = args.output_dim if classification else 1
     predict_method = "predict_proba" if classification else "predict"
     name = args.name or directory.resolve().name
@@ -509,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init-learnware", help="create a learnware folder to fill in (model class, learnware.yaml, semantic spec, requirements)")
     init.add_argument("directory", help="new (or empty) folder")
     init.add_argument("--name", help="learnware name (default: the folder's name)")
-    init.add_argument("--task", choices=["classification", "regression"], default="classification")
+    init.add_argument("--task", choices=TASKS, default=CLASSIFICATION)
     init.add_argument("--input-dim", type=int, required=True, help="number of input columns")
     init.add_argument("--output-dim", type=int, default=2, help="classification: number of classes (default 2); regression has one output")
 
@@ -539,11 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--strategy", choices=["greedy", "auto"], default="greedy", help="mixture search strategy")
 
     reuse = sub.add_parser("reuse", help="reuse learnwares on your data")
-    reuse.add_argument("--method", required=True, choices=["job_selector", "averaging", "ensemble_pruning", "feature_augment", "hetero_align"])
+    reuse.add_argument("--method", required=True, choices=REUSE_METHODS)
     reuse.add_argument("--ids", nargs="+", required=True, help="learnware ids")
     reuse.add_argument("--data", required=True, help=".csv or .npy file of the rows to predict; for text learnwares a UTF-8 .txt file, one text a line (job_selector, averaging, ensemble_pruning)")
-    reuse.add_argument("--mode", default="mean", choices=["mean", "vote_by_label", "vote_by_prob"], help="averaging mode")
-    reuse.add_argument("--task", choices=["classification", "regression"], help="task of ensemble_pruning, feature_augment and hetero_align")
+    reuse.add_argument("--mode", default="mean", choices=AVERAGING_MODES, help="averaging mode")
+    reuse.add_argument("--task", choices=TASKS, help="task of ensemble_pruning, feature_augment and hetero_align")
     reuse.add_argument("--semantic", help="hetero_align: your semantic specification JSON whose Input describes the columns of --data")
     reuse.add_argument("--train-x", help="labelled rows (.csv/.npy, or .txt texts, one a line) for ensemble_pruning and feature_augment (optional for hetero_align)")
     reuse.add_argument("--train-y", help="their labels or targets (.csv/.npy, one column)")

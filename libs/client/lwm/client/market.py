@@ -30,8 +30,6 @@ UPLOAD_CHUNK_BYTES = 1024 * 1024
 # The user's data: an array of numbers, or texts (a list or numpy array of str) for text learnwares.
 UserData = np.ndarray | Sequence[str]
 DEFAULT_MARKET = "127.0.0.1:50051"
-AVERAGING_MODES = {"mean": reuse_pb2.AVERAGING_MODE_MEAN, "vote_by_label": reuse_pb2.AVERAGING_MODE_VOTE_BY_LABEL, "vote_by_prob": reuse_pb2.AVERAGING_MODE_VOTE_BY_PROB}
-TASK_KINDS = {"classification": reuse_pb2.TASK_KIND_CLASSIFICATION, "regression": reuse_pb2.TASK_KIND_REGRESSION}
 # Seconds each RPC may take by default: quick metadata calls, searches, calls that run
 # models, and uploads that wait for the check (which may build an environment).
 DEFAULT_TIMEOUTS_S: dict[str, float] = {
@@ -286,9 +284,9 @@ class MarketClient:
 
     def reuse_averaging(self, learnware_ids: Sequence[str], x: UserData, mode: str = "mean") -> np.ndarray:
         """AveragingReuser on the market: mode is mean, vote_by_label or vote_by_prob."""
-        if mode not in AVERAGING_MODES:
-            raise ValueError(f"mode must be one of {sorted(AVERAGING_MODES)}, got {mode!r}")
-        reuse = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=_data_tensor(x, "x"), averaging=reuse_pb2.AveragingParams(mode=AVERAGING_MODES[mode]))
+        if mode not in convert.AVERAGING_MODE_VALUES:
+            raise ValueError(f"mode must be one of {sorted(convert.AVERAGING_MODE_VALUES)}, got {mode!r}")
+        reuse = reuse_pb2.ReuseRequest(learnware_ids=list(learnware_ids), x=_data_tensor(x, "x"), averaging=reuse_pb2.AveragingParams(mode=convert.AVERAGING_MODE_VALUES[mode]))
         reply = self._call("Reuse", market_pb2.MarketReuseRequest(reuse=reuse))
         return from_tensor(reply.predictions, "predictions")
 
@@ -324,16 +322,16 @@ class MarketClient:
             if user_spec is not None:
                 request.job_selector.user_spec.CopyFrom(convert.stat_spec_to_proto(_stat_spec_dict(user_spec)))
         elif method == "averaging":
-            if mode not in AVERAGING_MODES:
-                raise ValueError(f"mode must be one of {sorted(AVERAGING_MODES)}, got {mode!r}")
-            request.averaging.mode = AVERAGING_MODES[mode]
+            if mode not in convert.AVERAGING_MODE_VALUES:
+                raise ValueError(f"mode must be one of {sorted(convert.AVERAGING_MODE_VALUES)}, got {mode!r}")
+            request.averaging.mode = convert.AVERAGING_MODE_VALUES[mode]
         elif method in ("ensemble_pruning", "feature_augment", "hetero_align"):
-            if task not in TASK_KINDS:
+            if task not in convert.TASK_KIND_VALUES:
                 raise ValueError(f"{method} needs task classification or regression, got {task!r}")
             if (train_x is None or train_y is None) and method != "hetero_align":
                 raise ValueError(f"{method} needs labelled data: train_x and train_y")
             params = getattr(request, method)
-            params.task = TASK_KINDS[task]
+            params.task = convert.TASK_KIND_VALUES[task]
             if train_x is not None and train_y is not None:
                 params.train.x.CopyFrom(_data_tensor(train_x, "train_x"))
                 params.train.y.CopyFrom(to_tensor(np.asarray(train_y)))

@@ -2,7 +2,7 @@
 
 A loaded learnware's model runs in the sandbox of lwm.runtime (a child process),
 never in the caller's process. The reusers are the ones the reuse service runs
-(lwm.learnware.reuse), with the reference package's call shapes: build with
+(lwm.reuse.reusers), with the reference package's call shapes: build with
 `learnware_list` (and `mode`), `fit` the data-dependent ones, then `predict(user_data)`.
 """
 
@@ -19,17 +19,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-# Before torch loads (lwm.learnware.reuse imports it), as `lwm serve` does: OpenMP threads
+# Before torch loads (lwm.reuse.reusers imports it), as `lwm serve` does: OpenMP threads
 # sleep instead of spinning between the job selector's small kernels, which on a busy
 # machine makes a 0.1 s selection take seconds.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from lwm.learnware import align, reuse
 from lwm.learnware.archive import LearnwareArchive
+from lwm.learnware.semantic import input_descriptions
+from lwm.learnware.vocabulary import TABLE_SPEC_TYPES, TEXT_SPEC_TYPE
+from lwm.reuse import align
+from lwm.reuse import reusers as reuse
 from lwm.runtime.runner import ModelRunner, open_learnware
-from lwm.spec.hetero import input_descriptions
-from lwm.spec.rkme import TABLE_SPEC_TYPES, RKMETableSpecification
-from lwm.spec.text import TEXT_SPEC_TYPE, RKMETextSpecification, check_embedder, embed_sentences
+from lwm.spec.rkme import RKMETableSpecification
+from lwm.spec.text import RKMETextSpecification, check_embedder, embed_sentences
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -126,7 +128,7 @@ def _ids(learnware_list: Sequence[SandboxedLearnware]) -> list[str]:
 
 
 class JobSelectorReuser(_LocalReuser):
-    """Each row goes to the learnware whose specification fits it best (see lwm.learnware.reuse)."""
+    """Each row goes to the learnware whose specification fits it best (see lwm.reuse.reusers)."""
 
     def __init__(self, learnware_list: Sequence[SandboxedLearnware], user_spec: RKMETableSpecification | None = None) -> None:
         specs = [learnware.stat_spec for learnware in learnware_list]
@@ -170,7 +172,7 @@ class FeatureAugmentReuser(_LocalReuser):
 
 
 class HeteroMapAlignLearnware:
-    """A learnware with other columns than the user's, aligned to the user's (see lwm.learnware.align).
+    """A learnware with other columns than the user's, aligned to the user's (see lwm.reuse.align).
 
     As the reference's HeteroMapAlignLearnware: `align(user_data, x_train, y_train)` with
     the user's rows or RKME specification and, optionally, labelled samples; then `predict`

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from sklearn.base import is_classifier
-
 from .archive import LEARNWARE_YAML, LearnwareConfig, StatSpecEntry, dump_learnware_yaml
 
 MODEL_CLASS_NAME = "PickledModel"
@@ -111,6 +109,8 @@ def write_learnware_zip(
     requirements.txt, one per line (an empty file when none are given).
     `nested_folder` puts every file inside that top-level folder.
     """
+    from sklearn.base import is_classifier  # the model is a scikit-learn estimator: sklearn is there
+
     zip_path = Path(zip_path)
     predict_method = "predict_proba" if is_classifier(model) and hasattr(model, "predict_proba") else "predict"
     config = pickled_model_config(input_shape, output_shape, predict_method, stat_spec.type, with_semantic_spec=semantic_spec is not None)

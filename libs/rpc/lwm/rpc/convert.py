@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from lwm.rpc.learnware.v1 import common_pb2
+from lwm.learnware.vocabulary import CLASSIFICATION, LEGACY_TABLE_SPEC_TYPE, REGRESSION, TABLE_SPEC_TYPE
+from lwm.rpc.learnware.v1 import common_pb2, reuse_pb2
 from lwm.rpc.tensors import from_tensor, to_tensor
 
 # proto field <-> key of the reference package's semantic spec dictionary, with its Type.
@@ -32,6 +33,14 @@ STATUS_NAMES: dict[common_pb2.LearnwareStatus, str] = {
     common_pb2.LEARNWARE_STATUS_USABLE: "USABLE",
 }
 STATUS_VALUES: dict[str, common_pb2.LearnwareStatus] = {name: value for value, name in STATUS_NAMES.items()}
+
+# The reuse enums by the names the reusers use (lwm.learnware.vocabulary).
+AVERAGING_MODE_VALUES: dict[str, reuse_pb2.AveragingMode] = {
+    "mean": reuse_pb2.AVERAGING_MODE_MEAN,
+    "vote_by_label": reuse_pb2.AVERAGING_MODE_VOTE_BY_LABEL,
+    "vote_by_prob": reuse_pb2.AVERAGING_MODE_VOTE_BY_PROB,
+}
+TASK_KIND_VALUES: dict[str, reuse_pb2.TaskKind] = {CLASSIFICATION: reuse_pb2.TASK_KIND_CLASSIFICATION, REGRESSION: reuse_pb2.TASK_KIND_REGRESSION}
 
 
 def semantic_to_dict(spec: common_pb2.SemanticSpec) -> dict[str, Any]:
@@ -114,14 +123,14 @@ def _feature_from_dict(target: common_pb2.FeatureDescription, entry: Any, key: s
 
 
 # Old class name written by early versions of the reference package.
-STAT_SPEC_ALIASES = {"RKMEStatSpecification": "RKMETableSpecification"}
+STAT_SPEC_ALIASES = {LEGACY_TABLE_SPEC_TYPE: TABLE_SPEC_TYPE}
 _STAT_ARRAY_KEYS = ("z", "beta")
 _STAT_SCALAR_KEYS = ("type", "gamma", "num_points")
 
 
 def stat_spec_type(spec: dict[str, Any]) -> str:
     """The canonical type of a reference spec dictionary (no "type" key means a table spec)."""
-    name = spec.get("type") or "RKMETableSpecification"
+    name = spec.get("type") or TABLE_SPEC_TYPE
     return STAT_SPEC_ALIASES.get(name, name)
 
 

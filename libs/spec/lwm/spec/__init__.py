@@ -4,17 +4,7 @@ Formats follow the reference ``learnware`` package (v0.4) so its files load here
 and ours load there.
 """
 
-from .device import resolve_device
-from .image import IMAGE_SPEC_TYPE, RKMEImageSpecification
-from .kernels import mmd_to_many, rbf_kernel, rkhs_inner_product, self_inner_products
-from .nngp import convnet_nngp_kernel
-from .rkme import (
-    LEGACY_TABLE_SPEC_TYPE,
-    TABLE_SPEC_TYPE,
-    RKMETableSpecification,
-    generate_rkme_table_spec,
-)
-from .semantic import (
+from lwm.learnware.semantic import (
     SEMANTIC_SPEC_CONFIG,
     SemanticSpecError,
     allowed_values,
@@ -24,8 +14,15 @@ from .semantic import (
     semantic_spec_config,
     validate_semantic_spec,
 )
+from lwm.learnware.vocabulary import IMAGE_SPEC_TYPE, LEGACY_TABLE_SPEC_TYPE, TABLE_SPEC_TYPE, TEXT_SPEC_TYPE
+
+from .device import resolve_device
+from .image import RKMEImageSpecification
+from .kernels import mmd_to_many, rbf_kernel, rkhs_inner_product, self_inner_products
+from .nngp import convnet_nngp_kernel
+from .rkme import RKMETableSpecification, generate_rkme_table_spec
 from .statistical import StatSpecification, generate_stat_spec, load_stat_spec
-from .text import EMBEDDER, REFERENCE_EMBEDDER, TEXT_SPEC_TYPE, RKMETextSpecification
+from .text import EMBEDDER, REFERENCE_EMBEDDER, RKMETextSpecification
 
 __all__ = [
     "EMBEDDER",

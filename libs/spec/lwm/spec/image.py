@@ -26,12 +26,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from lwm.learnware.vocabulary import IMAGE_SPEC_TYPE
+
 from .device import resolve_device
 from .kmeans import canonical_row_order, kmeans_plus_plus_indices
 from .nngp import DEFAULT_DEPTH, convnet_nngp_kernel
 from .qp import solve_simplex_qp
 
-IMAGE_SPEC_TYPE = "RKMEImageSpecification"
 IMAGE_WIDTH = 32
 RKME_IMAGE_VERSION = 1
 # What the reference writes; only net_depth changes the kernel.

@@ -19,15 +19,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lwm.learnware.vocabulary import TABLE_SPEC_TYPE, TABLE_SPEC_TYPES
+
 from .device import resolve_device
 from .kernels import rbf_kernel, rkhs_inner_product, squared_mmd
 from .kmeans import canonical_row_order, kmeans
 from .qp import solve_simplex_qp
-
-TABLE_SPEC_TYPE = "RKMETableSpecification"
-# Old class name of the same specification, still found in stored learnwares.
-LEGACY_TABLE_SPEC_TYPE = "RKMEStatSpecification"
-TABLE_SPEC_TYPES = (TABLE_SPEC_TYPE, LEGACY_TABLE_SPEC_TYPE)
 
 # Same cap as the reference's C.max_reduced_set_size: K * d may not exceed it.
 MAX_REDUCED_SET_SIZE = 1_310_720

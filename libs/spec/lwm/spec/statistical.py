@@ -6,10 +6,12 @@ import json
 import os
 from typing import Any
 
-from .hetero.spec import HETERO_SPEC_TYPE, HeteroMapTableSpecification
-from .image import IMAGE_SPEC_TYPE, RKMEImageSpecification
-from .rkme import TABLE_SPEC_TYPES, RKMETableSpecification, generate_rkme_table_spec
-from .text import TEXT_SPEC_TYPE, RKMETextSpecification
+from lwm.learnware.vocabulary import HETERO_SPEC_TYPE, IMAGE_SPEC_TYPE, TABLE_SPEC_TYPES, TEXT_SPEC_TYPE
+
+from .hetero.spec import HeteroMapTableSpecification
+from .image import RKMEImageSpecification
+from .rkme import RKMETableSpecification, generate_rkme_table_spec
+from .text import RKMETextSpecification
 
 # RKMETextSpecification is an RKMETableSpecification too.
 StatSpecification = RKMETableSpecification | RKMEImageSpecification

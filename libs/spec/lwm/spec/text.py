@@ -21,9 +21,10 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from lwm.learnware.vocabulary import TEXT_SPEC_TYPE
+
 from .rkme import RKMETableSpecification
 
-TEXT_SPEC_TYPE = "RKMETextSpecification"
 EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 # What the reference package (learnware 0.4) embeds with.
 REFERENCE_EMBEDDER = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"

@@ -3,12 +3,14 @@
 - `train_engine` / `HeteroEngine` (engine.py): the column-description + value encoder, its
   contrastive training on pseudo-rows herded from RKME specs, checkpoints as bytes.
 - `HeteroMapTableSpecification` (spec.py): a table spec mapped into the engine's space.
-- `hetero_search_problem` / `input_descriptions` (qualify.py): when a request can use it.
+- `hetero_search_problem` / `input_descriptions` (lwm.learnware.semantic): when a request can use it.
 """
 
+from lwm.learnware.semantic import HETERO_TASKS, hetero_search_problem, input_descriptions
+from lwm.learnware.vocabulary import HETERO_SPEC_TYPE
+
 from .engine import EngineConfig, HeteroEngine, TrainingTable, description_embeddings, herd_training_table, train_engine
-from .qualify import HETERO_TASKS, hetero_search_problem, input_descriptions
-from .spec import HETERO_SPEC_TYPE, HeteroMapTableSpecification
+from .spec import HeteroMapTableSpecification
 
 __all__ = [
     "EngineConfig",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from ..rkme import RKMETableSpecification
+from lwm.learnware.vocabulary import HETERO_SPEC_TYPE
 
-HETERO_SPEC_TYPE = "HeteroMapTableSpecification"
+from ..rkme import RKMETableSpecification
 
 
 class HeteroMapTableSpecification(RKMETableSpecification):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from lwm.learnware.semantic import hetero_search_problem
+from lwm.learnware.vocabulary import TABLE_SPEC_TYPE
 from lwm.rpc import convert, metrics
 from lwm.rpc.auth import MARKET_POLICY, ConcurrencyLimit
 from lwm.rpc.errors import ServiceError, failed_precondition, grpc_errors, invalid_argument
@@ -31,8 +33,6 @@ from lwm.rpc.learnware.v1 import (
     searcher_pb2_grpc,
 )
 from lwm.rpc.server import Server, channel
-from lwm.spec.hetero import hetero_search_problem
-from lwm.spec.rkme import TABLE_SPEC_TYPE
 
 log = logging.getLogger(__name__)
 

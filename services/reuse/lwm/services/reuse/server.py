@@ -9,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import numpy as np
 
-from lwm.learnware.align import HeteroAlignReuser, described_input_count
-from lwm.learnware.reuse import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser, Reuser, RunLearnwares, check_rows, predict_in_blocks
+from lwm.learnware.semantic import input_descriptions
+from lwm.learnware.vocabulary import FEATURE_REUSE_METHODS, REUSE_METHODS
+from lwm.reuse.align import HeteroAlignReuser, described_input_count
+from lwm.reuse.reusers import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser, Reuser, RunLearnwares, check_rows, predict_in_blocks
 from lwm.rpc import convert
 from lwm.rpc.errors import failed_precondition, grpc_errors, invalid_argument
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc, reuse_pb2, reuse_pb2_grpc
@@ -18,21 +20,15 @@ from lwm.rpc.server import Server, channel
 from lwm.rpc.tensors import from_tensor, to_tensor
 from lwm.runtime.runner import LearnwareRuntimeError
 from lwm.services.reuse.runners import RunnerPool
-from lwm.spec.hetero import input_descriptions
 from lwm.spec.rkme import RKMETableSpecification
 from lwm.spec.text import RKMETextSpecification, check_embedder, embed_sentences
 
 log = logging.getLogger(__name__)
-AVERAGING_MODE_NAMES = {
-    reuse_pb2.AVERAGING_MODE_UNSPECIFIED: "mean",
-    reuse_pb2.AVERAGING_MODE_MEAN: "mean",
-    reuse_pb2.AVERAGING_MODE_VOTE_BY_LABEL: "vote_by_label",
-    reuse_pb2.AVERAGING_MODE_VOTE_BY_PROB: "vote_by_prob",
-}
-TASK_NAMES = {reuse_pb2.TASK_KIND_CLASSIFICATION: "classification", reuse_pb2.TASK_KIND_REGRESSION: "regression"}
+# AVERAGING_MODE_UNSPECIFIED averages (the reference's default mode).
+AVERAGING_MODE_NAMES = {value: name for name, value in convert.AVERAGING_MODE_VALUES.items()} | {reuse_pb2.AVERAGING_MODE_UNSPECIFIED: "mean"}
+TASK_NAMES = {value: name for name, value in convert.TASK_KIND_VALUES.items()}
 DEFAULT_BLOCK_ROWS = 10_000
-METHODS = "job_selector, averaging, ensemble_pruning, feature_augment, hetero_align"
-TEXT_METHODS = "averaging, job_selector or ensemble_pruning"
+TEXT_METHODS = ", ".join(method for method in REUSE_METHODS if method not in FEATURE_REUSE_METHODS)
 
 
 def _task(kind: reuse_pb2.TaskKind, method: str) -> str:
@@ -108,8 +104,8 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
         texts = x.dtype.kind == "U"
         method = request.WhichOneof("method")
         if method is None:
-            raise invalid_argument(f"choose a reuse method ({METHODS})")
-        if texts and method in ("feature_augment", "hetero_align"):
+            raise invalid_argument(f"choose a reuse method ({', '.join(REUSE_METHODS)})")
+        if texts and method in FEATURE_REUSE_METHODS:
             raise invalid_argument(f"{method} needs numeric columns in x (it fits a model on the user's features), but x holds texts; reuse text learnwares with {TEXT_METHODS}")
         list(self._executor.map(self.pool.acquire, ids))  # USABLE check and parallel cold starts
         run = self._runner(ids)

@@ -31,6 +31,7 @@ import grpc
 import numpy as np
 import torch
 
+from lwm.learnware.vocabulary import HETERO_SPEC_TYPE, TABLE_SPEC_TYPE
 from lwm.rpc import convert
 from lwm.rpc.errors import failed_precondition, invalid_argument
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
@@ -39,9 +40,9 @@ from lwm.services.searcher.index import GroupKey
 from lwm.services.searcher.search import SearchQuery
 from lwm.services.searcher.stack import SpecStack, StackView
 from lwm.services.searcher.statistical import UserSpec
-from lwm.spec.hetero import HETERO_SPEC_TYPE, EngineConfig, HeteroEngine, herd_training_table, hetero_search_problem, input_descriptions, train_engine
+from lwm.spec.hetero import EngineConfig, HeteroEngine, herd_training_table, hetero_search_problem, input_descriptions, train_engine
 from lwm.spec.hetero.engine import HETERO_GAMMA
-from lwm.spec.rkme import TABLE_SPEC_TYPE, RKMETableSpecification
+from lwm.spec.rkme import RKMETableSpecification
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "hetero-engine"

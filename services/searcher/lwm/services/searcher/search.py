@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from lwm.learnware.semantic import check_user_semantic_spec
+from lwm.learnware.vocabulary import HETERO_SPEC_TYPE, TABLE_SPEC_TYPE, USER_SPEC_TYPES
 from lwm.rpc import convert
 from lwm.rpc.errors import invalid_argument
 from lwm.rpc.learnware.v1 import common_pb2, searcher_pb2
@@ -24,12 +26,9 @@ from lwm.rpc.tensors import from_tensor, to_tensor
 from lwm.services.searcher.index import GroupKey, LearnwareIndex
 from lwm.services.searcher.stack import StackView, image_shape_of
 from lwm.services.searcher.statistical import DistanceSummary, IndexSettings, UserSpec, finish, mixture_pool_size, rank
-from lwm.spec import check_user_semantic_spec
-from lwm.spec.hetero import HETERO_SPEC_TYPE
 from lwm.spec.rkme import MAX_REDUCED_SET_SIZE
 
 # Statistical specification types searched, in the reference's order of preference.
-STAT_SPEC_TYPES = ("RKMETableSpecification", "RKMEImageSpecification", "RKMETextSpecification")
 DEFAULT_MAX_SEARCH_NUM = 5
 DEFAULT_MAX_RESULTS = 10
 
@@ -55,10 +54,10 @@ class SearchQuery:
 
 def _user_stat_spec(request: searcher_pb2.SearchLearnwaresRequest) -> tuple[str, common_pb2.StatSpec] | None:
     by_type = {convert.STAT_SPEC_ALIASES.get(spec.type, spec.type): spec for spec in request.stat_specs}
-    unknown = sorted(set(by_type) - set(STAT_SPEC_TYPES))
+    unknown = sorted(set(by_type) - set(USER_SPEC_TYPES))
     if unknown:
-        raise invalid_argument(f"unsupported statistical specification types {unknown}; supported: {list(STAT_SPEC_TYPES)}")
-    for spec_type in STAT_SPEC_TYPES:
+        raise invalid_argument(f"unsupported statistical specification types {unknown}; supported: {list(USER_SPEC_TYPES)}")
+    for spec_type in USER_SPEC_TYPES:
         if spec_type in by_type:
             return spec_type, by_type[spec_type]
     return None
@@ -95,7 +94,7 @@ def parse_query(request: searcher_pb2.SearchLearnwaresRequest, device: torch.dev
     if not (np.isfinite(message.gamma) and message.gamma > 0):
         raise invalid_argument(f"user {spec_type}: gamma must be positive, got {message.gamma}")
     declared = (semantic.get("Input") or {}).get("Dimension", 0)
-    if spec_type == "RKMETableSpecification" and declared and z.ndim == 2 and z.shape[1] != declared:
+    if spec_type == TABLE_SPEC_TYPE and declared and z.ndim == 2 and z.shape[1] != declared:
         raise invalid_argument(f"user {spec_type} has {z.shape[1]} features but the semantic specification's Input declares {declared}")
     return SearchQuery(spec_type=spec_type, group=GroupKey.of(spec_type, z, message.gamma), user=UserSpec.make(z, beta, message.gamma, device, image_shape_of(spec_type, tuple(z.shape[1:]))), **common)
 

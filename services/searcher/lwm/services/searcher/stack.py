@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lwm.learnware.vocabulary import IMAGE_SPEC_TYPE
 from lwm.services.searcher.native_kernel import native_cross_terms
 from lwm.spec.kernels import self_inner_products
 from lwm.spec.nngp import convnet_nngp_kernel
@@ -35,7 +36,6 @@ SKETCH_BLOCK_ROWS = 128  # specs sketched at once when new rows are completed (~
 MIN_CAPACITY = 256
 LOG2_E = 1.0 / math.log(2.0)
 COMPACT_MIN_DEAD = 256
-IMAGE_SPEC_TYPE = "RKMEImageSpecification"
 
 
 def image_shape_of(spec_type: str, point_shape: tuple[int, ...]) -> tuple[int, ...] | None:

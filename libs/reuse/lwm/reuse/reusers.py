@@ -25,12 +25,11 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from lwm.learnware.vocabulary import AVERAGING_MODES, TASKS
 from lwm.spec.kernels import MAX_KERNEL_ENTRIES, sq_dists
 from lwm.spec.qp import solve_simplex_qp
 from lwm.spec.rkme import DTYPE, RKMETableSpecification
 
-AVERAGING_MODES = ("mean", "vote_by_label", "vote_by_prob")
-TASKS = ("classification", "regression")
 # A learnware the mixture weights leave out keeps this prior weight, so a row that
 # clearly belongs to it is still routed there (the reference herds 5 of 1,000 samples for it).
 MIN_MIXTURE_WEIGHT = 0.005

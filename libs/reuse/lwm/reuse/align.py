@@ -16,7 +16,7 @@ meaning and let the MMD choose among them:
    learnware outputs fit the labels best.
 
 Gradient steps on the map's MMD from the chosen start (the reference's training, as a
-refinement) were measured on the bundled-dataset worlds of lwm.learnware.hetero_world:
+refinement) were measured on the bundled-dataset worlds of lwm.testing.hetero_world:
 they raised the error on most tasks, so they are not done.
 With labelled samples the aligned learnwares' outputs then become features of a simple
 model fit on them (FeatureAugment), as the reference's HeteroMapAlignLearnware does,
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from lwm.learnware.reuse import EmbedTexts, FeatureAugmentReuser, Reuser, RunLearnwares, _labels_for, _run_checked, average, check_rows, check_task, to_labels
+from lwm.reuse.reusers import EmbedTexts, FeatureAugmentReuser, Reuser, RunLearnwares, _labels_for, _run_checked, average, check_rows, check_task, to_labels
 from lwm.spec.kernels import sq_dists, squared_mmd
 from lwm.spec.rkme import DTYPE, RKMETableSpecification
 
