@@ -36,7 +36,7 @@ def load_array(path: str | Path) -> np.ndarray:
         return loaded
     with open(path, newline="", encoding="utf-8") as file:
         rows = [row for row in csv.reader(file) if row]
-    if rows and not all(_is_number(v) for v in rows[0]):
+    if rows and not all(_is_number(v) or not v.strip() for v in rows[0]):
         rows = rows[1:]
     if len({len(row) for row in rows}) > 1:
         raise ValueError(f"{path.name}: rows have different numbers of columns")
