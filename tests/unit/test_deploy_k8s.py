@@ -65,6 +65,7 @@ def test_each_service_has_a_probed_limited_deployment_and_an_internal_service(re
     for name in SERVICES:
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["args"][:2] == ["serve", name]
+        assert container["image"] == f"ghcr.io/learnware-market/lwm-{name}:0.1.0"  # its own image (deploy/Dockerfile target)
         for probe in ("readinessProbe", "livenessProbe"):
             assert "grpc" in container[probe] or container[probe]["httpGet"]["path"] == "/healthz", (name, probe)
         assert set(container["resources"]["requests"]) == set(container["resources"]["limits"]) == {"cpu", "memory"}
@@ -106,9 +107,20 @@ def _selects(policy: dict, app: str) -> bool:
     return any(app in expr.get("values", []) for expr in selector.get("matchExpressions", []))
 
 
-def test_dockerfile_has_a_target_per_service() -> None:
+def dockerfile_stages() -> dict[str, tuple[str, str]]:
+    """Each stage of deploy/Dockerfile: name -> (the stage or image it starts from, its lines)."""
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    targets = dict(re.findall(r"^FROM \S+ AS (\S+)\n(?:.*\n)*?CMD (\[.*\])", dockerfile, flags=re.MULTILINE))
+    return {name: (parent, body) for parent, name, body in re.findall(r"^FROM (\S+) AS (\S+)\n((?:(?!FROM ).*\n)*)", dockerfile, flags=re.MULTILINE)}
+
+
+def test_dockerfile_has_a_target_per_service_and_torch_only_where_used() -> None:
+    stages = dockerfile_stages()
+
+    def lineage(name: str) -> list[str]:
+        return [name] + (lineage(stages[name][0]) if name in stages else [])
+
     for name in SERVICES:
-        assert yaml.safe_load(targets[name])[:2] == ["serve", name]
-    assert "torch==2.13.0" in dockerfile
+        command = re.search(r"^CMD (\[.*\])", stages[name][1], flags=re.MULTILINE)
+        assert command is not None and yaml.safe_load(command.group(1))[:2] == ["serve", name]
+        installs_torch = any("torch==2.13.0" in stages[stage][1] for stage in lineage(name) if stage in stages)
+        assert installs_torch == (name not in ("organizer", "gateway")), name
