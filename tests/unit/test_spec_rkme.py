@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import torch
 
 from lwm.spec import (
     RKMETableSpecification,
+    generate_rkme_table_spec,
     generate_stat_spec,
     load_stat_spec,
     mmd_to_many,
@@ -262,9 +264,14 @@ def test_large_input_runs_with_subsampled_kmeans():
     assert spec.dist(make_spec(X, reduce=False)) < 1e-3
 
 
-def test_device_argument_and_cuda_idx():
+def test_device_argument_and_cuda_idx(caplog: pytest.LogCaptureFixture) -> None:
     assert RKMETableSpecification(device="cpu").device.type == "cpu"
     assert RKMETableSpecification(cuda_idx=-1).device.type == "cpu"
+    # As the reference: a GPU index this machine does not have falls back to the CPU, with a warning.
+    missing = torch.cuda.device_count()
+    with caplog.at_level(logging.WARNING, logger="lwm.spec.device"):
+        spec = generate_rkme_table_spec(gaussian(n=50, d=3, seed=1), reduced_set_size=5, cuda_idx=missing)
+    assert spec.device.type == "cpu" and f"cuda_idx={missing}" in caplog.text
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             RKMETableSpecification(device="cuda")
