@@ -52,7 +52,7 @@ def test_text_from_txt_and_csv_column(tmp_path):
         ("image", "images.csv", "1,2\n3,4\n", "must be a .npy"),
         ("image", "flat.npy", np.ones((5, 4)), "(N, C, H, W)"),
         ("text", "texts.csv", "sentence\nhello\nworld\n", "no column 'missing'"),
-        ("table", "one_row.csv", "1,2,3\n", "at least two rows"),
+        ("table", "header_only.csv", "a,b,c\n", "at least one row"),
     ],
 )
 def test_bad_input_exits_with_a_clear_message(tmp_path, capsys, kind, file_name, content, message):

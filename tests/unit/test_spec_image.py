@@ -169,7 +169,7 @@ def test_nan_pixels_filled_with_image_mean(images):
     "X, message",
     [
         (np.ones((4, 32, 32)), "shape \\(N, C, H, W\\)"),
-        (np.ones((1, 3, 32, 32)), "at least two"),
+        (np.ones((0, 3, 32, 32)), "at least one"),
         (np.stack([np.ones((3, 8, 8)), np.full((3, 8, 8), np.nan)]), "no finite pixel"),
         (np.array([[["a"]]]), "numeric"),
     ],
@@ -218,3 +218,18 @@ def test_cuda_matches_cpu(images, spec_a):
     gpu.generate_stat_spec_from_data(images, K=K, steps=2)
     assert gpu.dist(spec_a) == pytest.approx(spec_a.dist(gpu), abs=1e-6)
     assert abs(spec_a.dist(gpu)) < 1e-3 * spec_a.inner_prod(spec_a)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_one_image_makes_a_spec(channels: int) -> None:
+    """As the reference: one image (any size, resized to 32x32) is a specification of one point."""
+    image = torch.rand((1, channels, 64, 64), generator=torch.Generator().manual_seed(channels))
+    spec = generate_stat_spec("image", X=image, steps=2)
+    assert spec.get_z().shape == (1, channels, 32, 32) and np.isfinite(spec.get_z()).all()
+    np.testing.assert_array_equal(spec.get_beta(), [1.0])
+    assert spec.dist(spec) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_constant_images_are_not_whitened_into_nans() -> None:
+    whitened = standardise_and_whiten(torch.full((2, 3, 32, 32), 0.5))
+    assert torch.isfinite(whitened).all()

@@ -56,6 +56,15 @@ def test_shapes_and_fields(spec_a):
     assert beta.sum() == pytest.approx(1.0, abs=1e-9)
 
 
+def test_one_row_is_its_own_exact_embedding() -> None:
+    row = np.array([[1.0, -2.0, 0.5]])
+    spec = generate_rkme_table_spec(row)
+    np.testing.assert_array_equal(spec.get_z(), row)
+    np.testing.assert_array_equal(spec.get_beta(), [1.0])
+    assert spec.dist(spec) == pytest.approx(0.0, abs=1e-12)
+    assert load_stat_spec(spec.to_dict()).get_z().shape == (1, 3)
+
+
 def test_self_distance_is_zero(spec_a):
     assert abs(spec_a.dist(spec_a)) < 1e-12
     assert spec_a.dist(spec_a, omit_term1=True) == pytest.approx(-spec_a.inner_prod(spec_a))
@@ -149,9 +158,8 @@ def test_nan_filled_with_column_mean():
     "X, message",
     [
         (np.ones(10), "2-D"),
-        (np.ones((0, 3)), "at least two rows"),
-        (np.ones((1, 3)), "at least two rows"),
-        (np.ones((5, 0)), "at least two rows"),
+        (np.ones((0, 3)), "at least one row"),
+        (np.ones((5, 0)), "at least one row"),
         (np.column_stack([np.ones(5), np.full(5, np.nan)]), "column(s) [1]"),
         (np.array([["a", "b"], ["c", "d"]]), "numeric"),
         (pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}), "numeric"),

@@ -69,7 +69,7 @@ def test_input_types_agree(finance):
     "X, message",
     [
         ("just one string", "single string"),
-        (["only one sentence"], "at least two"),
+        ([], "at least one sentence"),
         (["fine", 3, "also fine"], "item 1 is int"),
         ([b"bytes", "text"], "item 0 is bytes"),
         (42, "sequence of strings"),
@@ -120,3 +120,11 @@ def test_generate_stat_spec_text_dispatch():
     spec = generate_stat_spec("text", X=SPORT, K=5, cuda_idx=-1)
     assert isinstance(spec, RKMETextSpecification)
     assert spec.get_z().shape == (5, 384)
+
+
+def test_one_sentence_makes_a_spec() -> None:
+    """As the reference: a single sentence (here Chinese) is a specification of its one embedding."""
+    spec = generate_stat_spec("text", X=["这是一个关于天气的句子"])
+    assert spec.get_z().shape == (1, 384)
+    np.testing.assert_array_equal(spec.get_beta(), [1.0])
+    np.testing.assert_allclose(spec.get_z()[0], embed_sentences(["这是一个关于天气的句子"])[0], atol=1e-6)

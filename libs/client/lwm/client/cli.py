@@ -36,12 +36,13 @@ def load_array(path: str | Path) -> np.ndarray:
         return loaded
     with open(path, newline="", encoding="utf-8") as file:
         rows = [row for row in csv.reader(file) if row]
+    columns = len(rows[0]) if rows else 0
     if rows and not all(_is_number(v) or not v.strip() for v in rows[0]):
         rows = rows[1:]
-    if len({len(row) for row in rows}) > 1:
+    if any(len(row) != columns for row in rows):
         raise ValueError(f"{path.name}: rows have different numbers of columns")
     # An empty cell is a missing value (NaN), as in pandas.read_csv.
-    return np.array([[float(v) if v.strip() else np.nan for v in row] for row in rows], dtype=np.float64)
+    return np.array([[float(v) if v.strip() else np.nan for v in row] for row in rows], dtype=np.float64).reshape(len(rows), columns)
 
 
 def load_texts(path: str | Path) -> list[str]:

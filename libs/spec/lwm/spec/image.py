@@ -66,8 +66,8 @@ def images_to_tensor(X: Any, resize: bool = True) -> torch.Tensor:
             raise ValueError(f"images must be numeric arrays: {err}") from None
     if t.dim() != 4:
         raise ValueError(f"images must have shape (N, C, H, W), got shape {tuple(t.shape)}")
-    if t.shape[0] < 2 or min(t.shape[1:]) == 0:
-        raise ValueError(f"need at least two non-empty images, got shape {tuple(t.shape)}")
+    if t.shape[0] == 0 or min(t.shape[1:]) == 0:
+        raise ValueError(f"need at least one non-empty image, got shape {tuple(t.shape)}")
     t = t.clone()
     bad = ~torch.isfinite(t)
     if bad.any():
@@ -105,6 +105,8 @@ def standardise_and_whiten(X: torch.Tensor) -> torch.Tensor:
     gram_side = n < d
     second_moment = (flat @ flat.T if gram_side else flat.T @ flat) / n
     reg = ZCA_REGULARISATION * torch.trace(second_moment) / d
+    if not reg > 0:  # constant images: nothing to whiten
+        return X
     eigvals, eigvecs = torch.linalg.eigh(second_moment)
     inv_sqrt = (eigvecs * (eigvals.clamp_min(0.0) + reg).rsqrt()) @ eigvecs.T
     whitened = inv_sqrt @ flat if gram_side else flat @ inv_sqrt
@@ -158,7 +160,7 @@ class RKMEImageSpecification:
             images = images[torch.randperm(images.shape[0], generator=generator)[:sample_size].to(self.device)]
         n = images.shape[0]
         self.num_points = n
-        if not reduce:
+        if not reduce or n == 1:
             self.z = images
             self.beta = torch.full((n,), 1.0 / n, dtype=torch.float64, device=self.device)
             return

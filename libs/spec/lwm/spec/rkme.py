@@ -63,8 +63,8 @@ def table_to_numpy(X: Any) -> np.ndarray:
     if arr.ndim != 2:
         hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")
-    if arr.shape[0] < 2 or arr.shape[1] == 0:
-        raise ValueError(f"X must have at least two rows and one column, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"X must have at least one row and one column, got shape {arr.shape}")
     bad = ~np.isfinite(arr)
     if bad.any():
         all_bad = np.nonzero(bad.all(axis=0))[0]
@@ -178,7 +178,7 @@ class RKMETableSpecification:
         random_state: int = 0,
         verbose: bool = False,
     ) -> None:
-        """Fit the reduced set to X (n, d), n >= 2.
+        """Fit the reduced set to X (n, d), n >= 1 (one row is its own exact embedding).
 
         K shrinks to max(1, 2n/3) when K >= n, and so that K * d stays within
         MAX_REDUCED_SET_SIZE (both as the reference). Z starts at k-means
@@ -205,7 +205,7 @@ class RKMETableSpecification:
 
         arr = arr[canonical_row_order(arr)]
         Xt = torch.from_numpy(arr).to(self.device, DTYPE)
-        if not reduce:
+        if not reduce or n == 1:
             self.z = Xt
             self.beta = torch.full((n,), 1.0 / n, dtype=DTYPE, device=self.device)
             return

@@ -44,8 +44,8 @@ def texts_to_list(X: Any) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"text input must contain only strings; item {i} is {type(text).__name__}")
-    if len(texts) < 2:
-        raise ValueError(f"need at least two sentences, got {len(texts)}")
+    if not texts:
+        raise ValueError("need at least one sentence, got none")
     return texts
 
 
