@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -38,6 +39,19 @@ def failed_precondition(message: str) -> ServiceError:
 
 def unimplemented(capability: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.UNIMPLEMENTED, f"not implemented yet: {capability}")
+
+
+@contextlib.contextmanager
+def caller_input() -> Iterator[None]:
+    """A ValueError raised inside is the caller's fault: it becomes INVALID_ARGUMENT with its message.
+
+    Wrap only the parsing or validation of what the caller sent: a ValueError anywhere
+    else is a bug of the service, and grpc_errors answers it with INTERNAL.
+    """
+    try:
+        yield
+    except ValueError as error:
+        raise invalid_argument(str(error)) from error
 
 
 def _abort(context: grpc.ServicerContext, error: BaseException, method: str) -> None:
