@@ -26,7 +26,7 @@ from lwm.rpc.auth import (
     RateLimiter,
     TokenStore,
 )
-from lwm.rpc.errors import ServiceError
+from lwm.rpc.errors import ServiceError, invalid_argument
 
 REQUEST_ID_HEADER = "x-request-id"
 log = logging.getLogger("lwm.access")
@@ -95,7 +95,7 @@ class MalformedRequestInterceptor(grpc.ServerInterceptor):
         def checked(messages: Iterator[Any]) -> Iterator[Any]:
             for message in messages:
                 if isinstance(message, _Malformed):
-                    raise ValueError(f"malformed request message ({message.reason})")  # INVALID_ARGUMENT via grpc_errors
+                    raise invalid_argument(f"malformed request message ({message.reason})")
                 yield message
 
         def around(behaviour: Behaviour, _streaming: bool) -> Behaviour:

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 
 from lwm.learnware.archive import LearnwareArchive
 from lwm.rpc import convert, metrics
-from lwm.rpc.errors import ServiceError, grpc_errors, invalid_argument, not_found
+from lwm.rpc.errors import ServiceError, caller_input, grpc_errors, invalid_argument, not_found
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import Server
 from lwm.services.organizer.metadata import LearnwareRecord, MetadataStore
@@ -95,7 +95,8 @@ def read_stat_specs(archive: LearnwareArchive) -> list[dict]:
         if not isinstance(spec, dict):
             raise invalid_argument(f"stat spec file {entry.file_name} must hold a JSON object")
         spec.setdefault("type", entry.class_name)
-        convert.stat_spec_to_proto(spec)  # validates shapes, raises ValueError
+        with caller_input():
+            convert.stat_spec_to_proto(spec)  # validates shapes
         specs.append(spec)
     return specs
 
@@ -136,7 +137,8 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
                     out.write(message.chunk.data)
             if size == 0:
                 raise invalid_argument("the uploaded zip is empty")
-            archive = LearnwareArchive.from_path(zip_path)  # LearnwareFormatError is a ValueError -> INVALID_ARGUMENT
+            with caller_input():  # LearnwareFormatError is a ValueError
+                archive = LearnwareArchive.from_path(zip_path)
             stat_specs = read_stat_specs(archive)
             learnware_id = uuid.uuid4().hex[:16]
             zip_key = f"learnwares/{learnware_id}.zip"

@@ -14,7 +14,7 @@ from lwm.learnware.vocabulary import FEATURE_REUSE_METHODS, REUSE_METHODS
 from lwm.reuse.align import HeteroAlignReuser, described_input_count
 from lwm.reuse.reusers import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser, Reuser, RunLearnwares, check_rows, predict_in_blocks
 from lwm.rpc import convert
-from lwm.rpc.errors import failed_precondition, grpc_errors, invalid_argument
+from lwm.rpc.errors import caller_input, failed_precondition, grpc_errors, invalid_argument
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc, reuse_pb2, reuse_pb2_grpc
 from lwm.rpc.server import Server, channel
 from lwm.rpc.tensors import from_tensor, to_tensor
@@ -100,7 +100,8 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
             raise invalid_argument("learnware_ids is empty")
         if len(set(ids)) != len(ids):
             raise invalid_argument("learnware_ids contains duplicates")
-        x = check_rows(from_tensor(request.x, "x"), texts=True)
+        with caller_input():
+            x = check_rows(from_tensor(request.x, "x"), texts=True)
         texts = x.dtype.kind == "U"
         method = request.WhichOneof("method")
         if method is None:
@@ -116,9 +117,11 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
             params = request.job_selector
             spec_class = _spec_class(texts)
             user_spec = _user_spec(params.user_spec, spec_class) if params.HasField("user_spec") else None
-            reuser = JobSelectorReuser(ids, self._stat_specs(ids, "the job selector", spec_class), user_spec, embed_sentences if texts else None)
-            if user_spec is None:
-                reuser.fit(x)
+            specs = self._stat_specs(ids, "the job selector", spec_class)
+            with caller_input():  # the user's spec or x must fit the learnwares' specs
+                reuser = JobSelectorReuser(ids, specs, user_spec, embed_sentences if texts else None)
+                if user_spec is None:
+                    reuser.fit(x)
         elif method == "hetero_align":
             reuser = self._hetero_align(ids, x, request.hetero_align, run)
         else:
@@ -126,11 +129,13 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
             if not params.HasField("train"):
                 raise invalid_argument(f"{method} needs labelled data (train.x, train.y)")
             task = _task(params.task, method)
-            train_x = from_tensor(params.train.x, "train.x")
+            with caller_input():
+                train_x = from_tensor(params.train.x, "train.x")
             if (train_x.dtype.kind == "U") != texts:
                 raise invalid_argument(f"train.x and x must both be texts or both numbers, got {train_x.dtype} and {x.dtype}")
             reuser = EnsemblePruningReuser(ids, task) if method == "ensemble_pruning" else FeatureAugmentReuser(ids, task)
-            reuser.fit(train_x, from_tensor(params.train.y, "train.y"), run)
+            with caller_input():  # the labels must fit x and the learnwares' outputs
+                reuser.fit(train_x, from_tensor(params.train.y, "train.y"), run)
         return reuser, x, run
 
     def _hetero_align(self, ids: list[str], x: np.ndarray, params: reuse_pb2.HeteroAlignParams, run: RunLearnwares) -> HeteroAlignReuser:
@@ -145,21 +150,24 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
             raise invalid_argument(f"the user's semantic spec describes {described} input columns but x has {x.shape[1]}")
         user_texts = input_descriptions(user_semantic, x.shape[1])
         reuser = HeteroAlignReuser(ids, specs, task, learnware_texts, user_texts, embed_sentences)
-        if params.HasField("train"):
-            reuser.fit(x, run, from_tensor(params.train.x, "train.x"), from_tensor(params.train.y, "train.y"))
-        else:
-            reuser.fit(x, run)
+        with caller_input():  # the labelled data must fit x
+            if params.HasField("train"):
+                reuser.fit(x, run, from_tensor(params.train.x, "train.x"), from_tensor(params.train.y, "train.y"))
+            else:
+                reuser.fit(x, run)
         return reuser
 
     def Predict(self, request: reuse_pb2.PredictRequest, context: grpc.ServicerContext) -> reuse_pb2.PredictResponse:
         if not request.learnware_id:
             raise invalid_argument("learnware_id is empty")
-        x = from_tensor(request.x, "x")
+        with caller_input():
+            x = from_tensor(request.x, "x")
         return reuse_pb2.PredictResponse(predictions=to_tensor(self._predict(request.learnware_id, x)))
 
     def Reuse(self, request: reuse_pb2.ReuseRequest, context: grpc.ServicerContext) -> reuse_pb2.ReuseResponse:
         reuser, x, run = self._prepare(request)
-        predictions = reuser.predict(x, run)
+        with caller_input():  # the reuser checks x against what it was fit on (e.g. the user's spec, train.x)
+            predictions = reuser.predict(x, run)
         return reuse_pb2.ReuseResponse(predictions=to_tensor(predictions), messages=[reuser.describe()])
 
     def ReuseStream(self, request: reuse_pb2.ReuseStreamRequest, context: grpc.ServicerContext) -> Iterator[reuse_pb2.ReuseStreamResponse]:
@@ -167,9 +175,10 @@ class ReuseServicer(reuse_pb2_grpc.ReuseServiceServicer):
             raise invalid_argument(f"block_rows must be positive, got {request.block_rows}")
         reuser, x, run = self._prepare(request.reuse)
         total = x.shape[0]
-        for offset, predictions in predict_in_blocks(reuser, x, run, request.block_rows or DEFAULT_BLOCK_ROWS):
-            done = offset + predictions.shape[0]
-            yield reuse_pb2.ReuseStreamResponse(row_offset=offset, predictions=to_tensor(predictions), rows_done=done, rows_total=total, messages=[reuser.describe()] if offset == 0 else [])
+        with caller_input():  # as in Reuse
+            for offset, predictions in predict_in_blocks(reuser, x, run, request.block_rows or DEFAULT_BLOCK_ROWS):
+                done = offset + predictions.shape[0]
+                yield reuse_pb2.ReuseStreamResponse(row_offset=offset, predictions=to_tensor(predictions), rows_done=done, rows_total=total, messages=[reuser.describe()] if offset == 0 else [])
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -20,7 +20,7 @@ import torch
 from lwm.learnware.semantic import check_user_semantic_spec
 from lwm.learnware.vocabulary import HETERO_SPEC_TYPE, TABLE_SPEC_TYPE, USER_SPEC_TYPES
 from lwm.rpc import convert
-from lwm.rpc.errors import invalid_argument
+from lwm.rpc.errors import caller_input, invalid_argument
 from lwm.rpc.learnware.v1 import common_pb2, searcher_pb2
 from lwm.rpc.tensors import from_tensor, to_tensor
 from lwm.services.searcher.index import GroupKey, LearnwareIndex
@@ -83,8 +83,9 @@ def parse_query(request: searcher_pb2.SearchLearnwaresRequest, device: torch.dev
     if found is None:
         return SearchQuery(spec_type=None, group=None, user=None, **common)
     spec_type, message = found
-    z = from_tensor(message.z, f"user {spec_type} z").astype(np.float64)
-    beta = from_tensor(message.beta, f"user {spec_type} beta").astype(np.float64).reshape(-1)
+    with caller_input():
+        z = from_tensor(message.z, f"user {spec_type} z").astype(np.float64)
+        beta = from_tensor(message.beta, f"user {spec_type} beta").astype(np.float64).reshape(-1)
     if z.ndim < 2 or z.shape[0] == 0 or z.shape[0] != beta.shape[0]:
         raise invalid_argument(f"user {spec_type}: z of shape {list(z.shape)} does not match beta of {beta.shape[0]} weights")
     if z.size > MAX_REDUCED_SET_SIZE:
@@ -96,7 +97,9 @@ def parse_query(request: searcher_pb2.SearchLearnwaresRequest, device: torch.dev
     declared = (semantic.get("Input") or {}).get("Dimension", 0)
     if spec_type == TABLE_SPEC_TYPE and declared and z.ndim == 2 and z.shape[1] != declared:
         raise invalid_argument(f"user {spec_type} has {z.shape[1]} features but the semantic specification's Input declares {declared}")
-    return SearchQuery(spec_type=spec_type, group=GroupKey.of(spec_type, z, message.gamma), user=UserSpec.make(z, beta, message.gamma, device, image_shape_of(spec_type, tuple(z.shape[1:]))), **common)
+    with caller_input():  # an image spec's z must fit the image kernel
+        user = UserSpec.make(z, beta, message.gamma, device, image_shape_of(spec_type, tuple(z.shape[1:])))
+    return SearchQuery(spec_type=spec_type, group=GroupKey.of(spec_type, z, message.gamma), user=user, **common)
 
 
 @dataclass
@@ -244,8 +247,9 @@ def shard_from_proto(message: searcher_pb2.ShardResult, query: SearchQuery) -> S
     for item in message.candidates:
         candidate = Candidate(item.learnware, semantic_score=item.semantic_score, mmd=item.mmd, self_term=item.self_term)
         if query.group is not None:
-            candidate.z = from_tensor(item.stat_spec.z, "candidate z")
-            candidate.beta = from_tensor(item.stat_spec.beta, "candidate beta").reshape(-1)
+            with caller_input():
+                candidate.z = from_tensor(item.stat_spec.z, "candidate z")
+                candidate.beta = from_tensor(item.stat_spec.beta, "candidate beta").reshape(-1)
             sound = np.isfinite(item.mmd) and np.isfinite(item.self_term) and np.all(np.isfinite(candidate.z)) and np.all(np.isfinite(candidate.beta))
             if candidate.z.shape[1:] != query.group.point_shape or candidate.z.shape[0] != candidate.beta.shape[0] or not sound:
                 raise invalid_argument(f"shard {message.shard}: candidate {item.learnware.id} does not fit a {query.group.describe()}")
