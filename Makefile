@@ -16,7 +16,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-instal
 
 # torch is installed first and pinned exactly (the CPU wheel); see DEVELOPERS.md.
 # Every component folder is a distribution contributing to the `lwm` namespace (DEVELOPERS.md).
-COMPONENTS := libs/spec libs/learnware libs/runtime libs/rpc libs/client \
+COMPONENTS := libs/spec libs/learnware libs/runtime libs/rpc libs/checks libs/client \
 	services/organizer services/checker services/searcher services/reuse services/gateway services/market
 PIP := $(BIN)/pip install -q --disable-pip-version-check
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -266,7 +267,11 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
     from lwm.learnware.archive import LearnwareArchive
     from lwm.rpc import convert
-    from lwm.services.checker.checks import check_learnware
+
+    if importlib.util.find_spec("lwm.checks") is None:  # an optional part of the client (lwm-checks)
+        print("lwm pack runs the market's checks locally: pip install lwm-checks", file=sys.stderr)
+        return EXIT_USAGE
+    from lwm.checks import check_learnware
 
     directory = Path(args.directory)
     if not directory.is_dir():
