@@ -488,10 +488,17 @@ def add_admin_parser(sub: Any) -> None:
     revoke.add_argument("id")
 
 
+def add_global_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
+    """--market and --json: on `lwm` with their defaults, and on every command without, so they
+    may come after the command too and a value given before it is kept."""
+    market_default = os.environ.get("LWM_MARKET", DEFAULT_MARKET) if with_defaults else argparse.SUPPRESS
+    parser.add_argument("--market", default=market_default, help="gateway address host:port (env LWM_MARKET)")
+    parser.add_argument("--json", action="store_true", default=False if with_defaults else argparse.SUPPRESS, help="machine-readable output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lwm", description="Learnware Market: share, find and reuse trained models.")
-    parser.add_argument("--market", default=os.environ.get("LWM_MARKET", DEFAULT_MARKET), help="gateway address host:port (env LWM_MARKET)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_global_options(parser, with_defaults=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run market services")
@@ -568,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("-o", "--output")
     sub.add_parser("info", help="what the market is and holds")
     add_admin_parser(sub)
+    for command in sub.choices.values():
+        add_global_options(command, with_defaults=False)
     return parser
 
 
