@@ -16,7 +16,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-instal
 
 # torch is installed first and pinned exactly (the CPU wheel); see DEVELOPERS.md.
 # Every component folder is a distribution contributing to the `lwm` namespace (DEVELOPERS.md).
-COMPONENTS := libs/learnware libs/spec libs/runtime libs/rpc libs/client libs/reuse \
+COMPONENTS := libs/learnware libs/spec libs/runtime libs/rpc libs/checks libs/client libs/reuse \
 	services/organizer services/checker services/searcher services/reuse services/gateway services/market tests/support
 PIP := $(BIN)/pip install -q --disable-pip-version-check
 

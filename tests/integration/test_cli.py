@@ -1,4 +1,4 @@
-"""The `lwm` command line against a live market: spec, upload, search, reuse, ls, show, rm."""
+"""The `lwm` command line against a live market: spec, upload, search, reuse, ls, show, rm; global options before or after the command."""
 
 from __future__ import annotations
 
@@ -53,8 +53,11 @@ def test_cli_workflow(market_process, tmp_path: Path) -> None:
     assert predictions.shape == (x.shape[0], world.n_classes)
     assert (predictions.argmax(axis=1) == y).mean() > 0.8
 
-    listed = lwm("ls", market=address)
+    listed = lwm("ls", market=address)  # `lwm --market ADDRESS ls`
     assert listed.returncode == 0 and all(i in listed.stdout for i in ids)
+    listed = lwm("ls", "--market", address, "--json")  # global options after the command too
+    assert listed.returncode == 0, listed.stderr
+    assert {lw["id"] for lw in json.loads(listed.stdout)} == set(ids)
     assert lwm("rm", ids[0], market=address).returncode == 0
     missing = lwm("show", ids[0], market=address)
     assert missing.returncode == 3 and "no learnware" in missing.stderr

@@ -42,6 +42,12 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert code == 0 and f"usage: lwm {command}" in out, command
 
 
+def test_pack_without_the_checks_says_what_to_install(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "lwm.checks", None)  # as if lwm-checks were not installed
+    code, _, err = lwm_here(capsys, "pack", str(tmp_path))
+    assert code == EXIT_USAGE and err.strip() == "lwm pack runs the market's checks locally: pip install lwm-checks"
+
+
 @pytest.mark.slow
 def test_init_fill_in_pack_and_upload(market_process, tmp_path: Path) -> None:
     folder = tmp_path / "region-model"

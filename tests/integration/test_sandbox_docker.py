@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from fixtures.learnwares import SOURCES, build_learnware_zip, semantic_spec
 
+from lwm.checks import check_learnware
 from lwm.rpc.learnware.v1 import common_pb2
 from lwm.runtime.environment import EnvironmentConfig, EnvironmentManager
 from lwm.runtime.runner import LearnwareRuntimeError, LearnwareTimeoutError, ModelRunner
 from lwm.runtime.sandbox import SandboxConfig
-from lwm.services.checker.checks import check_learnware
 
 docker = pytest.importorskip("docker")
 pytestmark = pytest.mark.integration

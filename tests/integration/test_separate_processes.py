@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from lwm.client import MarketClient
-from lwm.rpc.server import wait_until_serving
+from lwm.rpc.server import stop_process, wait_until_serving
 from lwm.spec import RKMETableSpecification
 from lwm.testing.synthetic import TableWorld
 
@@ -27,6 +27,19 @@ SERVICE_NAMES = {
     "reuse": "learnware.v1.ReuseService",
     "gateway": "learnware.v1.MarketService",
 }
+
+
+# `lwm` as in an image of one service, which installs lwm-market and lwm-gateway-service only:
+# the other services, and with the organizer its command `lwm admin`, are missing.
+ONLY_THE_GATEWAY_INSTALLED = """
+import sys
+from lwm.client import cli
+for name in ("organizer", "checker", "searcher", "reuse"):
+    sys.modules["lwm.services." + name] = None
+installed = cli.entry_points
+cli.entry_points = lambda group: [e for e in installed(group=group) if e.name != "admin"]
+sys.exit(cli.main(sys.argv[1:]))
+"""
 
 
 def reflected_services(address: str) -> set[str]:
@@ -71,4 +84,25 @@ def test_five_processes(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        log.close()
+
+
+def test_a_service_serves_with_only_its_distribution_installed(tmp_path: Path) -> None:
+    organizer_port, gateway_port = free_port(), free_port()
+    organizer_address = f"127.0.0.1:{organizer_port}"
+    log = open(tmp_path / "services.log", "wb")
+    organizer = subprocess.Popen([sys.executable, "-m", "lwm.client.cli", "serve", "organizer", "--port", str(organizer_port), "--data-dir", str(tmp_path / "data")], stdout=log, stderr=subprocess.STDOUT)
+    gateway = None
+    try:
+        wait_until_serving(organizer_address, timeout_s=60)
+        gateway = subprocess.Popen([sys.executable, "-c", ONLY_THE_GATEWAY_INSTALLED, "serve", "gateway", "--port", str(gateway_port), "--organizer", organizer_address], stdout=log, stderr=subprocess.STDOUT)
+        wait_until_serving(f"127.0.0.1:{gateway_port}", timeout_s=60)
+        assert SERVICE_NAMES["gateway"] in reflected_services(f"127.0.0.1:{gateway_port}")
+
+        refused = subprocess.run([sys.executable, "-c", ONLY_THE_GATEWAY_INSTALLED, "serve", "--all", "--port", "0"], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and "the organizer service is not installed: pip install lwm-organizer-service" in refused.stderr, refused.stderr
+    finally:
+        for process in (gateway, organizer):
+            if process is not None:
+                stop_process(process, grace_s=30)
         log.close()

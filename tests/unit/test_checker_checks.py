@@ -1,4 +1,4 @@
-"""The checker's checks on real learnware zips, run in real environments and sandboxes (lwm.services.checker.checks)."""
+"""The checker's checks on real learnware zips, run in real environments and sandboxes (lwm.checks)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from fixtures.learnwares import build_learnware_zip, semantic_spec
 
+from lwm.checks import PREDICT_ROWS, CheckFailed, check_learnware
+from lwm.checks.checks import _check_outputs, random_inputs
 from lwm.rpc.learnware.v1 import common_pb2
 from lwm.runtime.environment import EnvironmentConfig, EnvironmentManager
 from lwm.runtime.sandbox import SandboxConfig
-from lwm.services.checker.checks import PREDICT_ROWS, CheckFailed, _check_outputs, check_learnware, random_inputs
 from lwm.spec import IMAGE_SPEC_TYPE, TABLE_SPEC_TYPE, TEXT_SPEC_TYPE, RKMEImageSpecification, RKMETextSpecification, generate_semantic_spec, load_stat_spec
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")

@@ -28,9 +28,11 @@ def imported_heavy_modules(*modules: str) -> list[str]:
         ("lwm.services.gateway.server",),
         ("lwm.services.organizer.server", "lwm.services.organizer.backup", "lwm.services.organizer.sweeper"),
         ("lwm.client", "lwm.client.market", "lwm.client.cli"),
+        # the commands of other distributions, loaded by every `lwm` (lwm.commands), and `lwm serve`'s launcher
+        ("lwm.services.market.cli", "lwm.services.market.launch", "lwm.services.organizer.cli"),
         ("lwm.learnware.archive", "lwm.learnware.semantic", "lwm.learnware.vocabulary"),
     ],
-    ids=["gateway", "organizer", "client", "learnware-format"],
+    ids=["gateway", "organizer", "client", "command-plugins", "learnware-format"],
 )
 def test_component_serves_without_heavy_imports(modules: tuple[str, ...]) -> None:
     assert imported_heavy_modules(*modules) == []

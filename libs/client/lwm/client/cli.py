@@ -1,18 +1,25 @@
-"""`lwm`: the market's command line (users, operators and `lwm serve`)."""
+"""`lwm`: the market's command line.
+
+The commands of users are here; other distributions add theirs through the entry-point
+group lwm.commands (`lwm serve` from lwm-market, `lwm admin` from lwm-organizer-service),
+so this client never needs the services installed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -20,10 +27,6 @@ from lwm.client.errors import InvalidArgumentError, MarketError, NotFoundError, 
 from lwm.client.market import DEFAULT_MARKET, Learnware, MarketClient, SearchResults
 from lwm.learnware.vocabulary import AVERAGING_MODES, CLASSIFICATION, REUSE_METHODS, TASKS
 from lwm.rpc.metrics import configure_logging
-
-if TYPE_CHECKING:
-    from lwm.services.organizer.metadata import MetadataStore
-    from lwm.services.organizer.object_store import ObjectStore
 
 EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_INVALID = 1, 2, 3, 4
 
@@ -88,30 +91,6 @@ def print_search(results: SearchResults) -> None:
 
 def _as_json(value: Any) -> str:
     return json.dumps(value, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) and not isinstance(o, type) else str(o), indent=2)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    # Imported here (as in cmd_spec): torch loads slowly and client commands never need it.
-    from lwm.services.market.launch import SERVICES, Running, ServeConfig, serve_forever, start_all, start_service
-
-    config = ServeConfig()
-    for name in ("host", "organizer", "checker", "searcher", "reuse", "db_url", "market_kind"):
-        if getattr(args, name, None):
-            setattr(config, name, getattr(args, name))
-    if args.data_dir:
-        config.data_dir = Path(args.data_dir)
-    if args.all:
-        running, gateway = start_all(config, args.port if args.port is not None else 50051)
-        print(f"market serving at {gateway} (data in {config.data_dir})", flush=True)
-    else:
-        if args.service not in SERVICES:
-            print(f"lwm serve: name a service ({', '.join(SERVICES)}) or use --all", file=sys.stderr)
-            return EXIT_USAGE
-        running = Running()
-        server = start_service(args.service, args.port or 0, config, running)
-        print(f"{args.service} serving at {server.address}", flush=True)
-    serve_forever(running)
-    return 0
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
@@ -280,7 +259,11 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
     from lwm.learnware.archive import LearnwareArchive
     from lwm.rpc import convert
-    from lwm.services.checker.checks import check_learnware
+
+    if importlib.util.find_spec("lwm.checks") is None:  # an optional part of the client (lwm-checks)
+        print("lwm pack runs the market's checks locally: pip install lwm-checks", file=sys.stderr)
+        return EXIT_USAGE
+    from lwm.checks import check_learnware
 
     directory = Path(args.directory)
     if not directory.is_dir():
@@ -395,124 +378,41 @@ def cmd_info(args: argparse.Namespace, client: MarketClient) -> int:
     return 0
 
 
-def _organizer_storage(args: argparse.Namespace) -> tuple[MetadataStore, ObjectStore]:
-    """The organizer's (metadata, objects) as configured by --data-dir/--db-url and the LWM_* variables."""
-    from lwm.services.organizer.server import OrganizerConfig
-
-    data_dir = Path(args.data_dir or os.environ.get("LWM_DATA_DIR", ".lwm-data"))
-    return OrganizerConfig.from_env(data_dir, args.db_url or os.environ.get("LWM_DB_URL", "")).open_storage()
-
-
-def cmd_admin_backup(args: argparse.Namespace) -> int:
-    from lwm.services.organizer.backup import backup_market
-
-    summary = backup_market(*_organizer_storage(args), Path(args.directory))
-    print(f"backed up {summary.learnwares} learnwares ({summary.bytes} bytes) to {args.directory}")
-    return 0
+# Each entry point of this group names a function that adds its command's parser to the
+# subparsers it is given and sets the parser's default `handler`: a function of the parsed
+# arguments returning the exit code.
+COMMANDS_GROUP = "lwm.commands"
+# The commands other distributions add, with what they need: when one is not installed,
+# `lwm NAME` says what to install.
+PLUGIN_COMMANDS = {
+    "serve": ("the market services", "lwm-market"),
+    "admin": ("the organizer service", "lwm-organizer-service"),
+}
 
 
-def cmd_admin_restore(args: argparse.Namespace) -> int:
-    from lwm.services.organizer.backup import restore_market
-
-    summary = restore_market(*_organizer_storage(args), Path(args.directory))
-    print(f"restored {summary.learnwares} learnwares ({summary.bytes} bytes); {len(summary.skipped)} were already present")
-    return 0
-
-
-def cmd_admin_sweep(args: argparse.Namespace) -> int:
-    from lwm.services.organizer.sweeper import sweep
-
-    report = sweep(*_organizer_storage(args), grace_s=args.grace_s)
-    print(f"removed {len(report.removed)} orphan objects, kept {report.kept}, {report.too_young} unreferenced but younger than {args.grace_s:g} s")
-    return 0
+def add_global_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
+    """--market and --json: on `lwm` with their defaults, and on every command without, so they
+    may come after the command too and a value given before it is kept."""
+    market_default = os.environ.get("LWM_MARKET", DEFAULT_MARKET) if with_defaults else argparse.SUPPRESS
+    parser.add_argument("--market", default=market_default, help="gateway address host:port (env LWM_MARKET)")
+    parser.add_argument("--json", action="store_true", default=False if with_defaults else argparse.SUPPRESS, help="machine-readable output")
 
 
-def cmd_admin_migrate(args: argparse.Namespace) -> int:
-    metadata, _ = _organizer_storage(args)  # opening the store applies the migrations
-    print(f"metadata schema is current (latest revision {metadata.latest_revision()})")
-    return 0
-
-
-def _token_store(args: argparse.Namespace) -> Any:
-    from lwm.rpc.auth import TokenStore
-
-    path = args.tokens_file or os.environ.get("LWM_TOKENS_FILE", "")
-    if not path:
-        raise ValueError("name the tokens file with --tokens-file or LWM_TOKENS_FILE")
-    return TokenStore(Path(path))
-
-
-def cmd_admin_token(args: argparse.Namespace) -> int:
-    store = _token_store(args)
-    if args.token_command == "create":
-        token, record = store.create(args.user, args.role, ttl_s=args.expires_in_days * 86400)
-        expiry = "never expires" if not record.expires_at else f"expires in {args.expires_in_days:g} days"
-        print(f"token {record.id} for {record.user} ({record.role}, {expiry}); it is shown only now:", file=sys.stderr)
-        print(token)
-    elif args.token_command == "list":
-        print(f"{'ID':<10} {'USER':<20} {'ROLE':<6} EXPIRES")
-        for record in store.tokens().values():
-            print(f"{record.id:<10} {record.user:<20} {record.role:<6} {time.strftime('%Y-%m-%d %H:%M', time.gmtime(record.expires_at)) if record.expires_at else 'never'}")
-    elif not store.revoke(args.id):
-        print(f"lwm admin token revoke: no token {args.id!r}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    return 0
-
-
-ADMIN_COMMANDS = {"backup": cmd_admin_backup, "restore": cmd_admin_restore, "sweep": cmd_admin_sweep, "migrate": cmd_admin_migrate, "token": cmd_admin_token}
-
-
-def cmd_admin(args: argparse.Namespace) -> int:
-    from lwm.rpc.errors import ServiceError
-
-    try:
-        return ADMIN_COMMANDS[args.admin_command](args)
-    except ServiceError as error:  # storage unreachable
-        print(f"lwm admin {args.admin_command}: {error.message}", file=sys.stderr)
-        return EXIT_ERROR
-
-
-def add_admin_parser(sub: Any) -> None:
-    admin = sub.add_parser("admin", help="operator commands on the organizer's storage (run where it is reachable)")
-    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
-    storage = argparse.ArgumentParser(add_help=False)
-    storage.add_argument("--data-dir", help="organizer data directory (env LWM_DATA_DIR, default .lwm-data)")
-    storage.add_argument("--db-url", help="SQLAlchemy URL of the metadata database (env LWM_DB_URL); S3 from LWM_S3_*")
-    backup = admin_sub.add_parser("backup", parents=[storage], help="copy every learnware (row + zip) into a new directory")
-    backup.add_argument("directory")
-    restore = admin_sub.add_parser("restore", parents=[storage], help="load a backup directory into the market's storage")
-    restore.add_argument("directory")
-    sweep = admin_sub.add_parser("sweep", parents=[storage], help="remove stored zips that no learnware references")
-    sweep.add_argument("--grace-s", type=float, default=3600.0, help="keep unreferenced zips younger than this (uploads in flight)")
-    admin_sub.add_parser("migrate", parents=[storage], help="bring the metadata schema up to date (Alembic)")
-    token = admin_sub.add_parser("token", help="API tokens of the gateway (the tokens file holds only their hashes)")
-    token.add_argument("--tokens-file", help="tokens file of the gateway (env LWM_TOKENS_FILE)")
-    token_sub = token.add_subparsers(dest="token_command", required=True)
-    create = token_sub.add_parser("create", help="make a token and print it (once)")
-    create.add_argument("--user", required=True)
-    create.add_argument("--role", choices=["user", "admin"], default="user")
-    create.add_argument("--expires-in-days", type=float, default=0.0, help="0 = never")
-    token_sub.add_parser("list", help="list tokens (ids, users, roles, expiry)")
-    revoke = token_sub.add_parser("revoke", help="revoke a token by id")
-    revoke.add_argument("id")
+def add_plugin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands of other installed distributions; a known one that is missing gets a
+    parser that takes any arguments and says what to install (see main)."""
+    for entry_point in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        entry_point.load()(sub)
+    for name, (needs, distribution) in PLUGIN_COMMANDS.items():
+        if name not in sub.choices:
+            missing = sub.add_parser(name, add_help=False, help=f"not installed: pip install {distribution}")
+            missing.set_defaults(missing_command=f"lwm {name} needs {needs}: pip install {distribution}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lwm", description="Learnware Market: share, find and reuse trained models.")
-    parser.add_argument("--market", default=os.environ.get("LWM_MARKET", DEFAULT_MARKET), help="gateway address host:port (env LWM_MARKET)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_global_options(parser, with_defaults=True)
     sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run market services")
-    serve.add_argument("service", nargs="?", help="organizer, checker, searcher, reuse or gateway")
-    serve.add_argument("--all", action="store_true", help="run all five services in this process, wired over loopback gRPC")
-    serve.add_argument("--port", type=int, help="port of the service (of the gateway with --all; default 50051)")
-    serve.add_argument("--host", help="address to bind (env LWM_HOST, default 127.0.0.1)")
-    serve.add_argument("--data-dir", help="organizer data directory (env LWM_DATA_DIR, default .lwm-data)")
-    serve.add_argument("--db-url", help="SQLAlchemy URL of the metadata database (env LWM_DB_URL; default SQLite in the data dir)")
-    serve.add_argument("--market-kind", choices=["easy", "hetero"], help="easy, or hetero: the searcher trains the hetero engine and the gateway searches across feature spaces (env LWM_MARKET_KIND, default easy)")
-    for name in ("organizer", "checker", "searcher", "reuse"):
-        serve.add_argument(f"--{name}", help=f"address of the {name} service (env LWM_{name.upper()})")
 
     spec = sub.add_parser("spec", help="make a statistical specification from local data")
     spec.add_argument("kind", choices=["table", "image", "text"])
@@ -576,7 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("id")
     download.add_argument("-o", "--output")
     sub.add_parser("info", help="what the market is and holds")
-    add_admin_parser(sub)
+    add_plugin_commands(sub)
+    for command in sub.choices.values():
+        add_global_options(command, with_defaults=False)
     return parser
 
 
@@ -585,14 +487,19 @@ CLIENT_COMMANDS = {"upload": cmd_upload, "search": cmd_search, "reuse": cmd_reus
 
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()  # LWM_LOG_LEVEL, LWM_LOG_FORMAT (text or json)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if hasattr(args, "missing_command"):  # its arguments are unknown here: they are the missing distribution's
+        print(args.missing_command, file=sys.stderr)
+        return EXIT_USAGE
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        if args.command == "serve":
-            return cmd_serve(args)
+        if hasattr(args, "handler"):  # a command of another distribution (COMMANDS_GROUP)
+            handler: Callable[[argparse.Namespace], int] = args.handler
+            return handler(args)
         if args.command == "spec":
             return cmd_spec(args)
-        if args.command == "admin":
-            return cmd_admin(args)
         if args.command == "init-learnware":
             return cmd_init_learnware(args)
         if args.command == "pack":

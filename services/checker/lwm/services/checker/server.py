@@ -6,13 +6,13 @@ import logging
 
 import grpc
 
+from lwm.checks import check_learnware, semantic_problems
 from lwm.rpc import convert
 from lwm.rpc.errors import grpc_errors, invalid_argument
 from lwm.rpc.learnware.v1 import checker_pb2, checker_pb2_grpc, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import Server, channel
 from lwm.runtime.environment import EnvironmentManager
 from lwm.runtime.sandbox import SandboxConfig
-from lwm.services.checker.checks import check_learnware, semantic_problems
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,13 @@ services talk to each other over gRPC exactly as they do when deployed separatel
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # torch's OpenMP threads otherwise spin between kernels; on cores shared with other services
 # (or other processes) that made small kernels up to 100x slower (bench/search_bench.py).
@@ -19,17 +21,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from lwm.rpc.learnware.v1.market_pb2 import MARKET_KIND_EASY, MARKET_KIND_HETERO, MarketKind
 from lwm.rpc.server import Server, wait_for_stop_signal, wait_until_serving
-from lwm.services.checker.server import build_server as build_checker
-from lwm.services.gateway.server import Backends
-from lwm.services.gateway.server import build_server as build_gateway
-from lwm.services.organizer.server import OrganizerConfig
-from lwm.services.organizer.server import build_server as build_organizer
-from lwm.services.reuse.server import build_server as build_reuse
-from lwm.services.searcher.index import Shard
-from lwm.services.searcher.server import build_server as build_searcher
 
+if TYPE_CHECKING:
+    from lwm.services.organizer.server import OrganizerConfig
+
+# Each service is its own distribution, lwm-<name>-service, imported only when it starts.
 SERVICES = ("organizer", "checker", "searcher", "reuse", "gateway")
 log = logging.getLogger(__name__)
+
+
+class ServiceNotInstalledError(Exception):
+    """The distribution of a service to start is not installed."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the {name} service is not installed: pip install lwm-{name}-service (or lwm-market[all] for every service)")
 
 
 @dataclass
@@ -51,6 +56,8 @@ class ServeConfig:
     market_kind: str = field(default_factory=lambda: os.environ.get("LWM_MARKET_KIND", "easy"))
 
     def organizer_config(self) -> OrganizerConfig:
+        from lwm.services.organizer.server import OrganizerConfig
+
         return OrganizerConfig.from_env(self.data_dir, self.db_url)
 
 
@@ -78,13 +85,24 @@ def market_kind(config: ServeConfig) -> MarketKind:
 
 def start_service(name: str, port: int, config: ServeConfig, running: Running) -> Server:
     """Build and start one service; append it (and its cleanups) to `running`."""
+    if name not in SERVICES:
+        raise ValueError(f"unknown service {name!r}; choose one of {SERVICES}")
+    if importlib.util.find_spec(f"lwm.services.{name}") is None:
+        raise ServiceNotInstalledError(name)
     if name == "organizer":
+        from lwm.services.organizer.server import build_server as build_organizer
+
         server, sweeper = build_organizer(config.organizer_config(), port, config.host)
         sweeper.start()
         running.cleanups.append(sweeper.stop)
     elif name == "checker":
+        from lwm.services.checker.server import build_server as build_checker
+
         server = build_checker(config.organizer, port, config.host, config.check_timeout_s)
     elif name == "searcher":
+        from lwm.services.searcher.index import Shard
+        from lwm.services.searcher.server import build_server as build_searcher
+
         server, follower, hetero = build_searcher(config.organizer, port, config.host, shard=Shard.parse(config.searcher_shard), hetero=market_kind(config) == MARKET_KIND_HETERO)
         follower.start()
         running.cleanups.append(follower.stop)
@@ -92,17 +110,20 @@ def start_service(name: str, port: int, config: ServeConfig, running: Running) -
             hetero.start()
             running.cleanups.append(hetero.stop)
     elif name == "reuse":
+        from lwm.services.reuse.server import build_server as build_reuse
+
         server, pool = build_reuse(config.organizer, port, config.host, config.check_timeout_s)
         running.cleanups.append(pool.close)
-    elif name == "gateway":
+    else:  # the gateway
+        from lwm.services.gateway.server import Backends
+        from lwm.services.gateway.server import build_server as build_gateway
+
         server, market = build_gateway(Backends(config.organizer, config.checker, config.searcher, config.reuse), port, config.host, kind=market_kind(config))
         running.cleanups.append(market.checks.close)
         server.start()
         running.servers.append(server)
         market.checks.resume_pending()
         return server
-    else:
-        raise ValueError(f"unknown service {name!r}; choose one of {SERVICES}")
     server.start()
     running.servers.append(server)
     return server

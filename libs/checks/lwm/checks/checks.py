@@ -20,12 +20,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from lwm.learnware.archive import LearnwareArchive, LearnwareFormatError
+from lwm.learnware.semantic import check_semantic_spec
+from lwm.learnware.vocabulary import IMAGE_SPEC_TYPE, TABLE_SPEC_TYPE, TEXT_SPEC_TYPE
 from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2
 from lwm.runtime.environment import Environment, EnvironmentBuildError, EnvironmentManager
 from lwm.runtime.runner import LearnwareRuntimeError, ModelRunner, open_learnware
 from lwm.runtime.sandbox import SandboxConfig
-from lwm.spec import IMAGE_SPEC_TYPE, TABLE_SPEC_TYPE, TEXT_SPEC_TYPE, check_semantic_spec, load_stat_spec
+from lwm.spec import load_stat_spec
 
 PREDICT_ROWS = 10
 # The spec type that decides what random input the model gets, in the reference's order of
