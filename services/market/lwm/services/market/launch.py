@@ -63,16 +63,24 @@ class ServeConfig:
 
 @dataclass
 class Running:
-    """Started servers plus what must be stopped after them (followers, runner pools, check queues)."""
+    """Started servers and their background work (followers, runner pools, check queues)."""
 
     servers: list[Server] = field(default_factory=list)
-    cleanups: list[Callable[[], None]] = field(default_factory=list)
+    _stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def add_server(self, server: Server) -> None:
+        self.servers.append(server)
+        self._stops.append(server.stop)
+
+    def add_cleanup(self, cleanup: Callable[[], None]) -> None:
+        self._stops.append(cleanup)
 
     def stop(self) -> None:
-        for server in reversed(self.servers):
-            server.stop()
-        for cleanup in reversed(self.cleanups):
-            cleanup()
+        # Last started, first stopped: a service and its background work stop before the
+        # services it calls, so no stream into the organizer (the searcher's change feed)
+        # is still open when it stops, which would hold it for its whole grace period.
+        for stop in reversed(self._stops):
+            stop()
 
 
 def market_kind(config: ServeConfig) -> MarketKind:
@@ -94,7 +102,7 @@ def start_service(name: str, port: int, config: ServeConfig, running: Running) -
 
         server, sweeper = build_organizer(config.organizer_config(), port, config.host)
         sweeper.start()
-        running.cleanups.append(sweeper.stop)
+        running.add_cleanup(sweeper.stop)
     elif name == "checker":
         from lwm.services.checker.server import build_server as build_checker
 
@@ -105,27 +113,27 @@ def start_service(name: str, port: int, config: ServeConfig, running: Running) -
 
         server, follower, hetero = build_searcher(config.organizer, port, config.host, shard=Shard.parse(config.searcher_shard), hetero=market_kind(config) == MARKET_KIND_HETERO)
         follower.start()
-        running.cleanups.append(follower.stop)
+        running.add_cleanup(follower.stop)
         if hetero is not None:
             hetero.start()
-            running.cleanups.append(hetero.stop)
+            running.add_cleanup(hetero.stop)
     elif name == "reuse":
         from lwm.services.reuse.server import build_server as build_reuse
 
         server, pool = build_reuse(config.organizer, port, config.host, config.check_timeout_s)
-        running.cleanups.append(pool.close)
+        running.add_cleanup(pool.close)
     else:  # the gateway
         from lwm.services.gateway.server import Backends
         from lwm.services.gateway.server import build_server as build_gateway
 
         server, market = build_gateway(Backends(config.organizer, config.checker, config.searcher, config.reuse), port, config.host, kind=market_kind(config))
-        running.cleanups.append(market.checks.close)
+        running.add_cleanup(market.checks.close)
         server.start()
-        running.servers.append(server)
+        running.add_server(server)
         market.checks.resume_pending()
         return server
     server.start()
-    running.servers.append(server)
+    running.add_server(server)
     return server
 
 
