@@ -45,7 +45,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_pack_without_the_checks_says_what_to_install(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "lwm.checks", None)  # as if lwm-checks were not installed
     code, _, err = lwm_here(capsys, "pack", str(tmp_path))
-    assert code == EXIT_USAGE and err.strip() == "lwm pack runs the market's checks locally: pip install lwm-checks"
+    assert code == EXIT_USAGE and err.strip() == "lwm pack: running the market's checks locally needs lwm-checks: pip install lwm-checks"
 
 
 @pytest.mark.slow

@@ -30,11 +30,12 @@ def test_market_end_to_end(market_process, tmp_path: Path) -> None:
     world = TableWorld.make(tasks=TASKS, seed=3)
     ids: dict[int, str] = {}
     with MarketClient(address) as client:
-        for task in range(TASKS):
+        for task in range(TASKS):  # uploaded at once, checked in parallel
             zip_path, semantic = world.write_learnware(task, tmp_path)
-            learnware = client.add_learnware(zip_path, semantic, wait=True)
+            ids[task] = client.add_learnware(zip_path, semantic, wait=False).id
+        for task in range(TASKS):
+            learnware = client.wait_until_checked(ids[task], timeout_s=300)
             assert learnware.status == "USABLE", learnware.check_report
-            ids[task] = learnware.id
         assert {lw.id for lw in client.list_learnwares()} == set(ids.values())
 
         # Semantic search: scenario tag of task 1 only, and fuzzy name search.

@@ -170,6 +170,7 @@ def test_reuse_errors_are_clear(market: Market) -> None:
             client.reuse(ids, x, "feature_augment", train_x=x, train_y=y)
 
 
+@pytest.mark.slow  # local sandboxes for every learnware; examples/table_workflow.py's test does this too
 def test_loaded_learnwares_reuse_locally_as_on_the_market(market: Market) -> None:
     rng = np.random.default_rng(15)
     x, y = market.classification.sample_mixture([0, 1], 200, rng)

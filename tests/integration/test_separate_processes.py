@@ -49,6 +49,7 @@ def reflected_services(address: str) -> set[str]:
         return {service.name for reply in replies for service in reply.list_services_response.service}
 
 
+@pytest.mark.slow  # a minute; tests/integration/test_search_sharded.py and the gateway-only test below run services apart in make test
 def test_five_processes(tmp_path: Path) -> None:
     ports = {name: free_port() for name in SERVICE_NAMES}
     addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}

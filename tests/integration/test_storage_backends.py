@@ -121,6 +121,8 @@ def hammer(address: str, zip_path: Path, semantic: dict, log: WriteLog, stop: th
             return
 
 
+# The SQLite/directory variant runs in `make test-all`: the same crash path on the embedded storage.
+@pytest.mark.parametrize("backend", [pytest.param("sqlite-directory", marks=pytest.mark.slow), "postgres-s3"], indirect=True)
 def test_sigkill_mid_writes_loses_nothing_acknowledged_and_sweeper_cleans_up(backend: Backend, learnware_zip: tuple[Path, dict], tmp_path: Path) -> None:
     zip_path, semantic = learnware_zip
     organizer = OrganizerProcess(backend, tmp_path / "organizer.log").start()

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lwm.client import cli
+from lwm.client import MarketClient, cli
+from lwm.client.errors import MissingDistributionError
 
 ROOT = Path(__file__).resolve().parents[2]
 THIN_CLIENT = ["libs/learnware", "libs/rpc", "libs/client"]
@@ -23,6 +24,12 @@ def test_spec_command_without_the_spec_distribution_says_what_to_install(tmp_pat
     assert cli.main(["spec", "table", str(data), "-o", str(tmp_path / "spec.json")]) == cli.EXIT_USAGE
     assert "pip install lwm-spec" in capsys.readouterr().err
     assert not (tmp_path / "spec.json").exists()
+
+
+def test_local_learnwares_without_the_local_extra_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "lwm.runtime", None)  # as if lwm-runtime were not installed
+    with MarketClient("127.0.0.1:9") as client, pytest.raises(MissingDistributionError, match=r"pip install 'lwm-client\[local\]'"):
+        client.load_learnware("any-id")
 
 
 def test_csv_tables_load_with_or_without_a_header(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import importlib.util
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lwm.client.errors import InvalidArgumentError, MarketError, NotFoundError, UnavailableError
+from lwm.client.errors import InvalidArgumentError, MarketError, MissingDistributionError, NotFoundError, UnavailableError, require_distribution
 from lwm.client.market import DEFAULT_MARKET, Learnware, MarketClient, SearchResults
 from lwm.learnware.vocabulary import AVERAGING_MODES, CLASSIFICATION, REUSE_METHODS, TASKS
 from lwm.rpc.metrics import configure_logging
@@ -95,13 +94,8 @@ def _as_json(value: Any) -> str:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     """Make a statistical spec from a local file; a progress bar shows for large inputs."""
-    try:
-        from lwm.spec import generate_stat_spec
-    except ModuleNotFoundError as error:
-        if error.name not in ("lwm.spec", "torch"):
-            raise
-        print("lwm spec: making a statistical specification locally needs the spec distribution (with torch): pip install lwm-spec", file=sys.stderr)
-        return EXIT_USAGE
+    require_distribution("lwm.spec", "lwm-spec", "making a statistical specification locally (with torch)")
+    from lwm.spec import generate_stat_spec
 
     path = Path(args.input)
     data: Any
@@ -260,9 +254,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     from lwm.learnware.archive import LearnwareArchive
     from lwm.rpc import convert
 
-    if importlib.util.find_spec("lwm.checks") is None:  # an optional part of the client (lwm-checks)
-        print("lwm pack runs the market's checks locally: pip install lwm-checks", file=sys.stderr)
-        return EXIT_USAGE
+    require_distribution("lwm.checks", "lwm-checks", "running the market's checks locally")
     from lwm.checks import check_learnware
 
     directory = Path(args.directory)
@@ -514,6 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, InvalidArgumentError):
             return EXIT_INVALID
         return EXIT_ERROR
+    except MissingDistributionError as error:
+        print(f"lwm {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except (OSError, ValueError) as error:
         print(f"lwm: {error}", file=sys.stderr)
         return EXIT_INVALID

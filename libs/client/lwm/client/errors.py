@@ -1,8 +1,21 @@
-"""The SDK's exceptions: one class per gRPC status code a caller may want to handle, all MarketError."""
+"""The SDK's exceptions: one class per gRPC status code a caller may want to handle, all MarketError;
+and MissingDistributionError for a part of the SDK whose optional distribution is not installed."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import grpc
+
+
+class MissingDistributionError(ModuleNotFoundError):
+    """What was asked for needs a distribution that is not installed; the message says which to install."""
+
+
+def require_distribution(module: str, distribution: str, purpose: str) -> None:
+    """Raise MissingDistributionError naming `distribution` unless `module` (one of its packages) is installed."""
+    if importlib.util.find_spec(module) is None:
+        raise MissingDistributionError(f"{purpose} needs {distribution}: pip install {distribution}", name=module)
 
 
 class MarketError(Exception):

@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 from google.protobuf import json_format
 
-from lwm.client.errors import MarketError, from_rpc_error
+from lwm.client.errors import MarketError, from_rpc_error, require_distribution
 from lwm.client.retry import NO_RETRY, RetryPolicy, call_with_retry
 from lwm.rpc import convert
 from lwm.rpc.learnware.v1 import common_pb2, market_pb2, market_pb2_grpc, reuse_pb2, searcher_pb2
@@ -351,6 +351,7 @@ class MarketClient:
 
     def load_learnware(self, learnware_id: str, timeout_s: float = 120.0) -> LocalLearnware:
         """Download a learnware and start its model in a local sandbox (see lwm.client.reuse); close it when done."""
+        require_distribution("lwm.runtime", "'lwm-client[local]'", "running a learnware on this machine")
         from lwm.client.reuse import load_learnware  # imports torch (specs): only when used
 
         with tempfile.TemporaryDirectory(prefix="lwm-download-") as folder:
