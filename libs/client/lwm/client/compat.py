@@ -281,14 +281,38 @@ class LearnwareMarket:
         self.close()
 
 
-def instantiate_learnware_market(market_id: str = "default", name: str = "easy", rebuild: bool = False, address: str | None = None, **client_options: Any) -> LearnwareMarket:
+def instantiate_learnware_market(
+    market_id: str = "default",
+    name: str = "easy",
+    rebuild: bool = False,
+    organizer_kwargs: dict[str, Any] | None = None,
+    searcher_kwargs: dict[str, Any] | None = None,
+    checker_kwargs: dict[str, Any] | None = None,
+    conda_checker: bool = False,
+    address: str | None = None,
+    **client_options: Any,
+) -> LearnwareMarket:
     """Connect to a running market (the reference's function of the same name opens a local one).
 
     name: "easy" works with any market, "hetero" needs a market serving hetero
     search. rebuild=True deletes every learnware in the market, as the reference
     empties its market (on a shared market this needs an admin token).
+    conda_checker: either way the market checks each learnware in an environment
+    built from its requirements. The reference's component kwargs configure its local
+    organizer, searcher and checkers; the market's are configured where they run, so
+    only empty ones are accepted (TypeError otherwise, naming what to use instead).
     `client_options` go to MarketClient (timeout_s, token, tls_ca, retry).
     """
+    if organizer_kwargs:
+        raise TypeError(
+            f"organizer_kwargs {sorted(organizer_kwargs)} configure the reference's local organizer; the market's hetero engine "
+            "trains on its searcher, set with LWM_HETERO_* variables where it runs (docs/search.md)"
+        )
+    for keyword, given in (("searcher_kwargs", searcher_kwargs), ("checker_kwargs", checker_kwargs)):
+        if given:
+            raise TypeError(f"{keyword} {sorted(given)} configure the reference's local market; the market's services are configured where they run (docs/operators.md)")
+    if not isinstance(conda_checker, bool):
+        raise TypeError(f"conda_checker must be True or False, got {conda_checker!r}")
     if name not in MARKET_NAMES:
         raise ValueError(f"name {name} is not supported for market; choose from {', '.join(MARKET_NAMES)}")
     client = MarketClient(address or os.environ.get("LWM_MARKET", DEFAULT_MARKET), **client_options)
