@@ -19,13 +19,16 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-instal
 COMPONENTS := libs/learnware libs/spec libs/runtime libs/rpc libs/checks libs/client libs/reuse \
 	services/organizer services/checker services/searcher services/reuse services/gateway services/market tests/support
 PIP := $(BIN)/pip install -q --disable-pip-version-check
+UV_PIP := $(BIN)/uv pip install -q --python $(BIN)/python
 
+# pip installs torch (it finds the machine's CPU wheel; see DEVELOPERS.md) and uv, then uv
+# installs the components and the dev tools: with torch==2.13.0 already there it keeps it,
+# and it builds the fourteen editable components in seconds where pip takes minutes.
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(COMPONENTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) 'pip>=25.1'
-	$(PIP) torch==2.13.0
-	$(PIP) $(addprefix -e ,$(COMPONENTS)) torch==2.13.0
-	$(PIP) --group dev
+	$(PIP) torch==2.13.0 'uv>=0.8'
+	$(UV_PIP) $(addprefix -e ,$(COMPONENTS)) torch==2.13.0
+	$(UV_PIP) --group dev
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.learnwares import build_learnware_zip
+from fixtures.learnwares import semantic_spec as fixture_semantic_spec
 
 from lwm.spec import generate_stat_spec
 from lwm.testing.synthetic import TableWorld
@@ -116,6 +118,10 @@ def test_reference_readme_workflow(market_process, tmp_path: Path, monkeypatch: 
     assert accuracy(ensemble_predict_y, test_y) > 0.6
     assert accuracy(ensemble_pruning_predict_y, test_y) > 0.6
     assert accuracy(feature_augment_predict_y, test_y) > 0.6
+
+    # A learnware that fails its checks is not a member of the market, as in the reference.
+    broken_id, broken_status = demo_market.add_learnware(build_learnware_zip("missing_module", tmp_path), fixture_semantic_spec())
+    assert broken_status == -1 and demo_market.client.get_learnware(broken_id).status == "INVALID"
 
     # The market's other reference calls.
     assert sorted(demo_market.get_learnware_ids()) == sorted(ids)

@@ -62,6 +62,8 @@ __all__ = [
 INVALID_LEARNWARE, NONUSABLE_LEARNWARE, USABLE_LEARNWARE = -1, 0, 1
 CHECK_STATUS_CODES = {"INVALID": INVALID_LEARNWARE, "NONUSABLE": NONUSABLE_LEARNWARE, "USABLE": USABLE_LEARNWARE}
 STATUS_NAMES = {code: name for name, code in CHECK_STATUS_CODES.items()}
+# The learnwares the reference's market holds: it never keeps an INVALID one.
+MEMBER_STATUSES = ("USABLE", "NONUSABLE")
 # The stat_info keys a search uses, in the reference's order of preference.
 SEARCH_SPEC_TYPES = (TABLE_SPEC_TYPE, LEGACY_TABLE_SPEC_TYPE, IMAGE_SPEC_TYPE, TEXT_SPEC_TYPE)
 MARKET_NAMES = ("easy", "hetero")
@@ -198,8 +200,10 @@ class LearnwareMarket:
     def add_learnware(self, zip_path: str | os.PathLike[str], semantic_spec: dict[str, Any]) -> tuple[str, int]:
         """Upload and check a learnware: (id, check status), the status as the reference's ints (-1, 0, 1).
 
-        Unlike the reference, the market also keeps an INVALID learnware (with its
-        check report, see `client.get_learnware(id).check_report`), so its id is returned.
+        An INVALID learnware is not a member of the market, as in the reference (len(),
+        get_learnware_ids() and searches leave it out), but the market keeps it for its
+        owner with its check report (`client.get_learnware(id).check_report`, `lwm ls
+        --status INVALID`), so its id is returned.
         """
         learnware = self.client.add_learnware(zip_path, semantic_spec, wait=True)
         return learnware.id, CHECK_STATUS_CODES[learnware.status]
@@ -240,7 +244,7 @@ class LearnwareMarket:
         return [self._learnware(info) for info in self._list(top, check_status)]
 
     def _list(self, top: int | None, check_status: int | None) -> list[Learnware]:
-        statuses = () if check_status is None else (STATUS_NAMES[check_status],)
+        statuses = MEMBER_STATUSES if check_status is None else (STATUS_NAMES[check_status],)
         learnwares: list[Learnware] = []
         for info in self.client.list_learnwares(statuses=statuses):
             if top is not None and len(learnwares) >= top:
@@ -265,7 +269,8 @@ class LearnwareMarket:
         return self.client.download(learnware_id, save_path)
 
     def __len__(self) -> int:
-        return sum(self.client.market_info()["learnware_counts"].values())
+        counts = self.client.market_info()["learnware_counts"]
+        return sum(counts.get(status, 0) for status in MEMBER_STATUSES)
 
     def close(self) -> None:
         """Stop the sandboxes of loaded learnwares and close the connection."""

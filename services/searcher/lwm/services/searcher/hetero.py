@@ -246,8 +246,11 @@ class HeteroIndex:
                     work = self._work()
                 if self._stop.is_set():
                     return
-                self.training = work == "train"
                 sources = list(self._sources.values())
+                if work == "train" and self._space is not None and self._same_sample(sources, self._space.engine):
+                    self._arrived = 0  # a capped market whose sample did not change would train the same engine again
+                    continue
+                self.training = work == "train"
                 if self.training:
                     self._arrived = 0
             try:
@@ -265,6 +268,10 @@ class HeteroIndex:
                     self.training = False
                     if work == "load":
                         self._checkpoint_tried = True
+
+    def _same_sample(self, sources: list[HeteroSource], engine: HeteroEngine) -> bool:
+        """Whether training now would use exactly the learnwares `engine` was trained on."""
+        return {source.info.id for source in training_sample(sources, self.settings.max_training_learnwares)} == set(engine.learnware_ids)
 
     def _load_checkpoint(self) -> None:
         try:
