@@ -1,9 +1,4 @@
-"""The reference `learnware` package's user API over a remote market.
-
-Code written for the reference runs here with only its imports changed::
-
-    from lwm.client.compat import BaseUserInfo, instantiate_learnware_market, generate_semantic_spec
-    from lwm.client.compat import JobSelectorReuser, AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser
+"""The reference's `learnware.market` over a remote market.
 
 `instantiate_learnware_market` connects to a running market (the `address`
 argument, else env LWM_MARKET, else 127.0.0.1:50051) instead of opening a local
