@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 import zipfile
 from pathlib import Path
@@ -11,15 +14,18 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures.learnwares import build_learnware_zip
+from packaging.version import Version
 
 from lwm.learnware.archive import LearnwareArchive
 from lwm.runtime.environment import (
+    ALLOW_SDIST_ENV,
     EnvironmentBuildError,
     EnvironmentConfig,
     EnvironmentManager,
     Requirements,
     parse_environment_yaml,
     parse_requirements_txt,
+    relax_pin,
     uv_binary,
 )
 
@@ -92,7 +98,8 @@ def test_uv_build_is_cached_by_requirements(tmp_path: Path) -> None:
     assert again.cached and again.python == first.python and again.build_s == 0.0
 
 
-def test_concurrent_builds_of_one_environment_build_it_once(tmp_path: Path) -> None:
+def test_concurrent_builds_of_one_environment_share_one_folder(tmp_path: Path) -> None:
+    """Identical builds do not wait for each other: each builds privately and the first to finish is kept."""
     manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=()))
     results = []
     threads = [threading.Thread(target=lambda: results.append(manager.prepare_requirements(Requirements(("six",))))) for _ in range(3)]
@@ -100,8 +107,9 @@ def test_concurrent_builds_of_one_environment_build_it_once(tmp_path: Path) -> N
         thread.start()
     for thread in threads:
         thread.join()
-    assert len({r.python for r in results}) == 1
-    assert sorted(r.cached for r in results) == [False, True, True]
+    assert len(results) == 3 and len({r.python for r in results}) == 1
+    assert _imports(results[0].python, "six")
+    assert [p.name for p in (tmp_path / "envs").iterdir()] == [manager.cache_key(Requirements(("six",)))]  # no private build folder left
 
 
 def test_uninstallable_requirements_are_dropped_with_a_reason(tmp_path: Path) -> None:
@@ -142,11 +150,111 @@ def test_environment_yaml_goes_to_conda_when_one_is_configured(tmp_path: Path) -
     env = manager.prepare(archive)
     [call] = log.read_text().splitlines()
     assert call.startswith("env create --quiet --prefix ") and call.endswith("environment.yaml")
-    spec_file = Path(call.split("--file ")[1])
-    assert "name" not in yaml.safe_load(spec_file.read_text())
+    spec_file = Path(env.python).parents[2] / "environment.yaml"  # built privately, then renamed into the cache
+    assert Path(call.split("--file ")[1]).name == spec_file.name and "name" not in yaml.safe_load(spec_file.read_text())
     assert env.python.startswith(str(tmp_path / "envs")) and _imports(env.python, "numpy")
     assert any("built by" in note for note in env.notes)
     assert manager.prepare(archive).cached and len(log.read_text().splitlines()) == 1
     # Without conda the same zip gets a uv venv from the yaml's dependencies.
     uv_env = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", conda=None)).prepare(archive)
     assert uv_env.python != env.python and uv_env.requirements == ("numpy",)
+
+
+def _hostile_sdist(folder: Path, marker: Path) -> None:
+    """An sdist `lwm-test-hostile-sdist-1.0.tar.gz` whose setup.py, if anything ever ran it, would write `marker`."""
+    source = folder / "src" / "lwm-test-hostile-sdist-1.0"
+    source.mkdir(parents=True)
+    (source / "setup.py").write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('setup.py ran')\nfrom setuptools import setup\nsetup(name='lwm-test-hostile-sdist', version='1.0')\n")
+    (source / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: lwm-test-hostile-sdist\nVersion: 1.0\n")
+    with tarfile.open(folder / "lwm-test-hostile-sdist-1.0.tar.gz", "w:gz") as tar:
+        tar.add(source, arcname="lwm-test-hostile-sdist-1.0")
+    shutil.rmtree(folder / "src")
+
+
+def test_sdist_is_refused_and_its_setup_py_never_runs(tmp_path: Path) -> None:
+    links, marker = tmp_path / "links", tmp_path / "setup-py-ran"
+    links.mkdir()
+    _hostile_sdist(links, marker)
+    manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),)))
+    env = manager.prepare_requirements(parse_requirements_txt("lwm-test-hostile-sdist==1.0\nsix\n"))
+    assert not marker.exists()
+    reasons = {d.requirement: d.reason for d in env.dropped}
+    assert "refused" in reasons["lwm-test-hostile-sdist==1.0"] and "never builds source distributions" in reasons["lwm-test-hostile-sdist==1.0"]
+    assert _imports(env.python, "six") and not _imports(env.python, "lwm_test_hostile_sdist")
+
+
+def test_source_builds_switch_is_refused_until_builds_are_sandboxed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ALLOW_SDIST_ENV, "1")
+    with pytest.raises(ValueError, match="cannot build source distributions"):
+        EnvironmentConfig.from_env()
+    monkeypatch.setenv(ALLOW_SDIST_ENV, "0")
+    assert EnvironmentConfig.from_env().backend == "uv"
+
+
+@pytest.mark.parametrize(
+    ("pin", "relaxed"),
+    [
+        ("scikit-learn==0.22", "scikit-learn>=0.22"),
+        ("numpy==1.19.*", "numpy>=1.19"),
+        ("pandas~=1.1.0", "pandas>=1.1.0"),
+        ("torch>=1.4,<1.5", "torch>=1.4"),
+        ("six", None),
+        ("six>=1.0", None),
+    ],
+)
+def test_relax_pin(pin: str, relaxed: str | None) -> None:
+    assert relax_pin(pin) == relaxed
+
+
+def test_old_pin_without_a_wheel_is_relaxed_with_a_warning(tmp_path: Path) -> None:
+    """The reference's own test zips pin scikit-learn==0.22, which has no wheel for this Python (real PyPI; uv's cache keeps it quick)."""
+    manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=()))
+    env = manager.prepare_requirements(parse_requirements_txt("scikit-learn==0.22\n"))
+    [warning] = env.notes
+    installed = subprocess.run([env.python, "-c", "import sklearn; print(sklearn.__version__)"], capture_output=True, text=True, check=True).stdout.strip()
+    python = f"Python {sys.version_info.major}.{sys.version_info.minor}"
+    assert warning == f"warning: scikit-learn==0.22 has no wheel for {python}; relaxed to scikit-learn=={installed}"
+    assert Version(installed) > Version("0.22") and env.dropped == ()
+    assert manager.prepare_requirements(parse_requirements_txt("scikit-learn==0.22\n")).notes == (warning,)  # kept with the cached build
+
+
+def test_a_stuck_build_does_not_delay_another(tmp_path: Path) -> None:
+    """A wheel that can never be read (a FIFO nobody writes) hangs one build; a build of other requirements still completes."""
+    links = tmp_path / "links"
+    links.mkdir()
+    os.mkfifo(links / "stuck-1.0-py3-none-any.whl")
+    manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),), build_timeout_s=600))
+    stuck_result: list[object] = []
+    stuck = threading.Thread(target=lambda: stuck_result.append(_outcome(manager, "stuck\n")), daemon=True)
+    stuck.start()
+    env = manager.prepare_requirements(parse_requirements_txt("six\n"))
+    assert _imports(env.python, "six")
+    assert stuck.is_alive() and stuck_result == []  # still stuck, and it held up nothing
+    _release_fifo(links / "stuck-1.0-py3-none-any.whl")
+    stuck.join(timeout=120)
+    assert not stuck.is_alive()
+
+
+def _outcome(manager: EnvironmentManager, requirements: str) -> object:
+    try:
+        return manager.prepare_requirements(parse_requirements_txt(requirements))
+    except EnvironmentBuildError as error:
+        return error
+
+
+def _release_fifo(fifo: Path) -> None:
+    """End the stuck build: its reader's open returns and reads EOF, and any retry finds no such wheel."""
+    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # succeeds because a reader is waiting
+    fifo.unlink()
+    os.close(fd)
+
+
+def test_build_past_its_deadline_is_killed(tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    os.mkfifo(links / "stuck-1.0-py3-none-any.whl")
+    manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),), build_timeout_s=5))
+    with pytest.raises(EnvironmentBuildError, match="took longer than 5 s") as raised:
+        manager.prepare_requirements(parse_requirements_txt("stuck\n"))
+    assert raised.value.infrastructure
+    assert list((tmp_path / "envs").iterdir()) == []  # the private build folder is gone

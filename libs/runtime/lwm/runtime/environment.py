@@ -7,17 +7,40 @@ second learnware with the same requirements starts at once. From an
 environment.yaml it takes the pip section and those conda dependencies that
 exist on PyPI, unless a conda/mamba binary is on PATH, which then builds it.
 
-Requirements that cannot be installed here (not on PyPI, like `sqlite`, or
-with no distribution for this platform, like `pywin32` on Linux) are dropped
-and reported, as the reference package does; any other install failure (a
-package that fails to build, conflicting pins) fails with uv's message.
+Only wheels are installed (`--only-binary :all:`): building a source
+distribution runs its setup.py, which is code from the index, and the market
+never runs such code on the host. Resolving never builds either, so a
+requirement that exists only as an sdist is refused and reported.
+
+Old pins: a pinned requirement with no wheel for this Python (the reference's
+own test zips pin `scikit-learn==0.22`, whose newest wheels are for Python 3.8)
+is relaxed to `>=` its pin and resolved with the other requirements, which
+gives the newest release they allow; the report names both versions. Not the
+lowest release >= the pin: the first release with wheels for a new Python is
+typically built against an older ABI of its dependencies than its metadata
+admits (scikit-learn 1.1.3, the first for Python 3.11, resolves with numpy 2.x
+and then fails to import: "numpy.dtype size changed"), whereas the newest one
+is built against what the resolver installs beside it, and is what a model
+pickled today was made with.
+
+Requirements that cannot be installed here (not on PyPI, like `sqlite`, with no
+distribution for this platform, like `pywin32` on Linux, or only as an sdist)
+are dropped and reported, as the reference package does; any other install
+failure (conflicting pins) fails with uv's message.
+
+Builds do not wait for each other: each builds into a private folder that is
+renamed into the cache when complete (two uploads with the same requirements
+may both build; the first rename wins), and each has its own deadline, after
+which its uv process group is killed. The uv download cache is shared: uv
+makes it safe for concurrent use (per-entry locks, atomic renames), and with
+wheels only no entry is locked for longer than one download.
+
 The "host" backend installs nothing and runs learnwares with the service's own
 interpreter (development only).
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -25,8 +48,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,12 +61,13 @@ from typing import Any
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from lwm.learnware.archive import LearnwareArchive
 
 BACKENDS = ("uv", "host")
 # Bump when the build recipe changes: older cache entries are then ignored.
-ENV_FORMAT = 1
+ENV_FORMAT = 2
 # The runner itself imports numpy; a learnware's own pin of it wins.
 RUNNER_REQUIREMENTS = ("numpy",)
 READY_FILE = "lwm-environment.json"
@@ -49,7 +75,13 @@ READY_FILE = "lwm-environment.json"
 CONDA_TO_PYPI = {"pytorch": "torch", "py-xgboost": "xgboost", "py-lightgbm": "lightgbm"}
 # uv's words for "no such package" and "nothing installable on this platform".
 _NOT_FOUND = ("not found in the package registry", "was not found in the provided package locations")
-_NO_PLATFORM = ("only found wheels for", "on the following platforms", "no wheels with a matching platform tag", "no wheels with a matching python")
+_NO_PLATFORM = ("on the following platforms", "no wheels with a matching platform tag")
+# uv's words for "no wheel that this interpreter can install" (with building from source disabled).
+_NO_WHEEL = ("has no usable wheels", "no wheels with a matching", "only found wheels for", "building from source is disabled")
+# Set to 1 to allow source builds; refused until builds run inside the sandbox.
+ALLOW_SDIST_ENV = "LWM_ENV_ALLOW_SDIST"
+# Private build folders in the cache start with this; complete ones are renamed to their key.
+_BUILDING_PREFIX = ".building-"
 # uv's words for "the package index cannot be reached".
 _NETWORK = ("failed to fetch", "error sending request", "dns error", "network is unreachable", "connection refused")
 _TAIL_CHARS = 4000
@@ -215,7 +247,7 @@ class EnvironmentConfig:
     pinned to the version installed beside the market). `find_links`: extra
     local wheel folders. `conda`: a conda or mamba binary that builds
     environment.yaml learnwares itself (default: mamba or conda from PATH, if
-    any). `build_timeout_s`: bound on one build.
+    any). `build_timeout_s`: bound on one whole build.
     """
 
     backend: str = "uv"
@@ -233,13 +265,22 @@ class EnvironmentConfig:
     @classmethod
     def from_env(cls) -> EnvironmentConfig:
         """From LWM_ENV_BACKEND, LWM_ENV_CACHE_DIR, LWM_ENV_OVERRIDES, LWM_ENV_FIND_LINKS (default:
-        PIP_FIND_LINKS) and LWM_ENV_CONDA (a conda/mamba path; empty: never use conda)."""
+        PIP_FIND_LINKS), LWM_ENV_CONDA (a conda/mamba path; empty: never use conda) and
+        LWM_ENV_BUILD_TIMEOUT_S; LWM_ENV_ALLOW_SDIST=1 (source builds) is refused."""
+        if os.environ.get(ALLOW_SDIST_ENV, "").strip().lower() not in ("", "0", "false", "no"):
+            raise ValueError(
+                f"{ALLOW_SDIST_ENV} is set, but this market cannot build source distributions yet: a build runs "
+                "the package's own setup.py, which must happen inside the sandbox, and sandboxed builds are not "
+                f"implemented. Unset {ALLOW_SDIST_ENV}; requirements are installed from wheels only."
+            )
         kwargs: dict[str, Any] = {"backend": os.environ.get("LWM_ENV_BACKEND") or "uv"}
         if os.environ.get("LWM_ENV_CACHE_DIR"):
             kwargs["cache_dir"] = Path(os.environ["LWM_ENV_CACHE_DIR"])
         if "LWM_ENV_OVERRIDES" in os.environ:
             kwargs["overrides"] = _split(os.environ["LWM_ENV_OVERRIDES"])
         kwargs["find_links"] = _split(os.environ.get("LWM_ENV_FIND_LINKS", os.environ.get("PIP_FIND_LINKS", "")))
+        if os.environ.get("LWM_ENV_BUILD_TIMEOUT_S"):
+            kwargs["build_timeout_s"] = float(os.environ["LWM_ENV_BUILD_TIMEOUT_S"])
         if "LWM_ENV_CONDA" in os.environ:
             kwargs["conda"] = os.environ["LWM_ENV_CONDA"] or None
         return cls(**kwargs)
@@ -253,21 +294,111 @@ def uv_binary() -> str:
     return found
 
 
-def _run(command: list[str], timeout_s: float, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA"))}
-    env.update({"UV_NO_PROGRESS": "1", "NO_COLOR": "1"})
+class _Deadline:
+    """The end of one build: every command of the build gets what is left of `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def left(self, what: str) -> float:
+        remaining = self.at - time.monotonic()
+        if remaining <= 0:
+            raise EnvironmentBuildError(f"building the environment took longer than {self.seconds:g} s (at: {what})", infrastructure=True)
+        return remaining
+
+
+def _run(command: list[str], deadline: _Deadline, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `command` in its own process group, killed as a whole when the build's deadline passes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA", "UV_", "PIP_"))}
+    # PIP_ONLY_BINARY: a conda build installs its pip section with pip, which must not build sdists either.
+    env.update({"UV_NO_PROGRESS": "1", "NO_COLOR": "1", "PIP_ONLY_BINARY": ":all:"})
+    what = " ".join(Path(part).name if i == 0 else part for i, part in enumerate(command[:3]))
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )
     try:
-        return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=timeout_s, env=env)
-    except subprocess.TimeoutExpired:
-        raise EnvironmentBuildError(f"building the environment took longer than {timeout_s:g} s: {' '.join(command[:3])} ...", infrastructure=True) from None
+        stdout, stderr = process.communicate(stdin, timeout=deadline.left(what))
+    except BaseException as error:
+        _kill_group(process)
+        if isinstance(error, subprocess.TimeoutExpired):
+            raise EnvironmentBuildError(f"building the environment took longer than {deadline.seconds:g} s (at: {what})", infrastructure=True) from None
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.communicate()
 
 
 def _tail(result: subprocess.CompletedProcess[str]) -> str:
     return (result.stderr.strip() or result.stdout.strip())[-_TAIL_CHARS:]
 
 
+def relax_pin(requirement: str) -> str | None:
+    """`requirement` with its pin and upper bounds turned into a lower bound (`scikit-learn==0.22` ->
+    `scikit-learn>=0.22`), or None when it has nothing to relax."""
+    req = Requirement(requirement)
+    kept: list[str] = []
+    changed = False
+    for spec in req.specifier:
+        if spec.operator in ("==", "~=", "==="):
+            try:
+                floor = Version(spec.version.removesuffix(".*"))
+            except InvalidVersion:
+                return None
+            kept.append(f">={floor}")
+            changed = True
+        elif spec.operator in ("<", "<="):
+            changed = True
+        else:
+            kept.append(str(spec))
+    if not changed:
+        return None
+    relaxed = Requirement(requirement)
+    relaxed.specifier = type(req.specifier)(",".join(kept))
+    return _normalise(relaxed)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What resolving one requirement alone (wheels only, no dependencies) says about it."""
+
+    ok: bool
+    message: str = ""
+
+    @property
+    def not_found(self) -> bool:
+        return any(words in self.message for words in _NOT_FOUND)
+
+    @property
+    def no_wheel(self) -> bool:
+        return any(words in self.message for words in _NO_WHEEL + _NO_PLATFORM)
+
+    @property
+    def wrong_platform(self) -> bool:
+        return any(words in self.message for words in _NO_PLATFORM)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """What a build had to change: requirements it dropped, and notes for the report (relaxed pins)."""
+
+    dropped: tuple[DroppedRequirement, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def _python_tag() -> str:
+    return f"Python {sys.version_info.major}.{sys.version_info.minor}"
+
+
 class EnvironmentManager:
-    """Builds and caches learnware environments (thread- and process-safe)."""
+    """Builds and caches learnware environments (thread- and process-safe, builds never wait for each other)."""
 
     def __init__(self, config: EnvironmentConfig | None = None) -> None:
         self.config = config if config is not None else EnvironmentConfig.from_env()
@@ -289,7 +420,7 @@ class EnvironmentManager:
             )
         key = self.cache_key(requirements)
         notes = [*requirements.notes, *(f"override: {o}" for o in self.config.overrides if _overridden(o, requirements))]
-        return self._cached(key, requirements, notes, lambda folder: self._build(folder, requirements))
+        return self._cached(key, requirements, notes, lambda folder, deadline: self._build(folder, requirements, deadline))
 
     def cache_key(self, requirements: Requirements) -> str:
         """The cache key of a uv environment for `requirements`."""
@@ -303,34 +434,54 @@ class EnvironmentManager:
         data = yaml.safe_load(yaml_text)
         spec = {k: v for k, v in data.items() if k not in ("name", "prefix")}  # the cache decides where it lives
         key = self._key({"conda": self.config.conda, "spec": spec})
-        return self._cached(key, requirements, [f"built by {self.config.conda}"], lambda folder: self._build_conda(folder, spec))
+        return self._cached(key, requirements, [f"built by {self.config.conda}"], lambda folder, deadline: self._build_conda(folder, spec, deadline))
 
-    def _cached(self, key: str, requirements: Requirements, notes: list[str], build: Callable[[Path], list[DroppedRequirement]]) -> Environment:
-        """The environment under `key`, made by `build(folder)` (which returns what it dropped) unless cached."""
+    def _cached(self, key: str, requirements: Requirements, notes: list[str], build: Callable[[Path, _Deadline], _Built]) -> Environment:
+        """The environment under `key`, made by `build(folder, deadline)` unless cached.
+
+        The build happens in a private folder renamed to `key` when complete, so that no build
+        waits for another (a lock per key would make every upload with the same requirements
+        wait for a stuck build).
+        """
         cache = self.config.cache_dir
         cache.mkdir(parents=True, exist_ok=True)
         folder = cache / key
-        with open(cache / f"{key}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            ready = folder / READY_FILE
-            if ready.is_file():
-                return self._load(folder, cached=True)
-            shutil.rmtree(folder, ignore_errors=True)  # a build that died halfway
-            folder.mkdir()
-            started = time.perf_counter()
-            try:
-                dropped = build(folder)
-            except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
+        if (folder / READY_FILE).is_file():
+            return self._load(folder, cached=True)
+        self._remove_abandoned_builds()
+        private = Path(tempfile.mkdtemp(prefix=f"{_BUILDING_PREFIX}{key}-", dir=cache))
+        private.chmod(0o755)  # mkdtemp makes it private to us; the sandbox uid must read the venv
+        started = time.perf_counter()
+        try:
+            built = build(private, _Deadline(self.config.build_timeout_s))
             record = {
                 "requirements": list(requirements.packages),
-                "dropped": [[d.requirement, d.reason] for d in (*requirements.dropped, *dropped)],
-                "notes": notes,
+                "dropped": [[d.requirement, d.reason] for d in (*requirements.dropped, *built.dropped)],
+                "notes": [*notes, *built.notes],
                 "build_s": time.perf_counter() - started,
             }
-            ready.write_text(json.dumps(record, indent=2))
+            (private / READY_FILE).write_text(json.dumps(record, indent=2))
+            try:
+                private.rename(folder)
+            except OSError:
+                if not (folder / READY_FILE).is_file():
+                    raise
+                shutil.rmtree(private, ignore_errors=True)  # an identical build finished first
+                return self._load(folder, cached=True)
+        except BaseException:
+            shutil.rmtree(private, ignore_errors=True)
+            raise
         return self._load(folder, cached=False)
+
+    def _remove_abandoned_builds(self) -> None:
+        """Private build folders of processes that died mid-build (older than two build timeouts)."""
+        too_old = time.time() - 2 * self.config.build_timeout_s
+        for stale in self.config.cache_dir.glob(f"{_BUILDING_PREFIX}*"):
+            try:
+                if stale.stat().st_mtime < too_old:
+                    shutil.rmtree(stale, ignore_errors=True)
+            except FileNotFoundError:
+                pass
 
     @staticmethod
     def _load(folder: Path, cached: bool) -> Environment:
@@ -344,74 +495,101 @@ class EnvironmentManager:
             cached=cached,
         )
 
-    def _build(self, folder: Path, requirements: Requirements) -> list[DroppedRequirement]:
-        """Make the venv and install; returns the requirements it had to drop."""
+    def _build(self, folder: Path, requirements: Requirements, deadline: _Deadline) -> _Built:
+        """Make the venv and install from wheels; drops what has no wheel here and relaxes old pins."""
         uv = uv_binary()
         venv = folder / "venv"
-        result = _run([uv, "venv", "--quiet", "--python", self.config.python, str(venv)], self.config.build_timeout_s)
+        # Relocatable: the venv is renamed from its private build folder into the cache.
+        result = _run([uv, "venv", "--quiet", "--relocatable", "--python", self.config.python, str(venv)], deadline)
         if result.returncode != 0:
             raise EnvironmentBuildError(f"could not create the venv: {_tail(result)}", infrastructure=True)
         python = str(venv / "bin" / "python")
-        packages = list(requirements.packages)
-        names = {canonicalize_name(Requirement(p).name) for p in packages}
-        packages += [r for r in RUNNER_REQUIREMENTS if canonicalize_name(r) not in names]
-        result = self._install(uv, python, folder, packages)
+        names = {canonicalize_name(Requirement(p).name) for p in requirements.packages}
+        runner_packages = [r for r in RUNNER_REQUIREMENTS if canonicalize_name(r) not in names]
+        result = self._install(uv, python, folder, [*requirements.packages, *runner_packages], deadline)
         if result.returncode == 0:
-            return []
+            return _Built()
         _raise_if_network_error(result)
-        dropped = [d for d in (self._probe(uv, python, p) for p in requirements.packages) if d is not None]
-        if not dropped:
+        dropped: list[DroppedRequirement] = []
+        relaxed: dict[str, str] = {}
+        for package in requirements.packages:
+            probe = self._probe(uv, python, package, deadline)
+            if probe.ok:
+                continue
+            if probe.not_found:
+                dropped.append(DroppedRequirement(package, "not found on the package index"))
+            elif probe.no_wheel:
+                loosened = relax_pin(package)
+                if loosened is not None and self._probe(uv, python, loosened, deadline).ok:
+                    relaxed[package] = loosened
+                elif probe.wrong_platform:
+                    dropped.append(DroppedRequirement(package, f"no distribution for this platform ({sys.platform}, {_python_tag()})"))
+                else:
+                    dropped.append(DroppedRequirement(package, f"refused: no wheel for {_python_tag()} on {sys.platform} (nor in any later release); the market installs wheels only and never builds source distributions"))
+        if not dropped and not relaxed:
             raise EnvironmentBuildError(f"installing the learnware's requirements failed:\n{_tail(result)}")
-        kept = [p for p in packages if p not in {d.requirement for d in dropped}]
-        result = self._install(uv, python, folder, kept)
+        removed = {d.requirement for d in dropped}
+        kept = [relaxed.get(p, p) for p in requirements.packages if p not in removed]
+        result = self._install(uv, python, folder, [*kept, *runner_packages], deadline)
         if result.returncode != 0:
             _raise_if_network_error(result)
             raise EnvironmentBuildError(f"installing the learnware's requirements failed:\n{_tail(result)}")
-        return dropped
+        installed = self._installed_versions(uv, python, deadline)
+        notes = [
+            f"warning: {old} has no wheel for {_python_tag()}; relaxed to {Requirement(new).name}=={installed.get(canonicalize_name(Requirement(new).name), '?')}"
+            for old, new in relaxed.items()
+        ]
+        return _Built(dropped=tuple(dropped), notes=tuple(notes))
 
-    def _build_conda(self, folder: Path, spec: dict[str, Any]) -> list[DroppedRequirement]:
+    def _build_conda(self, folder: Path, spec: dict[str, Any], deadline: _Deadline) -> _Built:
         """`conda env create` from the learnware's environment.yaml; numpy is added for the runner if missing."""
         assert self.config.conda is not None
         spec_file = folder / "environment.yaml"
         spec_file.write_text(yaml.safe_dump(spec))
         prefix = folder / "venv"
-        result = _run([self.config.conda, "env", "create", "--quiet", "--prefix", str(prefix), "--file", str(spec_file)], self.config.build_timeout_s)
+        result = _run([self.config.conda, "env", "create", "--quiet", "--prefix", str(prefix), "--file", str(spec_file)], deadline)
         if result.returncode != 0:
             _raise_if_network_error(result)
             raise EnvironmentBuildError(f"{Path(self.config.conda).name} could not create the environment:\n{_tail(result)}")
         python = prefix / "bin" / "python"
         if not python.exists():
             raise EnvironmentBuildError("the conda environment has no Python; add python to environment.yaml's dependencies")
-        if _run([str(python), "-c", "import numpy"], 120).returncode != 0:
-            result = self._install(uv_binary(), str(python), folder, list(RUNNER_REQUIREMENTS))
+        if _run([str(python), "-c", "import numpy"], deadline).returncode != 0:
+            result = self._install(uv_binary(), str(python), folder, list(RUNNER_REQUIREMENTS), deadline)
             if result.returncode != 0:
                 raise EnvironmentBuildError(f"installing numpy (the runner needs it) failed:\n{_tail(result)}")
-        return []
+        return _Built()
 
-    def _install(self, uv: str, python: str, folder: Path, packages: list[str]) -> subprocess.CompletedProcess[str]:
+    def _index_options(self) -> list[str]:
+        options = ["--only-binary", ":all:"]
+        for link in self.config.find_links:
+            options += ["--find-links", link]
+        return options
+
+    def _install(self, uv: str, python: str, folder: Path, packages: list[str], deadline: _Deadline) -> subprocess.CompletedProcess[str]:
         (folder / "requirements.txt").write_text("\n".join(packages) + "\n")
-        command = [uv, "pip", "install", "--python", python, "-r", str(folder / "requirements.txt")]
+        command = [uv, "pip", "install", "--python", python, "-r", str(folder / "requirements.txt"), *self._index_options()]
         if self.config.overrides:
             (folder / "overrides.txt").write_text("\n".join(self.config.overrides) + "\n")
             command += ["--override", str(folder / "overrides.txt")]
-        for link in self.config.find_links:
-            command += ["--find-links", link]
-        return _run(command, self.config.build_timeout_s)
+        return _run(command, deadline)
 
-    def _probe(self, uv: str, python: str, package: str) -> DroppedRequirement | None:
-        """Whether `package` alone is unavailable here (then it is dropped), by resolving it without dependencies."""
-        command = [uv, "pip", "compile", "--no-deps", "--no-header", "--quiet", "--python", python, "-"]
-        for link in self.config.find_links:
-            command += ["--find-links", link]
-        result = _run(command, self.config.build_timeout_s, stdin=package + "\n")
-        if result.returncode == 0:
-            return None
-        message = _tail(result).lower()
-        if any(words in message for words in _NOT_FOUND):
-            return DroppedRequirement(package, "not found on the package index")
-        if any(words in message for words in _NO_PLATFORM):
-            return DroppedRequirement(package, f"no distribution for this platform ({sys.platform}, Python {sys.version_info.major}.{sys.version_info.minor})")
-        return None
+    def _probe(self, uv: str, python: str, package: str, deadline: _Deadline) -> _Probe:
+        """Whether `package` alone can be installed here, by resolving it without dependencies."""
+        command = [uv, "pip", "compile", "--no-deps", "--no-header", "--quiet", "--python", python, *self._index_options(), "-"]
+        result = _run(command, deadline, stdin=package + "\n")
+        if result.returncode != 0:
+            _raise_if_network_error(result)
+        return _Probe(ok=result.returncode == 0, message=_tail(result).lower())
+
+    def _installed_versions(self, uv: str, python: str, deadline: _Deadline) -> dict[str, str]:
+        result = _run([uv, "pip", "freeze", "--python", python], deadline)
+        versions: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            name, sep, version = line.partition("==")
+            if sep:
+                versions[canonicalize_name(name.strip())] = version.strip()
+        return versions
 
 
 def _raise_if_network_error(result: subprocess.CompletedProcess[str]) -> None:
