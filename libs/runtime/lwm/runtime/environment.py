@@ -310,7 +310,7 @@ class _Deadline:
 
 def _run(command: list[str], deadline: _Deadline, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run `command` in its own process group, killed as a whole when the build's deadline passes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA", "UV_", "PIP_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA"))}
     # PIP_ONLY_BINARY: a conda build installs its pip section with pip, which must not build sdists either.
     env.update({"UV_NO_PROGRESS": "1", "NO_COLOR": "1", "PIP_ONLY_BINARY": ":all:"})
     what = " ".join(Path(part).name if i == 0 else part for i, part in enumerate(command[:3]))
