@@ -219,19 +219,26 @@ def test_old_pin_without_a_wheel_is_relaxed_with_a_warning(tmp_path: Path) -> No
 
 
 def test_a_stuck_build_does_not_delay_another(tmp_path: Path) -> None:
-    """A wheel that can never be read (a FIFO nobody writes) hangs one build; a build of other requirements still completes."""
+    """A wheel that can never be opened (a FIFO nobody writes) holds one build; a build of other requirements
+    meanwhile completes, through the same manager and the same uv cache."""
     links = tmp_path / "links"
     links.mkdir()
-    os.mkfifo(links / "stuck-1.0-py3-none-any.whl")
+    fifo = links / "stuck-1.0-py3-none-any.whl"
+    os.mkfifo(fifo)
     manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),), build_timeout_s=600))
     stuck_result: list[object] = []
     stuck = threading.Thread(target=lambda: stuck_result.append(_outcome(manager, "stuck\n")), daemon=True)
     stuck.start()
-    env = manager.prepare_requirements(parse_requirements_txt("six\n"))
-    assert _imports(env.python, "six")
-    assert stuck.is_alive() and stuck_result == []  # still stuck, and it held up nothing
-    _release_fifo(links / "stuck-1.0-py3-none-any.whl")
-    stuck.join(timeout=120)
+    _wait_until_a_child_opens_a_fifo()
+    try:
+        env = manager.prepare_requirements(parse_requirements_txt("six\n"))
+        assert _imports(env.python, "six")
+        assert stuck.is_alive() and stuck_result == []  # still stuck, and it held up nothing
+    finally:
+        writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # the stuck open returns
+        fifo.unlink()  # a retry finds no such wheel
+        os.close(writer)  # and the reader gets EOF
+    stuck.join(timeout=300)
     assert not stuck.is_alive()
 
 
@@ -242,11 +249,19 @@ def _outcome(manager: EnvironmentManager, requirements: str) -> object:
         return error
 
 
-def _release_fifo(fifo: Path) -> None:
-    """End the stuck build: its reader's open returns and reads EOF, and any retry finds no such wheel."""
-    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # succeeds because a reader is waiting
-    fifo.unlink()
-    os.close(fd)
+def _wait_until_a_child_opens_a_fifo() -> None:
+    """Until a child process of this one (uv) is blocked opening a FIFO for reading."""
+    for _ in range(3000):
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                if f"\nPPid:\t{os.getpid()}\n" in status.read_text() and any(
+                    wchan.read_text() == "wait_for_partner" for wchan in status.parent.glob("task/*/wchan")
+                ):
+                    return
+            except OSError:
+                continue  # the process ended meanwhile
+        threading.Event().wait(0.1)
+    raise AssertionError("no child process got stuck opening the FIFO")
 
 
 def test_build_past_its_deadline_is_killed(tmp_path: Path) -> None:
