@@ -123,34 +123,6 @@ def test_requirement_that_cannot_install_fails_with_the_installer_message(tmp_pa
     assert step == "environment" and "six==0.0.1" in messages
 
 
-def test_reference_zip_pinning_an_old_scikit_learn_is_usable_with_a_warning(tmp_path: Path) -> None:
-    """Made like the reference's own workflow test zips: a pickled SVC on the digits, requirements `scikit-learn==0.22`
-    (no wheel for this Python). The pin is relaxed, the report says to what, and the model loads and predicts."""
-    from sklearn.datasets import load_digits
-    from sklearn.svm import SVC
-
-    from lwm.learnware.template import write_learnware_zip
-    from lwm.spec import generate_rkme_table_spec
-
-    X, y = load_digits(return_X_y=True)
-    spec = generate_semantic_spec(
-        name="svm", description="digits", data_type="Table", task_type="Classification", library_type="Scikit-learn", scenarios=["Education"], license="MIT",
-        input_description={"Dimension": 64, "Description": {str(i): f"pixel {i}" for i in range(64)}},
-        output_description={"Dimension": 10, "Description": {str(i): f"digit {i}" for i in range(10)}},
-    )
-    zip_path = write_learnware_zip(
-        tmp_path / "svm.zip", SVC(kernel="linear", probability=True).fit(X[:300], y[:300]), None, generate_rkme_table_spec(X[:300], reduced_set_size=20),
-        input_shape=(64,), output_shape=(10,), requirements=["scikit-learn==0.22"],
-    )
-    environments = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs"))
-    report = check_learnware(spec, zip_path.read_bytes(), environments=environments, timeout_s=120)
-    assert report.status == USABLE, report
-    [env_step] = [s for s in report.steps if s.name == "environment"]
-    python = f"Python {sys.version_info.major}.{sys.version_info.minor}"
-    assert any(m.startswith(f"warning: scikit-learn==0.22 has no wheel for {python}; relaxed to scikit-learn==") for m in env_step.messages), env_step.messages
-    assert list(report.dropped_requirements) == []
-
-
 def test_semantic_problems_are_all_listed(tmp_path: Path, environments: EnvironmentManager) -> None:
     spec = semantic_spec()
     del spec["Data"]
