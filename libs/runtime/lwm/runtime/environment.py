@@ -304,8 +304,11 @@ class _Deadline:
     def left(self, what: str) -> float:
         remaining = self.at - time.monotonic()
         if remaining <= 0:
-            raise EnvironmentBuildError(f"building the environment took longer than {self.seconds:g} s (at: {what})", infrastructure=True)
+            raise self.expired(what)
         return remaining
+
+    def expired(self, what: str) -> EnvironmentBuildError:
+        return EnvironmentBuildError(f"building the environment took longer than {self.seconds:g} s (at: {what})", infrastructure=True)
 
 
 def _run(command: list[str], deadline: _Deadline, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -323,7 +326,7 @@ def _run(command: list[str], deadline: _Deadline, stdin: str | None = None) -> s
     except BaseException as error:
         _kill_group(process)
         if isinstance(error, subprocess.TimeoutExpired):
-            raise EnvironmentBuildError(f"building the environment took longer than {deadline.seconds:g} s (at: {what})", infrastructure=True) from None
+            raise deadline.expired(what) from None
         raise
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
@@ -542,7 +545,11 @@ class EnvironmentManager:
         return _Built(dropped=tuple(dropped), notes=tuple(notes))
 
     def _build_conda(self, folder: Path, spec: dict[str, Any], deadline: _Deadline) -> _Built:
-        """`conda env create` from the learnware's environment.yaml; numpy is added for the runner if missing."""
+        """`conda env create` from the learnware's environment.yaml; numpy is added for the runner if missing.
+
+        Conda environments are not relocatable: after the rename into the cache, the interpreter works (the
+        runner only uses it), but console scripts inside keep the private folder's path.
+        """
         assert self.config.conda is not None
         spec_file = folder / "environment.yaml"
         spec_file.write_text(yaml.safe_dump(spec))
