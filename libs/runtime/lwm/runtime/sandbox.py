@@ -5,8 +5,8 @@ else bubblewrap. Under gVisor the runner is a process of a user-space kernel
 (the sentry): its system calls never reach the host kernel directly. The
 sandbox's root is an empty read-only folder; the system directories, the
 Python installation, the runner script and the learnware folder are bound
-read-only at their own paths, the scratch folder read-write at /scratch (and
-/tmp); there is no network (`--network=none`: loopback only) and the process
+read-only at their own paths, the scratch folder read-write at /scratch (/tmp
+is empty and read-only); there is no network (`--network=none`: loopback only) and the process
 runs as the sandbox uid with no capabilities. Limits are OCI rlimits enforced
 by the sentry (address space, file size, processes+threads); the CPU-time limit
 is an rlimit of the sentry itself (this gVisor does not enforce RLIMIT_CPU), so
@@ -79,7 +79,8 @@ class SandboxConfig:
     `file_size_bytes` the largest file it may write; `max_processes` bounds the
     processes and threads the learnware may run (RLIMIT_NPROC inside gVisor and
     bubblewrap, the pids limit of a container; under bubblewrap run as root it
-    counts all processes of the sandbox uid on the host). A container also gets
+    counts all processes of the sandbox uid on the host, so concurrent sandboxes
+    share it; "none" sets no limit). A container also gets
     `memory_bytes` as its memory limit and `cpus` CPUs.
     """
 
