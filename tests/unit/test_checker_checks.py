@@ -150,6 +150,7 @@ def host_processes_with(token: str) -> int:
     return count
 
 
+@pytest.mark.slow  # four full checks; test_runtime_sandbox.py covers the same floods quickly
 @pytest.mark.parametrize("kind", ["processes", "threads"])
 @pytest.mark.parametrize("isolation", ["gvisor", "bwrap"])
 def test_fork_and_thread_floods_are_invalid_and_name_the_limit(
