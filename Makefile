@@ -10,7 +10,7 @@ DESCRIPTOR_SET := build/learnware.v1.desc
 
 .PHONY: venv demo test test-all lint proto clients clean sandbox-deps test-deps
 
-# System packages (Debian; CI runs as root): bubblewrap is the sandbox of every learnware
+# System packages (Debian; CI runs as root): gVisor (runsc), else bubblewrap, is the sandbox of every learnware
 # check; the tests also start a real PostgreSQL and, when it installs, a Docker engine.
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
@@ -35,6 +35,7 @@ venv: $(STAMP)
 
 sandbox-deps:
 	@command -v bwrap >/dev/null || { apt-get update -qq && $(APT_INSTALL) bubblewrap; }
+	@command -v runsc >/dev/null || { apt-get update -qq && $(APT_INSTALL) runsc; } || echo "runsc not installed: learnwares run under bubblewrap, the gVisor tests skip"
 
 test-deps: sandbox-deps
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) postgresql; }

@@ -1,15 +1,16 @@
 """Sandbox costs on this machine: environment builds, runner start, predict round trips.
 
-    .venv/bin/python bench/sandbox_bench.py [--calls 300] [--starts 10]
+    .venv/bin/python bench/sandbox_bench.py [--calls 300] [--starts 10] [--no-env]
 
 Measures
 - environment build for `numpy + scikit-learn`: first build with an empty uv
   package cache (downloads from the package index), first build with a warm uv
   cache (a new venv, packages linked from uv's cache), and a cached build (same
-  requirements again: a hash lookup);
-- runner start (spawn + load a trivial model) without isolation and under bubblewrap;
-- predict round trip per call for a 1x4 input, without isolation and under
-  bubblewrap, next to calling the same model in-process; and a predict on
+  requirements again: a hash lookup); skipped with --no-env;
+- runner start (spawn + load a trivial model) without isolation, under
+  bubblewrap and under gVisor (where runsc works);
+- predict round trip per call for a 1x4 input, without isolation, under
+  bubblewrap and under gVisor, next to calling the same model in-process; and a predict on
   100,000 x 4 float64 rows (3.2 MB through the pipes, 1.6 MB back).
 Prints what it measured, with the machine load.
 """
@@ -30,7 +31,7 @@ import numpy as np
 
 from lwm.runtime.environment import EnvironmentConfig, EnvironmentManager, parse_requirements_txt
 from lwm.runtime.runner import SANDBOX_ROOT, ModelRunner
-from lwm.runtime.sandbox import SandboxConfig
+from lwm.runtime.sandbox import SandboxConfig, gvisor_works
 
 MODEL_SOURCE = """
 import numpy as np
@@ -124,17 +125,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--starts", type=int, default=10)
+    parser.add_argument("--no-env", action="store_true", help="skip the environment builds (they need the package index)")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
     with tempfile.TemporaryDirectory(prefix="lwm-sandbox-bench-") as tmp:
         workdir = Path(tmp)
-        bench_environments(workdir)
+        if not args.no_env:
+            bench_environments(workdir)
         folder = workdir / "learnware"
         folder.mkdir()
         (folder / "__init__.py").write_text(textwrap.dedent(MODEL_SOURCE))
         bench_in_process(folder, args.calls)
         bench_runner(folder, SandboxConfig(isolation="none"), "no isolation (plain child process)", args.calls, args.starts)
-        bench_runner(folder, SandboxConfig(), "bubblewrap sandbox", args.calls, args.starts)
+        bench_runner(folder, SandboxConfig(isolation="bwrap"), "bubblewrap sandbox", args.calls, args.starts)
+        if gvisor_works():
+            bench_runner(folder, SandboxConfig(isolation="gvisor"), "gVisor sandbox (runsc)", args.calls, args.starts)
+        else:
+            print("gVisor sandbox: runsc is not installed or does not work here; skipped")
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from lwm.learnware.archive import LearnwareArchive
 from lwm.learnware.template import write_learnware_zip
 from lwm.runtime.runner import LearnwareRuntimeError, LearnwareTimeoutError, ModelRunner, open_learnware
+from lwm.runtime.sandbox import SandboxConfig
 
 
 def write_learnware(folder: Path, files: dict[str, str]) -> Path:
@@ -172,7 +173,10 @@ def test_timeout_kills_process_group(tmp_path: Path) -> None:
             """
         },
     )
-    runner = ModelRunner(folder, "Sleepy", {"marker": marker}, timeout_s=1.5).start()
+    # bubblewrap: its processes are host processes with their command lines (gVisor's are not;
+    # test_runtime_sandbox.py checks that its processes end too).
+    runner = ModelRunner(folder, "Sleepy", {"marker": marker}, timeout_s=60, sandbox=SandboxConfig(isolation="bwrap")).start()
+    runner.timeout_s = 1.5  # only for predict: a loaded machine may take longer to start the runner
     pgid = runner.pid
     assert pgid is not None
     assert eventually(lambda: processes_with_marker(marker))  # the grandchild was started

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +30,16 @@ from lwm.learnware.archive import LearnwareArchive, extract_archive
 
 from .environment import default_environments
 from .framing import FramingError, pack_frame, read_frame, to_wire_array
-from .sandbox import SCRATCH_IN_SANDBOX, SandboxConfig, bwrap_command, prepare_scratch, python_roots, resource_limits_command, sandbox_env
+from .sandbox import (
+    SCRATCH_IN_SANDBOX,
+    SandboxConfig,
+    bwrap_command,
+    gvisor_command,
+    prepare_scratch,
+    python_roots,
+    resource_limits_command,
+    sandbox_env,
+)
 
 SANDBOX_ROOT = Path(__file__).resolve().parent / "sandbox_root"
 RUNNER_SCRIPT = SANDBOX_ROOT / "lwm_runner.py"
@@ -200,8 +210,8 @@ class LocalChild(ChildProcess):
 
     def exit_description(self) -> str:
         code = self._proc.returncode
-        # bubblewrap exits with 128 + N when the sandboxed process died of signal N.
-        if code is not None and self._sandbox.isolation == "bwrap" and code > 128:
+        # bubblewrap and runsc exit with 128 + N when the sandboxed process died of signal N.
+        if code is not None and self._sandbox.isolation in ("bwrap", "gvisor") and code > 128:
             code = 128 - code
         if code is not None and code < 0:
             name = signal.Signals(-code).name
@@ -243,6 +253,7 @@ class ModelRunner:
         self.sandbox = sandbox if sandbox is not None else SandboxConfig.from_env()
         self._child: ChildProcess | None = None
         self._scratch: Path | None = None
+        self._private: Path | None = None  # the sandbox's own files (gVisor's bundle and state), not visible inside
         self._shapes: tuple[Any, Any] | None = None  # (input_shape, output_shape) once loaded
         self._started = False
         self._lock = threading.Lock()  # one request/reply exchange at a time
@@ -283,6 +294,15 @@ class ModelRunner:
 
             env = build_child_env(Path(SCRATCH_IN_SANDBOX), self.extra_env)
             return DockerChild(self.sandbox, command, read_only=read_only, scratch=scratch, env=env, timeout_s=self.timeout_s)
+        if self.sandbox.isolation == "gvisor":
+            self._private = Path(tempfile.mkdtemp(prefix="lwm_gvisor_"))
+            env = build_child_env(Path(SCRATCH_IN_SANDBOX), self.extra_env)
+            container_id = f"lwm-{uuid.uuid4().hex}"
+            command = gvisor_command(
+                self.sandbox, command, read_only=read_only, scratch=scratch, env=env, bundle=self._private, container_id=container_id
+            )
+            # runsc itself gets only PATH: the sandboxed process's environment is in the bundle.
+            return LocalChild(command, scratch, {"PATH": os.environ.get("PATH", os.defpath)}, self.sandbox)
         scratch_seen_by_child = scratch
         if self.sandbox.isolation == "bwrap":
             command = bwrap_command(self.sandbox, command, read_only=read_only, scratch=scratch)
@@ -299,9 +319,10 @@ class ModelRunner:
             except LearnwareRuntimeError:
                 pass
             self._kill()
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
+        for folder in (self._scratch, self._private):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._scratch = self._private = None
 
     def __enter__(self) -> ModelRunner:
         if not self._started:
@@ -398,7 +419,7 @@ class ModelRunner:
             if header.get("error_type") == "MemoryError":
                 self._out_of_memory(cmd, message)
             child_tb = header.get("traceback")
-            text = f"learnware {cmd} failed: {message}"
+            text = f"learnware {cmd} failed: {message}{self.sandbox.describe_error(header.get('error_type'), message)}"
             if child_tb:
                 text += f"\n{child_tb}"
             raise LearnwareRuntimeError(text, error_type=header.get("error_type"), child_traceback=child_tb)

@@ -1,4 +1,17 @@
-"""How a learnware's runner process is isolated: bubblewrap (the default), a Docker container, or nothing.
+"""How a learnware's runner process is isolated: gVisor, bubblewrap, a Docker container, or nothing.
+
+The default is gVisor (`runsc`) where it is installed and works (probed once),
+else bubblewrap. Under gVisor the runner is a process of a user-space kernel
+(the sentry): its system calls never reach the host kernel directly. The
+sandbox's root is an empty read-only folder; the system directories, the
+Python installation, the runner script and the learnware folder are bound
+read-only at their own paths, the scratch folder read-write at /scratch (/tmp
+is empty and read-only); there is no network (`--network=none`: loopback only) and the process
+runs as the sandbox uid with no capabilities. Limits are OCI rlimits enforced
+by the sentry (address space, file size, processes+threads); the CPU-time limit
+is an rlimit of the sentry itself (this gVisor does not enforce RLIMIT_CPU), so
+it bounds all the learnware's processes together. gVisor's cgroup support
+would put the sentry's own threads under the pids limit, so it is not used.
 
 Under bubblewrap the runner sees the system directories (/usr, /etc, ...), its
 Python installation, the runner script and the learnware folder read-only (at
@@ -22,14 +35,18 @@ root, memory, CPU and process limits, and the sandbox uid.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ISOLATIONS = ("bwrap", "docker", "none")
+ISOLATIONS = ("gvisor", "bwrap", "docker", "none")
+# LWM_SANDBOX=auto (or unset): gVisor where it works here, else bubblewrap.
+AUTO = "auto"
 NOBODY = 65534
 # Directories of the host the runner may read. Merged-/usr systems have symlinks for some.
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
@@ -37,6 +54,8 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc")
 SCRATCH_IN_SANDBOX = "/scratch"
 # Environment variables that tell the runner which uid/gid to switch to.
 UID_ENV, GID_ENV = "LWM_SANDBOX_UID", "LWM_SANDBOX_GID"
+# Tells the runner the process limit to set on itself (backends without their own).
+MAX_PROCESSES_ENV = "LWM_SANDBOX_MAX_PROCESSES"
 
 
 class SandboxUnavailableError(OSError):
@@ -52,37 +71,46 @@ def _env_int(name: str, default: int) -> int:
 class SandboxConfig:
     """Isolation and limits of learnware processes.
 
-    `isolation` is "bwrap" (bubblewrap; the default), "docker" (a container of
-    `docker_image` on the engine of DOCKER_HOST) or "none" (a plain child
-    process: no isolation, for development only). Limits apply per process:
+    `isolation` is "gvisor" (runsc), "bwrap" (bubblewrap), "docker" (a
+    container of `docker_image` on the engine of DOCKER_HOST), "none" (a plain
+    child process: no isolation, for development only) or "auto" (the default:
+    gvisor where runsc works here, else bwrap). Limits apply per process:
     `memory_bytes` is its address-space limit, `cpu_time_s` its CPU-time limit,
     `file_size_bytes` the largest file it may write; `max_processes` bounds the
-    processes of the sandbox uid (only set when a dedicated uid is used, i.e. as
-    root, or in a container). A container also gets `memory_bytes` as its memory
-    limit and `cpus` CPUs.
+    processes and threads the learnware may run (RLIMIT_NPROC inside gVisor and
+    bubblewrap, the pids limit of a container; under bubblewrap run as root it
+    counts all processes of the sandbox uid on the host, so concurrent sandboxes
+    share it; "none" sets no limit). A container also gets
+    `memory_bytes` as its memory limit and `cpus` CPUs.
     """
 
-    isolation: str = "bwrap"
+    isolation: str = AUTO
     memory_bytes: int = 4 * 1024**3
     cpu_time_s: int = 900
     file_size_bytes: int = 1024**3
-    max_processes: int = 1024
+    max_processes: int = 64
     uid: int = NOBODY
     gid: int = NOBODY
     docker_image: str = "lwm-runner:latest"
     cpus: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.isolation == AUTO:
+            object.__setattr__(self, "isolation", default_isolation())
         if self.isolation not in ISOLATIONS:
-            raise ValueError(f"sandbox isolation must be one of {ISOLATIONS}, got {self.isolation!r}")
+            raise ValueError(f"sandbox isolation must be one of {(*ISOLATIONS, AUTO)}, got {self.isolation!r}")
+        if self.max_processes < 1:
+            raise ValueError(f"sandbox max_processes must be at least 1, got {self.max_processes}")
 
     @classmethod
     def from_env(cls) -> SandboxConfig:
-        """From LWM_SANDBOX (bwrap|docker|none), LWM_SANDBOX_MEMORY_MB, LWM_SANDBOX_CPU_S, LWM_SANDBOX_DOCKER_IMAGE, LWM_SANDBOX_CPUS."""
+        """From LWM_SANDBOX (auto|gvisor|bwrap|docker|none), LWM_SANDBOX_MEMORY_MB, LWM_SANDBOX_CPU_S,
+        LWM_SANDBOX_MAX_PROCESSES, LWM_SANDBOX_DOCKER_IMAGE, LWM_SANDBOX_CPUS."""
         return cls(
-            isolation=os.environ.get("LWM_SANDBOX", "bwrap") or "bwrap",
+            isolation=os.environ.get("LWM_SANDBOX") or AUTO,
             memory_bytes=_env_int("LWM_SANDBOX_MEMORY_MB", cls.memory_bytes // 1024**2) * 1024**2,
             cpu_time_s=_env_int("LWM_SANDBOX_CPU_S", cls.cpu_time_s),
+            max_processes=_env_int(MAX_PROCESSES_ENV, cls.max_processes),
             docker_image=os.environ.get("LWM_SANDBOX_DOCKER_IMAGE") or cls.docker_image,
             cpus=float(os.environ.get("LWM_SANDBOX_CPUS") or cls.cpus),
         )
@@ -98,6 +126,15 @@ class SandboxConfig:
             return f" (it used up its CPU-time limit of {self.cpu_time_s} s)"
         if signal_name == "SIGXFSZ":
             return f" (it wrote a file over the limit of {self.file_size_bytes} bytes)"
+        return ""
+
+    def describe_error(self, error_type: str | None, message: str) -> str:
+        """Why a learnware's error may come from a sandbox limit (appended to the error message)."""
+        if error_type == "BlockingIOError" or "can't start new thread" in message:
+            return (
+                f" (the sandbox allows at most {self.max_processes} processes and threads per learnware; "
+                f"see {MAX_PROCESSES_ENV})"
+            )
         return ""
 
 
@@ -177,21 +214,19 @@ def resource_limits_command(config: SandboxConfig) -> list[str]:
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         raise OSError("prlimit (util-linux) is not installed: it sets the sandbox's resource limits")
-    limits = [
-        f"--as={config.memory_bytes}",
-        # SIGXCPU at the soft limit says why; SIGKILL at the hard one if that is ignored.
-        f"--cpu={config.cpu_time_s}:{config.cpu_time_s + 5}",
-        f"--fsize={config.file_size_bytes}",
-        "--core=0",
-    ]
-    if config.drops_to_uid:
-        limits.append(f"--nproc={config.max_processes}")
+    # SIGXCPU at the soft limit says why; SIGKILL at the hard one if that is ignored.
+    cpu = f"--cpu={config.cpu_time_s}:{config.cpu_time_s + 5}"
+    if config.isolation == "gvisor":
+        # The other limits are rlimits in the sandbox's OCI spec (on runsc they would stop the sentry), but
+        # gVisor does not enforce RLIMIT_CPU: the CPU-time limit is on the sentry, so on all processes together.
+        return [prlimit, cpu, "--core=0", "--"]
+    limits = [f"--as={config.memory_bytes}", cpu, f"--fsize={config.file_size_bytes}", "--core=0"]
     return [prlimit, *limits, "--"]
 
 
 def prepare_scratch(config: SandboxConfig, scratch: Path) -> None:
     """Make the scratch folder writable by the sandbox uid when the runner runs as it."""
-    if config.drops_to_uid or (config.isolation == "docker" and os.geteuid() == 0):
+    if config.drops_to_uid or (config.isolation in ("docker", "gvisor") and os.geteuid() == 0):
         os.chown(scratch, config.uid, config.gid)
     elif config.isolation == "docker":
         os.chmod(scratch, 0o777)  # the container's uid is not ours
@@ -199,6 +234,116 @@ def prepare_scratch(config: SandboxConfig, scratch: Path) -> None:
 
 def sandbox_env(config: SandboxConfig) -> dict[str, str]:
     """Variables the runner needs to apply the sandbox from inside."""
+    env = {MAX_PROCESSES_ENV: str(config.max_processes)} if config.isolation == "bwrap" else {}
     if config.drops_to_uid:
-        return {UID_ENV: str(config.uid), GID_ENV: str(config.gid)}
-    return {}
+        env.update({UID_ENV: str(config.uid), GID_ENV: str(config.gid)})
+    return env
+
+
+def runsc_path() -> str:
+    path = shutil.which("runsc")
+    if path is None:
+        raise SandboxUnavailableError(
+            "gVisor (runsc) is not installed; install it (apt-get install runsc) or set LWM_SANDBOX=bwrap"
+        )
+    return path
+
+
+def _oci_bind(source: str, dest: str, writable: bool) -> dict[str, object]:
+    return {"destination": dest, "type": "bind", "source": source, "options": ["rbind", "rw" if writable else "ro"]}
+
+
+def gvisor_command(
+    config: SandboxConfig,
+    command: Sequence[str],
+    *,
+    read_only: Sequence[Path | str],
+    scratch: Path,
+    env: Mapping[str, str],
+    bundle: Path,
+    container_id: str,
+) -> list[str]:
+    """`command` run by `runsc run` as `container_id`, from an OCI bundle written to `bundle`.
+
+    `bundle` is a private folder (not `scratch`); it also holds runsc's state, so removing it after
+    the sandbox ended cleans up everything. runsc starts the sandbox attached: when `runsc run` dies
+    (its process group is killed), the sandbox and its host processes (ptrace stubs, one per
+    sandboxed process) die of the parent-death signal, within a second or two.
+    """
+    runsc = runsc_path()
+    rootfs = bundle / "rootfs"
+    rootfs.mkdir(parents=True)
+    # /tmp is read-only (the rootfs's own empty folder): gVisor would otherwise add a tmpfs, held in memory
+    # outside every limit. Temporary files go to the scratch folder (TMPDIR).
+    mounts: list[dict[str, object]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+        _oci_bind(str(rootfs / "tmp"), "/tmp", writable=False),
+    ]
+    for path in SYSTEM_PATHS:
+        if os.path.islink(path):
+            os.symlink(os.readlink(path), rootfs / path.lstrip("/"))
+        elif os.path.isdir(path):
+            mounts.append(_oci_bind(path, path, writable=False))
+    seen: set[str] = set()
+    for read_only_path in sorted(str(p) for p in read_only):
+        real = os.path.realpath(read_only_path)
+        if real in seen or _under_system_path(real):
+            continue
+        seen.add(real)
+        mounts.append(_oci_bind(real, read_only_path, writable=False))
+    mounts.append(_oci_bind(str(scratch), SCRATCH_IN_SANDBOX, writable=True))
+    for mount in mounts:
+        (rootfs / str(mount["destination"]).lstrip("/")).mkdir(parents=True, exist_ok=True)
+    rlimits = [
+        ("RLIMIT_AS", config.memory_bytes, config.memory_bytes),
+        # SIGXCPU at the soft limit says why; SIGKILL at the hard one if that is ignored.
+        ("RLIMIT_CPU", config.cpu_time_s, config.cpu_time_s + 5),
+        ("RLIMIT_FSIZE", config.file_size_bytes, config.file_size_bytes),
+        ("RLIMIT_NPROC", config.max_processes, config.max_processes),
+        ("RLIMIT_CORE", 0, 0),
+    ]
+    no_caps: list[str] = []
+    spec = {
+        "ociVersion": "1.0.0",
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "sandbox",
+        "process": {
+            "terminal": False,
+            "user": {"uid": config.uid, "gid": config.gid},
+            "args": list(command),
+            "env": [f"{name}={value}" for name, value in env.items()],
+            "cwd": SCRATCH_IN_SANDBOX,
+            "rlimits": [{"type": kind, "soft": soft, "hard": hard} for kind, soft, hard in rlimits],
+            "capabilities": {kind: no_caps for kind in ("bounding", "effective", "permitted", "inheritable", "ambient")},
+            "noNewPrivileges": True,
+        },
+        "mounts": mounts,
+        "linux": {"namespaces": [{"type": kind} for kind in ("pid", "ipc", "uts", "mount", "network")]},
+    }
+    (bundle / "config.json").write_text(json.dumps(spec))
+    (bundle / "state").mkdir()
+    return [runsc, f"--root={bundle / 'state'}", "--network=none", "run", f"--bundle={bundle}", container_id]
+
+
+@functools.lru_cache(maxsize=1)
+def gvisor_works() -> bool:
+    """Whether runsc is installed and can start a sandbox here (probed once per process)."""
+    if shutil.which("runsc") is None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="lwm_gvisor_probe_") as tmp:
+        scratch, bundle = Path(tmp) / "scratch", Path(tmp) / "bundle"
+        scratch.mkdir()
+        bundle.mkdir()
+        probe = SandboxConfig(isolation="gvisor", uid=os.geteuid(), gid=os.getegid())
+        command = gvisor_command(probe, ["/bin/true"], read_only=[], scratch=scratch, env={}, bundle=bundle, container_id="probe")
+        try:
+            result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return result.returncode == 0
+
+
+def default_isolation() -> str:
+    """gVisor where runsc works here, else bubblewrap."""
+    return "gvisor" if gvisor_works() else "bwrap"

@@ -228,9 +228,19 @@ def drop_privileges():
         raise SystemExit("lwm_runner: could not switch to the sandbox uid")
 
 
+def limit_processes():
+    """Cap the processes and threads of this uid (in this sandbox) before any learnware code runs."""
+    limit = os.environ.get("LWM_SANDBOX_MAX_PROCESSES")
+    if limit:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(limit), int(limit)))
+
+
 def main():
     global np
     drop_privileges()
+    limit_processes()
     if sys.flags.no_site:
         # Started with -S so that no installed package's .pth code ran before the drop.
         site.main()
