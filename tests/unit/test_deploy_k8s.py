@@ -298,3 +298,14 @@ def test_dockerfile_has_a_target_per_service_and_torch_only_where_used() -> None
         assert command is not None and yaml.safe_load(command.group(1))[:2] == ["serve", name]
         installs_torch = any("torch==2.13.0" in stages[stage][1] for stage in lineage(name) if stage in stages)
         assert installs_torch == (name not in ("organizer", "gateway")), name
+
+
+def test_dockerfile_images_run_as_non_root_on_the_debootstrap_base() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE=lwm-debian:bookworm$", dockerfile, flags=re.MULTILINE)  # deploy/debian_base.sh makes it
+    stages = dockerfile_stages()
+    assert stages["python"][0] == "${BASE}"
+    for name in (*SERVICES, "market"):
+        users = re.findall(r"^USER (\S+)$", stages[name][1], flags=re.MULTILINE)
+        assert users == ["10001"], name
+        assert "PIP_FIND_LINKS=\n" in stages[name][1], f"{name} keeps PIP_FIND_LINKS pointing at the removed /wheels"
