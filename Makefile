@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(COMPONENTS))
 	$(PIP) torch==2.13.0 'uv>=0.8'
 	$(UV_PIP) $(addprefix -e ,$(COMPONENTS)) torch==2.13.0
 	$(UV_PIP) --group dev
+	$(BIN)/uv venv -q --allow-existing --python $(BIN)/python $(VENV)/checkov
+	$(BIN)/uv pip install -q --python $(VENV)/checkov/bin/python --group policy
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -54,6 +56,13 @@ test: $(STAMP) $(TS_STAMP) test-deps lint
 
 test-all: $(STAMP) $(TS_STAMP) test-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The container images of deploy/Dockerfile (all targets, or IMAGES="organizer gateway"), built
+# without a registry from a debootstrap base (as root, with the Docker engine of DOCKER_HOST;
+# docs/operators.md). tests/integration/test_image_build.py builds the market image and runs it.
+.PHONY: image
+image:
+	deploy/build_images.sh $(IMAGES)
 
 proto: $(STAMP)
 	$(BIN)/python tools/gen_protos.py
