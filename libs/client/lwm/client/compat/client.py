@@ -34,7 +34,6 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -174,8 +173,9 @@ class LearnwaresContainer:
         return True
 
     def __enter__(self) -> LearnwaresContainer:
-        with ThreadPoolExecutor(max_workers=max(1, min(len(self.learnware_list), (os.cpu_count() or 2) // 2))) as executor:
-            self.results = list(executor.map(self._start, self.learnware_list))
+        # In this thread, one after another: bubblewrap's --die-with-parent kills a sandbox
+        # when the thread that started it ends, so a worker thread's sandboxes would die with it.
+        self.results = [self._start(learnware) for learnware in self.learnware_list]
         failed = len(self.results) - sum(self.results)
         if failed:
             logger.warning("%d of %d learnwares could not be started; they are left out", failed, len(self.results))
