@@ -28,15 +28,15 @@ class MarketProcess:
         self.address = ""
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, port: int | None = None, extra_args: tuple[str, ...] = ()) -> str:
-        """Start on `port` (default: a free one) with more `lwm serve` options; returns the gateway's address once it serves."""
+    def start(self, port: int | None = None, extra_args: tuple[str, ...] = (), timeout_s: float = 60) -> str:
+        """Start on `port` (default: a free one) with more `lwm serve` options; returns the gateway's address once it serves (within `timeout_s`)."""
         port = port or free_port()
         self.address = f"127.0.0.1:{port}"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "lwm.client.cli", "serve", "--all", "--port", str(port), "--data-dir", str(self.data_dir), *extra_args], stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:
-            wait_until_serving(self.address, timeout_s=60)
+            wait_until_serving(self.address, timeout_s=timeout_s)
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"market did not start; log:\n{self.log_path.read_text()[-3000:]}") from None

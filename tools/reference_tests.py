@@ -47,6 +47,8 @@ REFERENCE_TEST_FILES = (
 
 SPEC_IMPORT = re.compile(r"^from learnware\.specification import ", re.MULTILINE)
 OTHER_IMPORT = re.compile(r"^from learnware(\.[\w.]+)? import ", re.MULTILINE)
+# A busy machine (the tests run beside other work) may take minutes to start the five services.
+MARKET_START_TIMEOUT_S = 600
 DROPPED_LINE = re.compile(r"^(import learnware|learnware\.init\(.*\))\s*$\n?", re.MULTILINE)
 
 
@@ -87,10 +89,10 @@ def run_file(repo: Path, test_file: ReferenceTestFile, workdir: Path, pytest_arg
     with open(workdir / f"{folder.name}-market.log", "ab") as log:
         market = subprocess.Popen(serve, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until_serving(address, timeout_s=120)
+        wait_until_serving(address, timeout_s=MARKET_START_TIMEOUT_S)
         return subprocess.run(command, cwd=folder, env={**os.environ, "LWM_MARKET": address}).returncode
     finally:
-        stop_process(market)
+        stop_process(market, grace_s=30)
 
 
 def main() -> int:

@@ -30,6 +30,7 @@ from lwm.learnware.vocabulary import TABLE_SPEC_TYPES, TEXT_SPEC_TYPE
 from lwm.reuse import align
 from lwm.reuse import reusers as reuse
 from lwm.runtime.runner import ModelRunner, open_learnware
+from lwm.runtime.sandbox import SandboxConfig
 from lwm.spec.rkme import RKMETableSpecification
 from lwm.spec.text import RKMETextSpecification, check_embedder, embed_sentences
 
@@ -75,8 +76,10 @@ class LocalLearnware:
         return f"LocalLearnware({self.id!r})"
 
 
-def load_learnware(zip_path: str | Path, learnware_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> LocalLearnware:
+def load_learnware(zip_path: str | Path, learnware_id: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, sandbox: SandboxConfig | None = None) -> LocalLearnware:
     """Start a learnware zip's model in a sandbox; `timeout_s` bounds each call to it.
+
+    `sandbox`: the isolation backend and limits (default: from the LWM_SANDBOX* variables).
 
     The zip is read into memory: the file may be removed once this returns.
     """
@@ -84,7 +87,7 @@ def load_learnware(zip_path: str | Path, learnware_id: str | None = None, timeou
     archive = LearnwareArchive.from_bytes(zip_path.read_bytes())
     workdir = Path(tempfile.mkdtemp(prefix="lwm-learnware-"))
     try:
-        runner = open_learnware(archive, workdir, timeout_s=timeout_s)
+        runner = open_learnware(archive, workdir, timeout_s=timeout_s, sandbox=sandbox)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -1,4 +1,8 @@
-"""Make real example learnware zips from fitted scikit-learn estimators (for the demo and tests)."""
+"""Make learnware zips in the reference format: from fitted scikit-learn estimators, or from files.
+
+`write_learnware_zip` pickles an estimator; `write_learnware_archive` writes the files it
+is given (the reference's LearnwareTemplate in lwm.client.compat builds on it).
+"""
 
 from __future__ import annotations
 
@@ -58,6 +62,39 @@ class PickledModel(BaseModel):
 '''
 
 
+# The version operators the reference's LearnwareTemplate accepts in (name, operator, version) requirements.
+REQUIREMENT_OPERATORS = ("==", "~=", ">=", "<=", ">", "<")
+Requirement = str | tuple[str, str, str]
+
+
+def requirements_text(requirements: Sequence[Requirement]) -> str:
+    """requirements.txt: one line per requirement, a PEP 508 string or a (name, operator, version) tuple."""
+    lines = []
+    for requirement in requirements:
+        if isinstance(requirement, str):
+            lines.append(requirement.strip())
+        elif isinstance(requirement, tuple) and len(requirement) == 3:
+            name, operator, version = requirement
+            if operator.strip() not in REQUIREMENT_OPERATORS:
+                raise ValueError(f"requirement {requirement!r}: the operator must be one of {', '.join(REQUIREMENT_OPERATORS)}")
+            lines.append(f"{name.strip()}{operator.strip()}{version.strip()}")
+        else:
+            raise TypeError(f"a requirement is a str or a (name, operator, version) tuple, got {requirement!r}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def write_learnware_archive(zip_path: str | Path, config: LearnwareConfig, files: dict[str, bytes], nested_folder: str | None = None) -> Path:
+    """Write learnware.yaml from `config` and `files` (name -> content) into a zip, inside `nested_folder` if given."""
+    zip_path = Path(zip_path)
+    prefix = f"{nested_folder.strip('/')}/" if nested_folder else ""
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(prefix + LEARNWARE_YAML, dump_learnware_yaml(config).encode())
+        for name, data in files.items():
+            zf.writestr(prefix + name, data)
+    return zip_path
+
+
 class StatSpecLike(Protocol):
     """What the template needs from a statistical specification."""
 
@@ -94,7 +131,7 @@ def write_learnware_zip(
     *,
     input_shape: tuple,
     output_shape: tuple,
-    requirements: Sequence[str] = (),
+    requirements: Sequence[Requirement] = (),
     nested_folder: str | None = None,
 ) -> Path:
     """Write a learnware zip in the reference format for a fitted scikit-learn estimator.
@@ -106,30 +143,22 @@ def write_learnware_zip(
     outside the zip; when one is given it is also written as semantic_specification.json
     and named under `semantic_specification.file_name` in learnware.yaml, which the
     reference's LearnwareClient.load_learnware reads. `requirements` become
-    requirements.txt, one per line (an empty file when none are given).
+    requirements.txt (see requirements_text; an empty file when none are given).
     `nested_folder` puts every file inside that top-level folder.
     """
     from sklearn.base import is_classifier  # the model is a scikit-learn estimator: sklearn is there
 
-    zip_path = Path(zip_path)
     predict_method = "predict_proba" if is_classifier(model) and hasattr(model, "predict_proba") else "predict"
     config = pickled_model_config(input_shape, output_shape, predict_method, stat_spec.type, with_semantic_spec=semantic_spec is not None)
     with tempfile.TemporaryDirectory(prefix="lwm_template_") as tmp:
         spec_path = Path(tmp) / STAT_SPEC_FILE
         stat_spec.save(str(spec_path))
         files: dict[str, bytes] = {
-            LEARNWARE_YAML: dump_learnware_yaml(config).encode(),
             "__init__.py": MODEL_MODULE_SOURCE.encode(),
             PICKLE_FILE: pickle.dumps(model),
             STAT_SPEC_FILE: spec_path.read_bytes(),
-            "requirements.txt": "".join(f"{r.strip()}\n" for r in requirements).encode(),
+            "requirements.txt": requirements_text(requirements).encode(),
         }
     if semantic_spec is not None:
         files[SEMANTIC_SPEC_FILE] = json.dumps(semantic_spec, indent=2, ensure_ascii=False).encode()
-
-    prefix = f"{nested_folder.strip('/')}/" if nested_folder else ""
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(prefix + name, data)
-    return zip_path
+    return write_learnware_archive(zip_path, config, files, nested_folder)

@@ -5,9 +5,11 @@ Code written for the reference runs here with only its imports changed::
     from lwm.client.compat import BaseUserInfo, instantiate_learnware_market, generate_semantic_spec
     from lwm.client.compat import JobSelectorReuser, AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser
 
-One module per part of the reference: `market` (learnware.market).
+One module per part of the reference: `market` (learnware.market), `templates`
+(learnware.tests.templates), `client` (learnware.client: Beimingwu's LearnwareClient).
 """
 
+from lwm.client.compat.client import LearnwareCheckError, LearnwareClient, LearnwaresContainer, SemanticSpecificationKey
 from lwm.client.compat.market import (
     AveragingReuser,
     BaseUserInfo,
@@ -26,6 +28,7 @@ from lwm.client.compat.market import (
     generate_stat_spec,
     instantiate_learnware_market,
 )
+from lwm.client.compat.templates import LearnwareTemplate, PickleModelTemplate, StatSpecTemplate
 
 __all__ = [
     "AveragingReuser",
@@ -33,14 +36,21 @@ __all__ = [
     "EnsemblePruningReuser",
     "FeatureAugmentReuser",
     "JobSelectorReuser",
+    "LearnwareCheckError",
+    "LearnwareClient",
     "LearnwareMarket",
+    "LearnwareTemplate",
+    "LearnwaresContainer",
     "MarketLearnware",
     "MultipleSearchItem",
+    "PickleModelTemplate",
     "RKMEImageSpecification",
     "RKMETableSpecification",
     "RKMETextSpecification",
     "SearchResults",
+    "SemanticSpecificationKey",
     "SingleSearchItem",
+    "StatSpecTemplate",
     "generate_semantic_spec",
     "generate_stat_spec",
     "instantiate_learnware_market",
