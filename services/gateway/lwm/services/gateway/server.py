@@ -309,9 +309,9 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             try:
                 self.revisions.saw(self.organizer.DeleteLearnware(organizer_pb2.DeleteLearnwareRequest(learnware_id=info.id)).revision)
             except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.NOT_FOUND:  # deleted meanwhile by someone else: fine
-                    raise
-                continue
+                if error.code() == grpc.StatusCode.NOT_FOUND:  # deleted meanwhile by its owner
+                    continue
+                raise
             deleted.append(info.id)
         log.info("cleared market %s: %d learnwares deleted", market_id, len(deleted))
         return market_pb2.MarketClearMarketResponse(deleted_ids=deleted)
