@@ -66,6 +66,10 @@ def test_organizer_round_trip_with_multipart_zip_and_checksums(backend: Backend,
         assert download_sha256(stub, big_info.id) == big_info.zip_sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
         assert download_sha256(stub, small_info.id) == small_info.zip_sha256
         assert set(live_ids(stub)) == {small_info.id, big_info.id}
+        # Named markets (migration 0003): an upload without a market is in "default"; lists filter by market.
+        assert small_info.market_id == "default"
+        assert stub.ListLearnwares(organizer_pb2.ListLearnwaresRequest(market_id="default"), timeout=30).total == 2
+        assert stub.ListLearnwares(organizer_pb2.ListLearnwaresRequest(market_id="other"), timeout=30).total == 0
         assert {o.key for o in backend.objects()} == {f"learnwares/{small_info.id}.zip", f"learnwares/{big_info.id}.zip"}
 
         # A stored zip that no longer matches its checksum is never handed out as good.

@@ -28,11 +28,14 @@ def test_node_client_searches_and_downloads(market_process, tmp_path: Path) -> N
     world = TableWorld.make(tasks=3, seed=31)
     with MarketClient(address) as client:
         ids = [client.add_learnware(*world.write_learnware(task, tmp_path), wait=True).id for task in range(3)]
+    (tmp_path / "other").mkdir()
+    with MarketClient(address, market_id="other") as other:
+        other_ids = [other.add_learnware(*world.write_learnware(0, tmp_path / "other"), wait=True).id]
     x, _ = world.sample(2, 300, np.random.default_rng(5))
     spec = RKMETableSpecification()
     spec.generate_stat_spec_from_data(x)
-    expected = {"ids": ids, "topId": ids[2], "userSpec": {"z": spec.get_z().tolist(), "beta": spec.get_beta().tolist(), "gamma": spec.gamma}}
+    expected = {"ids": ids, "otherMarketIds": other_ids, "topId": ids[2], "userSpec": {"z": spec.get_z().tolist(), "beta": spec.get_beta().tolist(), "gamma": spec.gamma}}
     env = dict(os.environ, LWM_MARKET=address, LWM_EXPECTED=json.dumps(expected))
     result = subprocess.run(["node", "--test", str(compiled)], cwd=CLIENT_DIR, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "# pass 1" in result.stdout and "# fail 0" in result.stdout
+    assert "# pass 2" in result.stdout and "# fail 0" in result.stdout

@@ -40,7 +40,7 @@ def store_learnware(metadata: MetadataStore, objects: DirectoryObjectStore, tmp_
     digest = sha256_file(path)
     key = f"learnwares/{learnware_id}.zip"
     objects.put_file(key, path, digest)
-    return metadata.add(learnware_id=learnware_id, owner=str(fields.get("owner", "alice")), status=str(fields.get("status", "USABLE")), semantic_spec={"Name": {"Values": learnware_id, "Type": "String"}}, stat_specs=[{"type": "RKMETableSpecification", "gamma": 0.1}], zip_key=key, zip_size=len(payload), zip_sha256=digest, check_report=str(fields.get("check_report", "")))
+    return metadata.add(learnware_id=learnware_id, owner=str(fields.get("owner", "alice")), status=str(fields.get("status", "USABLE")), semantic_spec={"Name": {"Values": learnware_id, "Type": "String"}}, stat_specs=[{"type": "RKMETableSpecification", "gamma": 0.1}], zip_key=key, zip_size=len(payload), zip_sha256=digest, check_report=str(fields.get("check_report", "")), market_id=str(fields.get("market_id", "default")))
 
 
 def test_migrations_adopt_a_skeleton_database_and_keep_its_revisions(tmp_path: Path) -> None:
@@ -50,10 +50,13 @@ def test_migrations_adopt_a_skeleton_database_and_keep_its_revisions(tmp_path: P
     metadata = MetadataStore(f"sqlite:///{db}")
     assert metadata.latest_revision() == 5
     assert metadata.get("old1").owner == "alice"
-    added = metadata.add(learnware_id="new1", owner="bob", status="PENDING", semantic_spec={}, stat_specs=[], zip_key="learnwares/new1.zip", zip_size=1, zip_sha256="x")
-    assert added.revision == 6
+    assert metadata.get("old1").market_id == "default"  # learnwares from before named markets
+    added = metadata.add(learnware_id="new1", owner="bob", status="PENDING", semantic_spec={}, stat_specs=[], zip_key="learnwares/new1.zip", zip_size=1, zip_sha256="x", market_id="alpha")
+    assert added.revision == 6 and added.market_id == "alpha"
+    assert [record.id for _, record in metadata.list(after_seq=0, limit=10, market_id="default")[0]] == ["old1"]
+    assert metadata.list(after_seq=0, limit=10, market_id="alpha")[1] == 1 and metadata.list(after_seq=0, limit=10)[1] == 2
     with sqlite3.connect(db) as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
     MetadataStore(f"sqlite:///{db}")  # opening again is a no-op migration
 
 
@@ -102,7 +105,7 @@ def test_sweep_removes_orphans_and_deleted_zips_but_not_live_or_young_ones(tmp_p
 def test_backup_restore_round_trip_keeps_every_learnware(tmp_path: Path) -> None:
     metadata = MetadataStore(f"sqlite:///{tmp_path / 'a.sqlite'}")
     objects = DirectoryObjectStore(tmp_path / "a-objects")
-    originals = [store_learnware(metadata, objects, tmp_path, f"lw{i}", os.urandom(1000 + i), owner=f"user{i % 2}", check_report='{"status": "LEARNWARE_STATUS_USABLE"}') for i in range(5)]
+    originals = [store_learnware(metadata, objects, tmp_path, f"lw{i}", os.urandom(1000 + i), owner=f"user{i % 2}", check_report='{"status": "LEARNWARE_STATUS_USABLE"}', market_id=f"market-{i % 2}") for i in range(5)]
     metadata.mark_deleted("lw3")
     summary = backup_market(metadata, objects, tmp_path / "backup")
     assert summary.learnwares == 4
@@ -117,8 +120,8 @@ def test_backup_restore_round_trip_keeps_every_learnware(tmp_path: Path) -> None
         if original.id == "lw3":
             assert restored is None
             continue
-        assert (restored.owner, restored.status, restored.semantic_spec, restored.stat_specs, restored.check_report, restored.created_at, restored.zip_sha256) == (
-            original.owner, original.status, original.semantic_spec, original.stat_specs, original.check_report, original.created_at, original.zip_sha256)
+        assert (restored.owner, restored.market_id, restored.status, restored.semantic_spec, restored.stat_specs, restored.check_report, restored.created_at, restored.zip_sha256) == (
+            original.owner, original.market_id, original.status, original.semantic_spec, original.stat_specs, original.check_report, original.created_at, original.zip_sha256)
         assert b"".join(target_objects.open_chunks(restored.zip_key)) == b"".join(objects.open_chunks(original.zip_key))
     again = restore_market(target_meta, target_objects, tmp_path / "backup")
     assert (again.learnwares, sorted(again.skipped)) == (0, ["lw0", "lw1", "lw2", "lw4"])

@@ -47,7 +47,9 @@ export interface SearchOptions {
 export class MarketClient {
   private readonly stub: MarketServiceClient;
 
-  constructor(address: string, private readonly deadlineMs = 60_000) {
+  /** marketId: the named market on the server that listLearnwares and searchLearnware address
+   * (learnware ids are global: getLearnware and downloadLearnware reach any market's). */
+  constructor(address: string, private readonly deadlineMs = 60_000, readonly marketId = 'default') {
     const proto = loadMarketService();
     this.stub = new proto.learnware.v1.MarketService(address, grpc.credentials.createInsecure());
   }
@@ -63,13 +65,13 @@ export class MarketClient {
     });
   }
 
-  /** Every learnware, following the pages. */
+  /** Every learnware of the market, following the pages. */
   async listLearnwares(pageSize = 100): Promise<LearnwareInfo__Output[]> {
     const all: LearnwareInfo__Output[] = [];
     let pageToken = '';
     do {
       const page = await new Promise<{ learnwares: LearnwareInfo__Output[]; nextPageToken: string }>((resolve, reject) => {
-        this.stub.listLearnwares({ page: { pageSize, pageToken } }, this.deadline(), (error, reply) =>
+        this.stub.listLearnwares({ page: { pageSize, pageToken }, marketId: this.marketId }, this.deadline(), (error, reply) =>
           error || !reply ? reject(asMarketError(error!)) : resolve(reply));
       });
       all.push(...page.learnwares);
@@ -86,6 +88,7 @@ export class MarketClient {
           statSpecs: options.statSpec ? [options.statSpec] : [],
           maxSearchNum: options.maxSearchNum ?? 5,
           maxResults: options.maxResults ?? 10,
+          marketId: this.marketId,
         },
         this.deadline(),
         (error, reply) => (error || !reply ? reject(asMarketError(error!)) : resolve(reply)),

@@ -9,6 +9,7 @@ import { MarketClient, MarketError, float64Tensor } from '../src/market';
 const address = process.env.LWM_MARKET ?? '';
 const expected = JSON.parse(process.env.LWM_EXPECTED ?? '{}') as {
   ids: string[];
+  otherMarketIds: string[];
   topId: string;
   userSpec: { z: number[][]; beta: number[]; gamma: number };
 };
@@ -41,5 +42,21 @@ test('lists, searches and downloads from a live gateway', { skip: !address && 'L
     await assert.rejects(client.getLearnware('no-such-id'), (error: unknown) => error instanceof MarketError && error.code === 'NOT_FOUND');
   } finally {
     client.close();
+  }
+});
+
+test('a named market lists and searches only its own learnwares', { skip: !address && 'LWM_MARKET not set' }, async () => {
+  const other = new MarketClient(address, 60_000, 'other');
+  try {
+    const listed = await other.listLearnwares();
+    assert.deepEqual(listed.map((lw) => lw.id).sort(), [...expected.otherMarketIds].sort());
+    assert.ok(listed.every((lw) => lw.marketId === 'other'));
+    const found = await other.searchLearnware({ name: 'demo-table' });
+    assert.deepEqual(found.singleResults.map((r) => r.learnware?.id).sort(), [...expected.otherMarketIds].sort());
+    const fromDefault = await other.getLearnware(expected.topId); // ids are global
+    assert.equal(fromDefault.marketId, 'default');
+    await assert.rejects(new MarketClient(address, 60_000, 'bad name!').listLearnwares(), (error: unknown) => error instanceof MarketError && error.code === 'INVALID_ARGUMENT');
+  } finally {
+    other.close();
   }
 });

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from lwm.client.errors import InvalidArgumentError, MarketError, MissingDistributionError, NotFoundError, UnavailableError, require_distribution
-from lwm.client.market import DEFAULT_MARKET, Learnware, MarketClient, SearchResults
+from lwm.client.market import DEFAULT_MARKET, DEFAULT_MARKET_ID, Learnware, MarketClient, SearchResults
 from lwm.learnware.vocabulary import AVERAGING_MODES, CLASSIFICATION, REUSE_METHODS, TASKS
 from lwm.rpc.metrics import configure_logging
 
@@ -370,6 +370,15 @@ def cmd_info(args: argparse.Namespace, client: MarketClient) -> int:
     return 0
 
 
+def cmd_clear_market(args: argparse.Namespace, client: MarketClient) -> int:
+    deleted = client.clear_market()
+    if args.json:
+        print(_as_json({"market_id": client.market_id, "deleted_ids": deleted}))
+    else:
+        print(f"cleared market {client.market_id}: {len(deleted)} learnwares deleted")
+    return 0
+
+
 # Each entry point of this group names a function that adds its command's parser to the
 # subparsers it is given and sets the parser's default `handler`: a function of the parsed
 # arguments returning the exit code.
@@ -383,10 +392,12 @@ PLUGIN_COMMANDS = {
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
-    """--market and --json: on `lwm` with their defaults, and on every command without, so they
-    may come after the command too and a value given before it is kept."""
+    """--market, --market-id and --json: on `lwm` with their defaults, and on every command without,
+    so they may come after the command too and a value given before it is kept."""
     market_default = os.environ.get("LWM_MARKET", DEFAULT_MARKET) if with_defaults else argparse.SUPPRESS
+    market_id_default = os.environ.get("LWM_MARKET_ID", DEFAULT_MARKET_ID) if with_defaults else argparse.SUPPRESS
     parser.add_argument("--market", default=market_default, help="gateway address host:port (env LWM_MARKET)")
+    parser.add_argument("--market-id", default=market_id_default, help=f"named market on that gateway (env LWM_MARKET_ID; default {DEFAULT_MARKET_ID})")
     parser.add_argument("--json", action="store_true", default=False if with_defaults else argparse.SUPPRESS, help="machine-readable output")
 
 
@@ -468,13 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("id")
     download.add_argument("-o", "--output")
     sub.add_parser("info", help="what the market is and holds")
+    sub.add_parser("clear-market", help="delete every learnware of the --market-id market (its owner or an admin)")
     add_plugin_commands(sub)
     for command in sub.choices.values():
         add_global_options(command, with_defaults=False)
     return parser
 
 
-CLIENT_COMMANDS = {"upload": cmd_upload, "search": cmd_search, "reuse": cmd_reuse, "ls": cmd_ls, "show": cmd_show, "rm": cmd_rm, "download": cmd_download, "info": cmd_info}
+CLIENT_COMMANDS = {"upload": cmd_upload, "search": cmd_search, "reuse": cmd_reuse, "ls": cmd_ls, "show": cmd_show, "rm": cmd_rm, "download": cmd_download, "info": cmd_info, "clear-market": cmd_clear_market}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -496,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_init_learnware(args)
         if args.command == "pack":
             return cmd_pack(args)
-        with MarketClient(args.market) as client:
+        with MarketClient(args.market, market_id=args.market_id) as client:
             return CLIENT_COMMANDS[args.command](args, client)
     except MarketError as error:
         hint = f"; is a market serving at {args.market}? (--market or LWM_MARKET)" if isinstance(error, UnavailableError) else ""

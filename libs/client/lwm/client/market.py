@@ -30,6 +30,7 @@ UPLOAD_CHUNK_BYTES = 1024 * 1024
 # The user's data: an array of numbers, or texts (a list or numpy array of str) for text learnwares.
 UserData = np.ndarray | Sequence[str]
 DEFAULT_MARKET = "127.0.0.1:50051"
+DEFAULT_MARKET_ID = "default"
 # Seconds each RPC may take by default: quick metadata calls, searches, calls that run
 # models, and uploads that wait for the check (which may build an environment).
 DEFAULT_TIMEOUTS_S: dict[str, float] = {
@@ -38,6 +39,7 @@ DEFAULT_TIMEOUTS_S: dict[str, float] = {
     "UpdateLearnware": 30.0,
     "DeleteLearnware": 30.0,
     "GetMarketInfo": 30.0,
+    "ClearMarket": 600.0,
     "SearchLearnware": 120.0,
     "Predict": 300.0,
     "Reuse": 600.0,
@@ -62,6 +64,7 @@ class Learnware:
     check_report: dict[str, Any] = field(default_factory=dict)
     zip_size: int = 0
     zip_sha256: str = ""
+    market_id: str = DEFAULT_MARKET_ID
 
     @property
     def name(self) -> str:
@@ -78,6 +81,7 @@ class Learnware:
             check_report=json_format.MessageToDict(info.check_report) if info.HasField("check_report") else {},
             zip_size=info.zip_size,
             zip_sha256=info.zip_sha256,
+            market_id=info.market_id,
         )
 
 
@@ -141,11 +145,15 @@ class MarketClient:
         *,
         timeouts: Mapping[str, float] | None = None,
         retry: RetryPolicy = RetryPolicy(),
+        market_id: str = DEFAULT_MARKET_ID,
     ) -> None:
         """timeout_s: one timeout for every call, instead of DEFAULT_TIMEOUTS_S; timeouts: per RPC name
         (e.g. {"SearchLearnware": 10}); token: API token (default env LWM_TOKEN); tls_ca: CA bundle path
-        or "system" for TLS (default env LWM_TLS_CA)."""
+        or "system" for TLS (default env LWM_TLS_CA); market_id: the named market on the server that
+        uploads, lists, searches, market_info and clear_market address (learnware ids are global, so
+        calls taking an id reach a learnware of any market)."""
         self.address = address
+        self.market_id = market_id
         self.timeouts = dict(DEFAULT_TIMEOUTS_S) if timeout_s is None else dict.fromkeys(DEFAULT_TIMEOUTS_S, timeout_s)
         self.timeouts.update(timeouts or {})
         self.retry = retry
@@ -198,7 +206,7 @@ class MarketClient:
         spec = convert.semantic_from_dict(semantic_spec)
 
         def requests() -> Iterator[market_pb2.MarketAddLearnwareRequest]:
-            yield market_pb2.MarketAddLearnwareRequest(metadata=market_pb2.MarketAddLearnwareMetadata(semantic_spec=spec, zip_size=zip_path.stat().st_size, wait_for_check=wait))
+            yield market_pb2.MarketAddLearnwareRequest(metadata=market_pb2.MarketAddLearnwareMetadata(semantic_spec=spec, zip_size=zip_path.stat().st_size, wait_for_check=wait, market_id=self.market_id))
             sent = 0
             with open(zip_path, "rb") as handle:
                 while chunk := handle.read(UPLOAD_CHUNK_BYTES):
@@ -225,10 +233,12 @@ class MarketClient:
         return learnware
 
     def list_learnwares(self, statuses: Sequence[str] = (), page_size: int = 100) -> Iterator[Learnware]:
-        """Every learnware (optionally only some statuses), fetched page by page."""
+        """Every learnware of the market (optionally only some statuses), fetched page by page."""
         token = ""
         while True:
-            request = market_pb2.MarketListLearnwaresRequest(page=common_pb2.PageRequest(page_size=page_size, page_token=token), statuses=[convert.STATUS_VALUES[s.upper()] for s in statuses])
+            request = market_pb2.MarketListLearnwaresRequest(
+                page=common_pb2.PageRequest(page_size=page_size, page_token=token), statuses=[convert.STATUS_VALUES[s.upper()] for s in statuses], market_id=self.market_id
+            )
             page = self._call("ListLearnwares", request)
             for info in page.learnwares:
                 yield Learnware.from_proto(info)
@@ -266,6 +276,7 @@ class MarketClient:
             max_search_num=max_search_num,
             mixture_strategy=searcher_pb2.MIXTURE_STRATEGY_AUTO if mixture_strategy == "auto" else searcher_pb2.MIXTURE_STRATEGY_GREEDY,
             max_results=max_results,
+            market_id=self.market_id,
         )
         if stat_spec is not None:
             request.stat_specs.append(convert.stat_spec_to_proto(_stat_spec_dict(stat_spec)))
@@ -358,8 +369,20 @@ class MarketClient:
             return load_learnware(self.download(learnware_id, Path(folder) / f"{learnware_id}.zip"), learnware_id, timeout_s)
 
     def market_info(self) -> dict[str, Any]:
-        reply = self._call("GetMarketInfo", market_pb2.MarketGetMarketInfoRequest())
-        return {"kind": market_pb2.MarketKind.Name(reply.kind).removeprefix("MARKET_KIND_"), "version": reply.version, "learnware_counts": dict(reply.learnware_counts)}
+        reply = self._call("GetMarketInfo", market_pb2.MarketGetMarketInfoRequest(market_id=self.market_id))
+        return {
+            "kind": market_pb2.MarketKind.Name(reply.kind).removeprefix("MARKET_KIND_"),
+            "version": reply.version,
+            "market_id": reply.market_id,
+            "learnware_counts": dict(reply.learnware_counts),
+        }
+
+    def clear_market(self) -> list[str]:
+        """Delete every learnware of this client's market (other markets keep theirs); the ids deleted.
+
+        Needs an admin token, or a user token owning every learnware of the market (PermissionDeniedError otherwise).
+        """
+        return list(self._call("ClearMarket", market_pb2.MarketClearMarketRequest(market_id=self.market_id)).deleted_ids)
 
 
 def _data_tensor(x: UserData, name: str) -> common_pb2.Tensor:

@@ -51,6 +51,7 @@ MARKET_POLICY: dict[str, Access] = {
     "ReuseStream": Access.PUBLIC,
     "GetMarketInfo": Access.PUBLIC,
     "RecheckLearnware": Access.ADMIN,
+    "ClearMarket": Access.USER,  # the owner of all of the market's learnwares or an admin (checked by the gateway)
 }
 # Infrastructure services that need no token (health checks, reflection).
 OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection")

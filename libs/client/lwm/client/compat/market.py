@@ -294,9 +294,10 @@ def instantiate_learnware_market(
 ) -> LearnwareMarket:
     """Connect to a running market (the reference's function of the same name opens a local one).
 
+    market_id: the named market on the server (created by the first upload to it);
     name: "easy" works with any market, "hetero" needs a market serving hetero
-    search. rebuild=True deletes every learnware in the market, as the reference
-    empties its market (on a shared market this needs an admin token).
+    search. rebuild=True deletes every learnware of that market only, as the reference
+    empties its market (allowed for an admin, or a user owning all of them).
     conda_checker: either way the market checks each learnware in an environment
     built from its requirements. The reference's component kwargs configure its local
     organizer, searcher and checkers; the market's are configured where they run, so
@@ -315,14 +316,13 @@ def instantiate_learnware_market(
         raise TypeError(f"conda_checker must be True or False, got {conda_checker!r}")
     if name not in MARKET_NAMES:
         raise ValueError(f"name {name} is not supported for market; choose from {', '.join(MARKET_NAMES)}")
-    client = MarketClient(address or os.environ.get("LWM_MARKET", DEFAULT_MARKET), **client_options)
+    client = MarketClient(address or os.environ.get("LWM_MARKET", DEFAULT_MARKET), market_id=market_id, **client_options)
     try:
         kind = client.market_info()["kind"]
         if name == "hetero" and kind != "HETERO":
             raise ValueError(f"the market at {client.address} is a {kind} market; instantiate it with name='easy'")
         if rebuild:
-            for learnware in list(client.list_learnwares()):
-                client.delete_learnware(learnware.id)
+            client.clear_market()
     except BaseException:
         client.close()
         raise

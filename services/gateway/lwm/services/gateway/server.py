@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import itertools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,17 @@ from lwm.rpc.learnware.v1 import (
 from lwm.rpc.server import Server, channel
 
 log = logging.getLogger(__name__)
+DEFAULT_MARKET_ID = "default"
+MARKET_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def market_id_of(requested: str) -> str:
+    """The named market a request addresses (empty: the default market); INVALID_ARGUMENT for a bad name."""
+    if not requested:
+        return DEFAULT_MARKET_ID
+    if not MARKET_ID.fullmatch(requested):
+        raise invalid_argument(f"bad market_id {requested[:80]!r}: use 1 to 64 letters, digits, '-', '_' or '.'")
+    return requested
 
 
 @dataclass
@@ -126,11 +138,12 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         if first is None or first.WhichOneof("payload") != "metadata":
             raise invalid_argument("the first message of AddLearnware must carry the metadata (semantic spec)")
         metadata = first.metadata
+        market_id = market_id_of(metadata.market_id)
         self._check_semantic(metadata.semantic_spec)
         owner = current_principal().name
 
         def forward() -> Iterator[organizer_pb2.AddLearnwareRequest]:
-            yield organizer_pb2.AddLearnwareRequest(metadata=organizer_pb2.AddLearnwareMetadata(semantic_spec=metadata.semantic_spec, owner=owner, zip_size=metadata.zip_size))
+            yield organizer_pb2.AddLearnwareRequest(metadata=organizer_pb2.AddLearnwareMetadata(semantic_spec=metadata.semantic_spec, owner=owner, zip_size=metadata.zip_size, market_id=market_id))
             for message in request_iterator:
                 if message.WhichOneof("payload") != "chunk":
                     raise invalid_argument("after the metadata, AddLearnware accepts only chunks")
@@ -165,7 +178,8 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
     def ListLearnwares(self, request: market_pb2.MarketListLearnwaresRequest, context: grpc.ServicerContext) -> market_pb2.MarketListLearnwaresResponse:
         principal = current_principal()
         owner = request.owner if principal.is_admin else principal.name  # users list their own learnwares
-        page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=request.page, statuses=request.statuses, owner=owner))
+        market_id = market_id_of(request.market_id)
+        page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=request.page, statuses=request.statuses, owner=owner, market_id=market_id))
         return market_pb2.MarketListLearnwaresResponse(learnwares=page.learnwares, next_page_token=page.next_page_token, total=page.total)
 
     def UpdateLearnware(self, request: market_pb2.MarketUpdateLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketUpdateLearnwareResponse:
@@ -231,6 +245,7 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             max_results=request.max_results,
             learnware_ids=request.learnware_ids,
             min_revision=self.revisions.latest,
+            market_id=market_id_of(request.market_id),
         )
         if self.kind == market_pb2.MARKET_KIND_HETERO and request.mode != searcher_pb2.SEARCH_MODE_HOMOGENEOUS:
             reply = self._hetero_or_homogeneous(search)
@@ -261,17 +276,45 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         return market_pb2.MarketRecheckLearnwareResponse(learnware=info)
 
     def GetMarketInfo(self, request: market_pb2.MarketGetMarketInfoRequest, context: grpc.ServicerContext) -> market_pb2.MarketGetMarketInfoResponse:
+        market_id = market_id_of(request.market_id)
         counts = {}
         for value, name in convert.STATUS_NAMES.items():
             if value:
-                page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=common_pb2.PageRequest(page_size=1), statuses=[value]))
+                page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=common_pb2.PageRequest(page_size=1), statuses=[value], market_id=market_id))
                 counts[name] = page.total
-        info = market_pb2.MarketGetMarketInfoResponse(kind=self.kind, version=importlib.metadata.version("lwm-gateway-service"), learnware_counts=counts)
+        info = market_pb2.MarketGetMarketInfoResponse(kind=self.kind, version=importlib.metadata.version("lwm-gateway-service"), learnware_counts=counts, market_id=market_id)
         if self.kind == market_pb2.MARKET_KIND_HETERO and len(self.searchers) == 1:
             stats = self.searchers[0].GetIndexStats(searcher_pb2.GetIndexStatsRequest())
             if stats.HasField("hetero"):
                 info.hetero_engine.CopyFrom(stats.hetero)
         return info
+
+    def ClearMarket(self, request: market_pb2.MarketClearMarketRequest, context: grpc.ServicerContext) -> market_pb2.MarketClearMarketResponse:
+        market_id = market_id_of(request.market_id)
+        members: list[common_pb2.LearnwareInfo] = []
+        token = ""
+        while True:
+            page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=common_pb2.PageRequest(page_size=1000, page_token=token), market_id=market_id))
+            members.extend(page.learnwares)
+            token = page.next_page_token
+            if not token:
+                break
+        principal = current_principal()
+        # A market has no owner record: its owner is whoever owns all of its learnwares.
+        others = sorted({info.owner for info in members if not principal.may_change(info.owner)})
+        if others:
+            raise ServiceError(grpc.StatusCode.PERMISSION_DENIED, f"market {market_id!r} holds learnwares of {others}: only an admin or the owner of all of its learnwares may clear it")
+        deleted = []
+        for info in members:
+            try:
+                self.revisions.saw(self.organizer.DeleteLearnware(organizer_pb2.DeleteLearnwareRequest(learnware_id=info.id)).revision)
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.NOT_FOUND:  # deleted meanwhile by its owner
+                    continue
+                raise
+            deleted.append(info.id)
+        log.info("cleared market %s: %d learnwares deleted", market_id, len(deleted))
+        return market_pb2.MarketClearMarketResponse(deleted_ids=deleted)
 
 
 def build_server(backends: Backends, port: int, host: str = "127.0.0.1", kind: market_pb2.MarketKind = market_pb2.MARKET_KIND_EASY) -> tuple[Server, MarketServicer]:

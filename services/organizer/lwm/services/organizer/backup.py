@@ -93,6 +93,7 @@ def restore_market(metadata: MetadataStore, objects: ObjectStore, source: Path) 
             metadata.add(
                 learnware_id=record.id,
                 owner=record.owner,
+                market_id=record.market_id,
                 status=record.status,
                 semantic_spec=record.semantic_spec,
                 stat_specs=record.stat_specs,

@@ -33,6 +33,7 @@ from lwm.rpc.errors import ServiceError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 FIRST_MIGRATION = "0001"  # the schema the walking skeleton made with create_all
+DEFAULT_MARKET_ID = "default"
 
 
 class Base(DeclarativeBase):
@@ -45,6 +46,7 @@ class LearnwareRow(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     owner: Mapped[str] = mapped_column(String(256), index=True, default="")
+    market_id: Mapped[str] = mapped_column(String(64), index=True, default=DEFAULT_MARKET_ID, server_default=DEFAULT_MARKET_ID)
     status: Mapped[str] = mapped_column(String(16), index=True)
     semantic_spec: Mapped[str] = mapped_column(Text)  # reference dictionary, JSON
     stat_specs: Mapped[str] = mapped_column(Text)  # list of reference spec dictionaries, JSON
@@ -80,12 +82,14 @@ class LearnwareRecord:
     updated_at: float
     revision: int
     deleted: bool
+    market_id: str = DEFAULT_MARKET_ID  # last, with a default: backups made before named markets lack it
 
 
 def _record(row: LearnwareRow) -> LearnwareRecord:
     return LearnwareRecord(
         id=row.id,
         owner=row.owner,
+        market_id=row.market_id,
         status=row.status,
         semantic_spec=json.loads(row.semantic_spec),
         stat_specs=json.loads(row.stat_specs),
@@ -161,12 +165,13 @@ class MetadataStore:
         with self.changed:
             self.changed.notify_all()
 
-    def add(self, *, learnware_id: str, owner: str, status: str, semantic_spec: dict[str, Any], stat_specs: list[dict[str, Any]], zip_key: str, zip_size: int, zip_sha256: str, check_report: str = "", created_at: float | None = None) -> LearnwareRecord:
+    def add(self, *, learnware_id: str, owner: str, market_id: str = DEFAULT_MARKET_ID, status: str, semantic_spec: dict[str, Any], stat_specs: list[dict[str, Any]], zip_key: str, zip_size: int, zip_sha256: str, check_report: str = "", created_at: float | None = None) -> LearnwareRecord:
         now = time.time()
         with self._write_lock, self._session() as session:
             row = LearnwareRow(
                 id=learnware_id,
                 owner=owner,
+                market_id=market_id,
                 status=status,
                 semantic_spec=json.dumps(semantic_spec),
                 stat_specs=json.dumps(stat_specs),
@@ -197,14 +202,16 @@ class MetadataStore:
             rows = session.scalars(select(LearnwareRow).where(LearnwareRow.id.in_(list(learnware_ids)), LearnwareRow.deleted.is_(False)))
             return [_record(row) for row in rows]
 
-    def list(self, *, after_seq: int, limit: int, statuses: Iterable[str] = (), owner: str = "") -> tuple[list[tuple[int, LearnwareRecord]], int]:
-        """A page of (seq, record) in upload order after `after_seq`, and the total matching count."""
+    def list(self, *, after_seq: int, limit: int, statuses: Iterable[str] = (), owner: str = "", market_id: str = "") -> tuple[list[tuple[int, LearnwareRecord]], int]:
+        """A page of (seq, record) in upload order after `after_seq`, and the total matching count (empty owner or market_id: all)."""
         where: list[ColumnElement[bool]] = [LearnwareRow.deleted.is_(False)]
         statuses = list(statuses)
         if statuses:
             where.append(LearnwareRow.status.in_(statuses))
         if owner:
             where.append(LearnwareRow.owner == owner)
+        if market_id:
+            where.append(LearnwareRow.market_id == market_id)
         with self._session() as session:
             total = int(session.scalar(select(func.count()).select_from(LearnwareRow).where(*where)) or 0)
             rows = session.scalars(select(LearnwareRow).where(*where, LearnwareRow.seq > after_seq).order_by(LearnwareRow.seq).limit(limit))

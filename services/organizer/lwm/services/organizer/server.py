@@ -21,7 +21,7 @@ from lwm.rpc import convert, metrics
 from lwm.rpc.errors import ServiceError, caller_input, grpc_errors, invalid_argument, not_found
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import Server
-from lwm.services.organizer.metadata import LearnwareRecord, MetadataStore
+from lwm.services.organizer.metadata import DEFAULT_MARKET_ID, LearnwareRecord, MetadataStore
 from lwm.services.organizer.object_store import ObjectNotFound, ObjectStore, S3Config, open_object_store, sha256_file
 from lwm.services.organizer.sweeper import Sweeper
 
@@ -70,6 +70,7 @@ def learnware_info(record: LearnwareRecord) -> common_pb2.LearnwareInfo:
     info = common_pb2.LearnwareInfo(
         id=record.id,
         owner=record.owner,
+        market_id=record.market_id,
         semantic_spec=convert.semantic_from_dict(record.semantic_spec),
         status=convert.STATUS_VALUES[record.status],
         stat_spec_types=[convert.stat_spec_type(spec) for spec in record.stat_specs],
@@ -148,6 +149,7 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
             record = self.metadata.add(
                 learnware_id=learnware_id,
                 owner=metadata.owner or "anonymous",
+                market_id=metadata.market_id or DEFAULT_MARKET_ID,
                 status="PENDING",
                 semantic_spec=semantic_spec,
                 stat_specs=stat_specs,
@@ -170,7 +172,7 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
         except ValueError:
             raise invalid_argument(f"bad page_token {request.page.page_token!r}") from None
         statuses = [convert.STATUS_NAMES[s] for s in request.statuses if s in convert.STATUS_NAMES]
-        rows, total = self.metadata.list(after_seq=after_seq, limit=page_size + 1, statuses=statuses, owner=request.owner)
+        rows, total = self.metadata.list(after_seq=after_seq, limit=page_size + 1, statuses=statuses, owner=request.owner, market_id=request.market_id)
         more = len(rows) > page_size
         rows = rows[:page_size]
         return organizer_pb2.ListLearnwaresResponse(

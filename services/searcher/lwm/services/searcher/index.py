@@ -5,6 +5,7 @@ inverted SemanticIndex, each statistical spec into the SpecStack of its group (t
 point shape, gamma). A searcher replica may own one shard of the market (learnware
 ids hashed into `count` shards); it then indexes only its own learnwares but still
 follows every revision, so waiting for a revision means the same on every replica.
+One index holds every named market; a search is scoped to one by `market_members`.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class LearnwareIndex:
         self._entries: dict[str, IndexedLearnware] = {}
         self._groups: dict[GroupKey, SpecStack] = {}
         self._semantic = SemanticIndex()
+        self._markets: dict[str, set[str]] = {}  # market id -> ids of its indexed learnwares
         self._lock = threading.Lock()
         self._applied = threading.Condition(self._lock)
         self.revision = 0
@@ -117,6 +119,10 @@ class LearnwareIndex:
         if entry is None:
             return
         self._semantic.remove(learnware_id)
+        members = self._markets[entry.info.market_id]
+        members.discard(learnware_id)
+        if not members:
+            del self._markets[entry.info.market_id]
         for key in entry.groups:
             self._groups[key].remove(learnware_id)
             if len(self._groups[key]) == 0:
@@ -139,6 +145,7 @@ class LearnwareIndex:
             self._groups[key].add(info.id, z, beta)
             groups.append(key)
         self._entries[info.id] = IndexedLearnware(info=info, groups=groups)
+        self._markets.setdefault(info.market_id, set()).add(info.id)
         self._semantic.add(info.id, convert.semantic_to_dict(info.semantic_spec))
 
     def wait_for(self, revision: int, timeout_s: float) -> bool:
@@ -151,6 +158,20 @@ class LearnwareIndex:
                     return False
                 self._applied.wait(left)
             return True
+
+    def market_members(self, market_id: str) -> set[str] | None:
+        """Ids of one market's learnwares; None when the index holds no other market's (nothing to filter)."""
+        with self._lock:
+            members = self._markets.get(market_id, set())
+            return None if len(members) == len(self._entries) else set(members)
+
+    def holds_any(self, key: GroupKey, learnware_ids: set[str] | None) -> bool:
+        """Whether the group has a spec of one of the ids (of any learnware when None)."""
+        with self._lock:
+            stack = self._groups.get(key)
+            if stack is None or learnware_ids is None:
+                return stack is not None
+            return any(i in stack.row_of for i in learnware_ids)
 
     def semantic_search(self, user: dict[str, Any], within: set[str] | None) -> SemanticMatches:
         with self._lock:

@@ -8,6 +8,7 @@ merge, so a sharded market returns what one searcher over all learnwares would.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import heapq
 import itertools
@@ -45,6 +46,12 @@ class SearchQuery:
     max_search_num: int
     max_results: int
     strategy: str
+
+    def restricted_to(self, learnware_ids: set[str] | None) -> SearchQuery:
+        """The query searching only these ids (None: no further restriction), e.g. one market's."""
+        if learnware_ids is None:
+            return self
+        return dataclasses.replace(self, within=learnware_ids if self.within is None else self.within & learnware_ids)
 
     @property
     def candidate_count(self) -> int:
@@ -151,7 +158,8 @@ def search_shard(index: LearnwareIndex, query: SearchQuery, settings: IndexSetti
         return result([Candidate(info, semantic_score=score(info.id)) for info in best])
 
     assert query.group is not None
-    incomparable = [key.describe() for key in specs.group_keys(query.group.spec_type) if key != query.group]
+    # Other groups of the searched scope only: another market's learnwares are not described.
+    incomparable = [key.describe() for key in specs.group_keys(query.group.spec_type) if key != query.group and index.holds_any(key, query.within)]
     view = specs.view(query.group, None if matches.scores is None else set(matches.scores))
     if view is None:
         return result([], incomparable_groups=incomparable)

@@ -29,11 +29,11 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
         self.hetero = hetero
 
     def _query(self, request: searcher_pb2.SearchLearnwaresRequest) -> SearchQuery:
-        """The validated query, once the index has caught up with the caller's writes."""
+        """The validated query, scoped to its market once the index has caught up with the caller's writes."""
         query = parse_query(request, self.index.device)
         if not self.index.wait_for(request.min_revision, SYNC_WAIT_S):
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
-        return query
+        return query.restricted_to(self.index.market_members(request.market_id)) if request.market_id else query
 
     def SearchLearnwares(self, request: searcher_pb2.SearchLearnwaresRequest, context: grpc.ServicerContext) -> searcher_pb2.SearchLearnwaresResponse:
         query = self._query(request)

@@ -119,7 +119,7 @@ class CheckReport(_message.Message):
     def __init__(self, status: _Optional[_Union[LearnwareStatus, str]] = ..., steps: _Optional[_Iterable[_Union[CheckStep, _Mapping]]] = ..., dropped_requirements: _Optional[_Iterable[str]] = ..., checked_at: _Optional[float] = ...) -> None: ...
 
 class LearnwareInfo(_message.Message):
-    __slots__ = ("id", "owner", "semantic_spec", "status", "check_report", "stat_spec_types", "created_at", "updated_at", "zip_size", "zip_sha256", "revision")
+    __slots__ = ("id", "owner", "semantic_spec", "status", "check_report", "stat_spec_types", "created_at", "updated_at", "zip_size", "zip_sha256", "revision", "market_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,7 @@ class LearnwareInfo(_message.Message):
     ZIP_SIZE_FIELD_NUMBER: _ClassVar[int]
     ZIP_SHA256_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    MARKET_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner: str
     semantic_spec: SemanticSpec
@@ -142,7 +143,8 @@ class LearnwareInfo(_message.Message):
     zip_size: int
     zip_sha256: str
     revision: int
-    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., semantic_spec: _Optional[_Union[SemanticSpec, _Mapping]] = ..., status: _Optional[_Union[LearnwareStatus, str]] = ..., check_report: _Optional[_Union[CheckReport, _Mapping]] = ..., stat_spec_types: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., zip_size: _Optional[int] = ..., zip_sha256: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+    market_id: str
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., semantic_spec: _Optional[_Union[SemanticSpec, _Mapping]] = ..., status: _Optional[_Union[LearnwareStatus, str]] = ..., check_report: _Optional[_Union[CheckReport, _Mapping]] = ..., stat_spec_types: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., zip_size: _Optional[int] = ..., zip_sha256: _Optional[str] = ..., revision: _Optional[int] = ..., market_id: _Optional[str] = ...) -> None: ...
 
 class Chunk(_message.Message):
     __slots__ = ("data",)

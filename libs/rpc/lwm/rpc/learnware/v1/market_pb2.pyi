@@ -20,14 +20,16 @@ MARKET_KIND_EASY: MarketKind
 MARKET_KIND_HETERO: MarketKind
 
 class MarketAddLearnwareMetadata(_message.Message):
-    __slots__ = ("semantic_spec", "zip_size", "wait_for_check")
+    __slots__ = ("semantic_spec", "zip_size", "wait_for_check", "market_id")
     SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
     ZIP_SIZE_FIELD_NUMBER: _ClassVar[int]
     WAIT_FOR_CHECK_FIELD_NUMBER: _ClassVar[int]
+    MARKET_ID_FIELD_NUMBER: _ClassVar[int]
     semantic_spec: _common_pb2.SemanticSpec
     zip_size: int
     wait_for_check: bool
-    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., zip_size: _Optional[int] = ..., wait_for_check: bool = ...) -> None: ...
+    market_id: str
+    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., zip_size: _Optional[int] = ..., wait_for_check: bool = ..., market_id: _Optional[str] = ...) -> None: ...
 
 class MarketAddLearnwareRequest(_message.Message):
     __slots__ = ("metadata", "chunk")
@@ -56,14 +58,16 @@ class MarketGetLearnwareResponse(_message.Message):
     def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
 
 class MarketListLearnwaresRequest(_message.Message):
-    __slots__ = ("page", "statuses", "owner")
+    __slots__ = ("page", "statuses", "owner", "market_id")
     PAGE_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    MARKET_ID_FIELD_NUMBER: _ClassVar[int]
     page: _common_pb2.PageRequest
     statuses: _containers.RepeatedScalarFieldContainer[_common_pb2.LearnwareStatus]
     owner: str
-    def __init__(self, page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., statuses: _Optional[_Iterable[_Union[_common_pb2.LearnwareStatus, str]]] = ..., owner: _Optional[str] = ...) -> None: ...
+    market_id: str
+    def __init__(self, page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., statuses: _Optional[_Iterable[_Union[_common_pb2.LearnwareStatus, str]]] = ..., owner: _Optional[str] = ..., market_id: _Optional[str] = ...) -> None: ...
 
 class MarketListLearnwaresResponse(_message.Message):
     __slots__ = ("learnwares", "next_page_token", "total")
@@ -112,7 +116,7 @@ class MarketDownloadLearnwareResponse(_message.Message):
     def __init__(self, chunk: _Optional[_Union[_common_pb2.Chunk, _Mapping]] = ...) -> None: ...
 
 class MarketSearchLearnwareRequest(_message.Message):
-    __slots__ = ("semantic_spec", "stat_specs", "max_search_num", "mixture_strategy", "mode", "max_results", "learnware_ids")
+    __slots__ = ("semantic_spec", "stat_specs", "max_search_num", "mixture_strategy", "mode", "max_results", "learnware_ids", "market_id")
     SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
     STAT_SPECS_FIELD_NUMBER: _ClassVar[int]
     MAX_SEARCH_NUM_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +124,7 @@ class MarketSearchLearnwareRequest(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     MAX_RESULTS_FIELD_NUMBER: _ClassVar[int]
     LEARNWARE_IDS_FIELD_NUMBER: _ClassVar[int]
+    MARKET_ID_FIELD_NUMBER: _ClassVar[int]
     semantic_spec: _common_pb2.SemanticSpec
     stat_specs: _containers.RepeatedCompositeFieldContainer[_common_pb2.StatSpec]
     max_search_num: int
@@ -127,7 +132,8 @@ class MarketSearchLearnwareRequest(_message.Message):
     mode: _searcher_pb2.SearchMode
     max_results: int
     learnware_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ..., max_search_num: _Optional[int] = ..., mixture_strategy: _Optional[_Union[_searcher_pb2.MixtureStrategy, str]] = ..., mode: _Optional[_Union[_searcher_pb2.SearchMode, str]] = ..., max_results: _Optional[int] = ..., learnware_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    market_id: str
+    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ..., max_search_num: _Optional[int] = ..., mixture_strategy: _Optional[_Union[_searcher_pb2.MixtureStrategy, str]] = ..., mode: _Optional[_Union[_searcher_pb2.SearchMode, str]] = ..., max_results: _Optional[int] = ..., learnware_ids: _Optional[_Iterable[str]] = ..., market_id: _Optional[str] = ...) -> None: ...
 
 class MarketSearchLearnwareResponse(_message.Message):
     __slots__ = ("single_results", "multiple_results", "search_path", "messages")
@@ -196,11 +202,13 @@ class MarketRecheckLearnwareResponse(_message.Message):
     def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
 
 class MarketGetMarketInfoRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("market_id",)
+    MARKET_ID_FIELD_NUMBER: _ClassVar[int]
+    market_id: str
+    def __init__(self, market_id: _Optional[str] = ...) -> None: ...
 
 class MarketGetMarketInfoResponse(_message.Message):
-    __slots__ = ("kind", "version", "learnware_counts", "hetero_engine")
+    __slots__ = ("kind", "version", "learnware_counts", "hetero_engine", "market_id")
     class LearnwareCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -212,8 +220,22 @@ class MarketGetMarketInfoResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LEARNWARE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     HETERO_ENGINE_FIELD_NUMBER: _ClassVar[int]
+    MARKET_ID_FIELD_NUMBER: _ClassVar[int]
     kind: MarketKind
     version: str
     learnware_counts: _containers.ScalarMap[str, int]
     hetero_engine: _searcher_pb2.HeteroEngineStats
-    def __init__(self, kind: _Optional[_Union[MarketKind, str]] = ..., version: _Optional[str] = ..., learnware_counts: _Optional[_Mapping[str, int]] = ..., hetero_engine: _Optional[_Union[_searcher_pb2.HeteroEngineStats, _Mapping]] = ...) -> None: ...
+    market_id: str
+    def __init__(self, kind: _Optional[_Union[MarketKind, str]] = ..., version: _Optional[str] = ..., learnware_counts: _Optional[_Mapping[str, int]] = ..., hetero_engine: _Optional[_Union[_searcher_pb2.HeteroEngineStats, _Mapping]] = ..., market_id: _Optional[str] = ...) -> None: ...
+
+class MarketClearMarketRequest(_message.Message):
+    __slots__ = ("market_id",)
+    MARKET_ID_FIELD_NUMBER: _ClassVar[int]
+    market_id: str
+    def __init__(self, market_id: _Optional[str] = ...) -> None: ...
+
+class MarketClearMarketResponse(_message.Message):
+    __slots__ = ("deleted_ids",)
+    DELETED_IDS_FIELD_NUMBER: _ClassVar[int]
+    deleted_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deleted_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -96,6 +96,11 @@ class MarketServiceStub(object):
                 request_serializer=learnware_dot_v1_dot_market__pb2.MarketGetMarketInfoRequest.SerializeToString,
                 response_deserializer=learnware_dot_v1_dot_market__pb2.MarketGetMarketInfoResponse.FromString,
                 _registered_method=True)
+        self.ClearMarket = channel.unary_unary(
+                '/learnware.v1.MarketService/ClearMarket',
+                request_serializer=learnware_dot_v1_dot_market__pb2.MarketClearMarketRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_market__pb2.MarketClearMarketResponse.FromString,
+                _registered_method=True)
 
 
 class MarketServiceServicer(object):
@@ -188,6 +193,13 @@ class MarketServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClearMarket(self, request, context):
+        """Delete every learnware of one named market (the reference's rebuild): its owner or an admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -250,6 +262,11 @@ def add_MarketServiceServicer_to_server(servicer, server):
                     servicer.GetMarketInfo,
                     request_deserializer=learnware_dot_v1_dot_market__pb2.MarketGetMarketInfoRequest.FromString,
                     response_serializer=learnware_dot_v1_dot_market__pb2.MarketGetMarketInfoResponse.SerializeToString,
+            ),
+            'ClearMarket': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearMarket,
+                    request_deserializer=learnware_dot_v1_dot_market__pb2.MarketClearMarketRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_market__pb2.MarketClearMarketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -578,6 +595,33 @@ class MarketService(object):
             '/learnware.v1.MarketService/GetMarketInfo',
             learnware_dot_v1_dot_market__pb2.MarketGetMarketInfoRequest.SerializeToString,
             learnware_dot_v1_dot_market__pb2.MarketGetMarketInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearMarket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.MarketService/ClearMarket',
+            learnware_dot_v1_dot_market__pb2.MarketClearMarketRequest.SerializeToString,
+            learnware_dot_v1_dot_market__pb2.MarketClearMarketResponse.FromString,
             options,
             channel_credentials,
             insecure,

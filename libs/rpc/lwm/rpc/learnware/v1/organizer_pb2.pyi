@@ -20,14 +20,16 @@ CHANGE_KIND_DELETED: ChangeKind
 CHANGE_KIND_SYNCED: ChangeKind
 
 class AddLearnwareMetadata(_message.Message):
-    __slots__ = ("semantic_spec", "owner", "zip_size")
+    __slots__ = ("semantic_spec", "owner", "zip_size", "market_id")
     SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     ZIP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MARKET_ID_FIELD_NUMBER: _ClassVar[int]
     semantic_spec: _common_pb2.SemanticSpec
     owner: str
     zip_size: int
-    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., owner: _Optional[str] = ..., zip_size: _Optional[int] = ...) -> None: ...
+    market_id: str
+    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., owner: _Optional[str] = ..., zip_size: _Optional[int] = ..., market_id: _Optional[str] = ...) -> None: ...
 
 class AddLearnwareRequest(_message.Message):
     __slots__ = ("metadata", "chunk")
@@ -56,14 +58,16 @@ class GetLearnwareResponse(_message.Message):
     def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
 
 class ListLearnwaresRequest(_message.Message):
-    __slots__ = ("page", "statuses", "owner")
+    __slots__ = ("page", "statuses", "owner", "market_id")
     PAGE_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    MARKET_ID_FIELD_NUMBER: _ClassVar[int]
     page: _common_pb2.PageRequest
     statuses: _containers.RepeatedScalarFieldContainer[_common_pb2.LearnwareStatus]
     owner: str
-    def __init__(self, page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., statuses: _Optional[_Iterable[_Union[_common_pb2.LearnwareStatus, str]]] = ..., owner: _Optional[str] = ...) -> None: ...
+    market_id: str
+    def __init__(self, page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., statuses: _Optional[_Iterable[_Union[_common_pb2.LearnwareStatus, str]]] = ..., owner: _Optional[str] = ..., market_id: _Optional[str] = ...) -> None: ...
 
 class ListLearnwaresResponse(_message.Message):
     __slots__ = ("learnwares", "next_page_token", "total")

@@ -27,7 +27,7 @@ SEARCH_MODE_HOMOGENEOUS: SearchMode
 SEARCH_MODE_HETERO: SearchMode
 
 class SearchLearnwaresRequest(_message.Message):
-    __slots__ = ("semantic_spec", "stat_specs", "max_search_num", "mixture_strategy", "mode", "max_results", "learnware_ids", "min_revision")
+    __slots__ = ("semantic_spec", "stat_specs", "max_search_num", "mixture_strategy", "mode", "max_results", "learnware_ids", "min_revision", "market_id")
     SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
     STAT_SPECS_FIELD_NUMBER: _ClassVar[int]
     MAX_SEARCH_NUM_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class SearchLearnwaresRequest(_message.Message):
     MAX_RESULTS_FIELD_NUMBER: _ClassVar[int]
     LEARNWARE_IDS_FIELD_NUMBER: _ClassVar[int]
     MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    MARKET_ID_FIELD_NUMBER: _ClassVar[int]
     semantic_spec: _common_pb2.SemanticSpec
     stat_specs: _containers.RepeatedCompositeFieldContainer[_common_pb2.StatSpec]
     max_search_num: int
@@ -44,7 +45,8 @@ class SearchLearnwaresRequest(_message.Message):
     max_results: int
     learnware_ids: _containers.RepeatedScalarFieldContainer[str]
     min_revision: int
-    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ..., max_search_num: _Optional[int] = ..., mixture_strategy: _Optional[_Union[MixtureStrategy, str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., max_results: _Optional[int] = ..., learnware_ids: _Optional[_Iterable[str]] = ..., min_revision: _Optional[int] = ...) -> None: ...
+    market_id: str
+    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ..., max_search_num: _Optional[int] = ..., mixture_strategy: _Optional[_Union[MixtureStrategy, str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., max_results: _Optional[int] = ..., learnware_ids: _Optional[_Iterable[str]] = ..., min_revision: _Optional[int] = ..., market_id: _Optional[str] = ...) -> None: ...
 
 class SingleResult(_message.Message):
     __slots__ = ("learnware", "score")
