@@ -51,6 +51,8 @@ MARKET_POLICY: dict[str, Access] = {
     "ReuseStream": Access.PUBLIC,
     "GetMarketInfo": Access.PUBLIC,
     "RecheckLearnware": Access.ADMIN,
+    "TrainHeteroEngine": Access.USER,  # what the background trainer does anyway, now
+    "GetHeteroEngine": Access.PUBLIC,
 }
 # Infrastructure services that need no token (health checks, reflection).
 OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection")

@@ -217,3 +217,25 @@ class MarketGetMarketInfoResponse(_message.Message):
     learnware_counts: _containers.ScalarMap[str, int]
     hetero_engine: _searcher_pb2.HeteroEngineStats
     def __init__(self, kind: _Optional[_Union[MarketKind, str]] = ..., version: _Optional[str] = ..., learnware_counts: _Optional[_Mapping[str, int]] = ..., hetero_engine: _Optional[_Union[_searcher_pb2.HeteroEngineStats, _Mapping]] = ...) -> None: ...
+
+class MarketTrainHeteroEngineRequest(_message.Message):
+    __slots__ = ("train",)
+    TRAIN_FIELD_NUMBER: _ClassVar[int]
+    train: _searcher_pb2.TrainHeteroEngineRequest
+    def __init__(self, train: _Optional[_Union[_searcher_pb2.TrainHeteroEngineRequest, _Mapping]] = ...) -> None: ...
+
+class MarketTrainHeteroEngineResponse(_message.Message):
+    __slots__ = ("trained",)
+    TRAINED_FIELD_NUMBER: _ClassVar[int]
+    trained: _searcher_pb2.TrainHeteroEngineResponse
+    def __init__(self, trained: _Optional[_Union[_searcher_pb2.TrainHeteroEngineResponse, _Mapping]] = ...) -> None: ...
+
+class MarketGetHeteroEngineRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MarketGetHeteroEngineResponse(_message.Message):
+    __slots__ = ("engine",)
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    engine: _searcher_pb2.GetHeteroEngineResponse
+    def __init__(self, engine: _Optional[_Union[_searcher_pb2.GetHeteroEngineResponse, _Mapping]] = ...) -> None: ...
