@@ -90,7 +90,7 @@ def run_file(repo: Path, test_file: ReferenceTestFile, workdir: Path, pytest_arg
         wait_until_serving(address, timeout_s=120)
         return subprocess.run(command, cwd=folder, env={**os.environ, "LWM_MARKET": address}).returncode
     finally:
-        stop_process(market, grace_s=10)
+        stop_process(market)
 
 
 def main() -> int:
