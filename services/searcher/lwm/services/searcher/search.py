@@ -186,8 +186,9 @@ def merge_shards(query: SearchQuery, shards: list[ShardResult]) -> searcher_pb2.
     response.search_path = "hetero" if query.group.spec_type == HETERO_SPEC_TYPE else "statistical"
     if not any(shard.comparable_count for shard in shards):
         others = sorted(set(itertools.chain.from_iterable(shard.incomparable_groups for shard in shards)))
-        if others:
-            raise invalid_argument(f"no learnware in the market has a {query.group.describe()} like yours; the market has: {'; '.join(others)}")
+        if others:  # as the reference: no result, not an error (a hetero market's user may hold other columns)
+            response.messages.append(f"no learnware in the market has a {query.group.describe()} like yours; the market has: {'; '.join(others)}")
+            return response
         response.messages.append(f"no USABLE learnware has a {query.group.spec_type}")
         return response
     summary = functools.reduce(DistanceSummary.merged, (shard.distances for shard in used), DistanceSummary())
