@@ -47,11 +47,23 @@ DEFAULT_TIMEOUTS_S: dict[str, float] = {
     "DownloadLearnware": 600.0,
     "AddLearnware": 1800.0,
     "RecheckLearnware": 1800.0,
+    "TrainHeteroEngine": 1800.0,
+    "GetHeteroEngine": 120.0,
 }
 # Calls that change nothing (or whose repetition changes nothing): retried on UNAVAILABLE.
 # AddLearnware is not (a lost reply could mean the upload was stored: a retry would add a
 # second copy), nor are update and delete (a retried delete could report NOT_FOUND for its own success).
-IDEMPOTENT_METHODS = frozenset({"GetLearnware", "ListLearnwares", "GetMarketInfo", "SearchLearnware", "Predict", "Reuse", "ReuseStream", "DownloadLearnware"})
+IDEMPOTENT_METHODS = frozenset({"GetLearnware", "ListLearnwares", "GetMarketInfo", "SearchLearnware", "Predict", "Reuse", "ReuseStream", "DownloadLearnware", "GetHeteroEngine"})
+
+
+@dataclass(frozen=True)
+class HeteroEngineCheckpoint:
+    """A Hetero market's engine: its id, how many learnwares it was trained on, its checkpoint (lwm.spec.hetero.HeteroEngine.from_bytes)."""
+
+    engine_id: str
+    trained_on: int
+    checkpoint: bytes
+    messages: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -367,6 +379,21 @@ class MarketClient:
 
         with tempfile.TemporaryDirectory(prefix="lwm-download-") as folder:
             return load_learnware(self.download(learnware_id, Path(folder) / f"{learnware_id}.zip"), learnware_id, timeout_s)
+
+    def train_hetero_engine(self, learnware_ids: Sequence[str] = (), steps: int = 0) -> HeteroEngineCheckpoint:
+        """Train a Hetero market's engine now; returns once it serves searches.
+
+        learnware_ids: train on these (each must qualify, else FailedPreconditionError naming
+        them), default every qualifying learnware. steps: 0 = the market's setting.
+        """
+        request = market_pb2.MarketTrainHeteroEngineRequest(train=searcher_pb2.TrainHeteroEngineRequest(learnware_ids=list(learnware_ids), steps=steps))
+        trained = self._call("TrainHeteroEngine", request).trained
+        return HeteroEngineCheckpoint(trained.engine.engine_id, int(trained.engine.trained_on), trained.checkpoint, tuple(trained.messages))
+
+    def get_hetero_engine(self) -> HeteroEngineCheckpoint:
+        """The engine serving a Hetero market's searches (FailedPreconditionError while none is trained)."""
+        engine = self._call("GetHeteroEngine", market_pb2.MarketGetHeteroEngineRequest()).engine
+        return HeteroEngineCheckpoint(engine.engine.engine_id, int(engine.engine.trained_on), engine.checkpoint, ())
 
     def market_info(self) -> dict[str, Any]:
         reply = self._call("GetMarketInfo", market_pb2.MarketGetMarketInfoRequest(market_id=self.market_id))

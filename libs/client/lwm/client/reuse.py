@@ -106,6 +106,13 @@ class SandboxedLearnware(Protocol):
     def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
+class DescribedLearnware(SandboxedLearnware, Protocol):
+    """A learnware whose semantic spec is known: a LocalLearnware, or one a compat search returned."""
+
+    @property
+    def semantic_spec(self) -> dict[str, Any] | None: ...
+
+
 class _LocalReuser:
     """Runs a shared reuser on local learnwares, each learnware's calls in parallel with the others'."""
 
@@ -185,7 +192,7 @@ class HeteroMapAlignLearnware:
     (matched by MiniLM sentence embeddings); without them columns match by their distributions.
     """
 
-    def __init__(self, learnware: LocalLearnware, mode: str, user_semantic_spec: dict[str, Any] | None = None) -> None:
+    def __init__(self, learnware: DescribedLearnware, mode: str, user_semantic_spec: dict[str, Any] | None = None) -> None:
         self.learnware = learnware
         self.id = learnware.id
         self.mode = reuse.check_task(mode)

@@ -201,7 +201,13 @@ def _check_entry(key: str, entry: Any, strict: bool) -> list[str]:
 
 
 def _check_io(key: str, io: Any, required_dimension: bool) -> list[str]:
-    """Problems of an Input/Output description {"Dimension": int, "Description": {"0": str, ...}}."""
+    """Problems of an Input/Output description {"Dimension": int, "Description": {"0": str, ...}}.
+
+    required_dimension (a learnware's spec): Dimension and Description are required and
+    every Description key is a column within the Dimension. A search request's Input only
+    decides whether hetero search applies, so there a Description that disagrees with the
+    Dimension is not an error: hetero_search_problem reports it and the search goes on.
+    """
     if not isinstance(io, dict):
         return [f"{key}: must be an object with 'Dimension' and 'Description', got {type(io).__name__}"]
     problems: list[str] = []
@@ -222,7 +228,7 @@ def _check_io(key: str, io: Any, required_dimension: bool) -> list[str]:
     for k, v in desc.items():
         if not isinstance(k, str) or not k.isdigit():
             problems.append(f"{key}: Description key {k!r} must be a column index string like '0'")
-        elif dim is not None and int(k) >= dim:
+        elif required_dimension and dim is not None and int(k) >= dim:
             problems.append(f"{key}: Description key {k!r} is out of range [0, {dim})")
         if not isinstance(v, str):
             problems.append(f"{key}: Description of column {k!r} must be a string, got {type(v).__name__}")

@@ -52,6 +52,8 @@ MARKET_POLICY: dict[str, Access] = {
     "GetMarketInfo": Access.PUBLIC,
     "RecheckLearnware": Access.ADMIN,
     "ClearMarket": Access.USER,  # the owner of all of the market's learnwares or an admin (checked by the gateway)
+    "TrainHeteroEngine": Access.USER,  # what the background trainer does anyway, now
+    "GetHeteroEngine": Access.PUBLIC,
 }
 # Infrastructure services that need no token (health checks, reflection).
 OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection")

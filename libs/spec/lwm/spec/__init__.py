@@ -17,6 +17,7 @@ from lwm.learnware.semantic import (
 from lwm.learnware.vocabulary import IMAGE_SPEC_TYPE, LEGACY_TABLE_SPEC_TYPE, TABLE_SPEC_TYPE, TEXT_SPEC_TYPE
 
 from .device import resolve_device
+from .hetero.spec import HeteroMapTableSpecification
 from .image import RKMEImageSpecification
 from .kernels import mmd_to_many, rbf_kernel, rkhs_inner_product, self_inner_products
 from .nngp import convnet_nngp_kernel
@@ -25,6 +26,7 @@ from .statistical import StatSpecification, generate_stat_spec, load_stat_spec
 from .text import EMBEDDER, REFERENCE_EMBEDDER, RKMETextSpecification
 
 __all__ = [
+    "HeteroMapTableSpecification",
     "EMBEDDER",
     "IMAGE_SPEC_TYPE",
     "LEGACY_TABLE_SPEC_TYPE",

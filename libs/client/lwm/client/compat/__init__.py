@@ -5,16 +5,19 @@ Code written for the reference runs here with only its imports changed::
     from lwm.client.compat import BaseUserInfo, instantiate_learnware_market, generate_semantic_spec
     from lwm.client.compat import JobSelectorReuser, AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser
 
-One module per part of the reference: `market` (learnware.market), `templates`
+One module per part of the reference: `market` (learnware.market), `hetero`
+(learnware.market.heterogeneous.organizer: HeteroMap, the hetero organizer), `templates`
 (learnware.tests.templates), `client` (learnware.client: Beimingwu's LearnwareClient).
 """
 
 from lwm.client.compat.client import LearnwareCheckError, LearnwareClient, LearnwaresContainer, SemanticSpecificationKey
+from lwm.client.compat.hetero import HeteroMap, HeteroOrganizer
 from lwm.client.compat.market import (
     AveragingReuser,
     BaseUserInfo,
     EnsemblePruningReuser,
     FeatureAugmentReuser,
+    HeteroMapAlignLearnware,
     JobSelectorReuser,
     LearnwareMarket,
     MarketLearnware,
@@ -35,6 +38,9 @@ __all__ = [
     "BaseUserInfo",
     "EnsemblePruningReuser",
     "FeatureAugmentReuser",
+    "HeteroMap",
+    "HeteroMapAlignLearnware",
+    "HeteroOrganizer",
     "JobSelectorReuser",
     "LearnwareCheckError",
     "LearnwareClient",

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from lwm.client.compat.hetero import HeteroOrganizer, check_organizer_kwargs
 from lwm.client.errors import NotFoundError
 from lwm.client.market import DEFAULT_MARKET, Learnware, MarketClient
-from lwm.client.reuse import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, JobSelectorReuser, LocalLearnware
+from lwm.client.reuse import AveragingReuser, EnsemblePruningReuser, FeatureAugmentReuser, HeteroMapAlignLearnware, JobSelectorReuser, LocalLearnware
 from lwm.spec import (
     IMAGE_SPEC_TYPE,
     LEGACY_TABLE_SPEC_TYPE,
@@ -39,6 +40,7 @@ __all__ = [
     "BaseUserInfo",
     "EnsemblePruningReuser",
     "FeatureAugmentReuser",
+    "HeteroMapAlignLearnware",
     "JobSelectorReuser",
     "LearnwareMarket",
     "MarketLearnware",
@@ -122,6 +124,10 @@ class MarketLearnware:
     def get_specification(self) -> LearnwareSpecification:
         return LearnwareSpecification(self)
 
+    @property
+    def semantic_spec(self) -> dict[str, Any]:
+        return self.info.semantic_spec
+
     def local(self) -> LocalLearnware:
         """The learnware running in a local sandbox (downloaded and started on the first call)."""
         with self._lock:
@@ -177,9 +183,11 @@ class SearchResults:
 class LearnwareMarket:
     """The reference's LearnwareMarket API on a remote market; `client` is the full MarketClient."""
 
-    def __init__(self, client: MarketClient, market_id: str = "default") -> None:
+    def __init__(self, client: MarketClient, market_id: str = "default", learnware_organizer: HeteroOrganizer | None = None) -> None:
         self.client = client
         self.market_id = market_id
+        # A Hetero market's organizer API (train, generate_hetero_map_spec, reset); None in an Easy market.
+        self.learnware_organizer = learnware_organizer
         self._learnwares: dict[str, MarketLearnware] = {}
 
     def _learnware(self, info: Learnware) -> MarketLearnware:
@@ -201,6 +209,8 @@ class LearnwareMarket:
         --status INVALID`), so its id is returned.
         """
         learnware = self.client.add_learnware(zip_path, semantic_spec, wait=True)
+        if self.learnware_organizer is not None:
+            self.learnware_organizer.learnware_added(learnware)
         return learnware.id, CHECK_STATUS_CODES[learnware.status]
 
     def search_learnware(self, user_info: BaseUserInfo, check_status: int | None = None, max_search_num: int = 5, search_method: str = "greedy") -> SearchResults:
@@ -301,14 +311,18 @@ def instantiate_learnware_market(
     conda_checker: either way the market checks each learnware in an environment
     built from its requirements. The reference's component kwargs configure its local
     organizer, searcher and checkers; the market's are configured where they run, so
-    only empty ones are accepted (TypeError otherwise, naming what to use instead).
+    only empty ones are accepted (TypeError otherwise, naming what to use instead),
+    except a hetero market's organizer_kwargs auto_update, auto_update_limit and
+    training_args (see HeteroOrganizer).
     `client_options` go to MarketClient (timeout_s, token, tls_ca, retry).
     """
-    if organizer_kwargs:
+    if organizer_kwargs and name != "hetero":
         raise TypeError(
-            f"organizer_kwargs {sorted(organizer_kwargs)} configure the reference's local organizer; the market's hetero engine "
-            "trains on its searcher, set with LWM_HETERO_* variables where it runs (docs/search.md)"
+            f"organizer_kwargs {sorted(organizer_kwargs)} configure the reference's local organizer; an Easy market has none to set "
+            "(a name='hetero' market takes auto_update, auto_update_limit and steps; its engine's other settings are LWM_HETERO_* variables "
+            "where its searcher runs, docs/search.md)"
         )
+    check_organizer_kwargs(organizer_kwargs or {})
     for keyword, given in (("searcher_kwargs", searcher_kwargs), ("checker_kwargs", checker_kwargs)):
         if given:
             raise TypeError(f"{keyword} {sorted(given)} configure the reference's local market; the market's services are configured where they run (docs/operators.md)")
@@ -323,7 +337,8 @@ def instantiate_learnware_market(
             raise ValueError(f"the market at {client.address} is a {kind} market; instantiate it with name='easy'")
         if rebuild:
             client.clear_market()
+        organizer = HeteroOrganizer(client, market_id, **(organizer_kwargs or {})) if name == "hetero" else None
     except BaseException:
         client.close()
         raise
-    return LearnwareMarket(client, market_id)
+    return LearnwareMarket(client, market_id, organizer)

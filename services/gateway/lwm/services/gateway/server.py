@@ -275,6 +275,22 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             self.checks.submit(info.id)
         return market_pb2.MarketRecheckLearnwareResponse(learnware=info)
 
+    def _hetero_searcher(self) -> searcher_pb2_grpc.SearcherServiceStub:
+        if self.kind != market_pb2.MARKET_KIND_HETERO:
+            raise failed_precondition("the hetero engine is part of a Hetero market (lwm serve with LWM_MARKET_KIND=hetero); this is an Easy market")
+        if len(self.searchers) > 1:
+            raise failed_precondition("the hetero engine needs one searcher holding the whole market; this market is sharded")
+        return self.searchers[0]
+
+    def TrainHeteroEngine(self, request: market_pb2.MarketTrainHeteroEngineRequest, context: grpc.ServicerContext) -> market_pb2.MarketTrainHeteroEngineResponse:
+        train = searcher_pb2.TrainHeteroEngineRequest()
+        train.CopyFrom(request.train)
+        train.min_revision = self.revisions.latest
+        return market_pb2.MarketTrainHeteroEngineResponse(trained=self._hetero_searcher().TrainHeteroEngine(train))
+
+    def GetHeteroEngine(self, request: market_pb2.MarketGetHeteroEngineRequest, context: grpc.ServicerContext) -> market_pb2.MarketGetHeteroEngineResponse:
+        return market_pb2.MarketGetHeteroEngineResponse(engine=self._hetero_searcher().GetHeteroEngine(searcher_pb2.GetHeteroEngineRequest()))
+
     def GetMarketInfo(self, request: market_pb2.MarketGetMarketInfoRequest, context: grpc.ServicerContext) -> market_pb2.MarketGetMarketInfoResponse:
         market_id = market_id_of(request.market_id)
         counts = {}

@@ -46,6 +46,7 @@ from lwm.spec.rkme import RKMETableSpecification
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "hetero-engine"
+QUALIFYING_RULE = "USABLE table learnwares of Task Classification or Regression whose semantic Input describes every feature"
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class HeteroIndex:
         self.training = False
         self.last_error = ""
         self._lock = threading.Lock()
+        self._training = threading.Lock()  # one training at a time: the background trainer's or a train_now
         self._wake = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hetero-engine", daemon=True)
@@ -257,7 +259,7 @@ class HeteroIndex:
                 if work == "load":
                     self._load_checkpoint()
                 else:
-                    self._train(sources)
+                    self._train(training_sample(sources, self.settings.max_training_learnwares), len(sources), self.settings.steps)
                 self.last_error = ""
             except Exception as error:  # the thread must outlive a failed training or an unreachable organizer
                 self.last_error = str(error)
@@ -289,16 +291,59 @@ class HeteroIndex:
             self._arrived = unseen if len(self._sources) <= self.settings.max_training_learnwares else 0
         log.info("hetero engine %s loaded from its checkpoint (trained on %d learnwares)", engine.engine_id, len(engine.learnware_ids))
 
-    def _train(self, sources: list[HeteroSource]) -> None:
-        started = time.perf_counter()
-        config = replace(EngineConfig(), steps=self.settings.steps)
-        qualifying = len(sources)
-        sources = training_sample(sources, self.settings.max_training_learnwares)
-        tables = [herd_training_table(source.table_spec, source.descriptions, config.pseudo_rows, seed=row) for row, source in enumerate(sources)]
-        engine = train_engine(tables, [source.info.id for source in sources], config, self.device)
-        self._install(engine)
-        self.organizer.PutCheckpoint(organizer_pb2.PutCheckpointRequest(name=CHECKPOINT_NAME, data=engine.to_bytes()))
-        log.info("hetero engine %s trained on %d of %d qualifying learnwares in %.1f s and checkpointed", engine.engine_id, len(sources), qualifying, time.perf_counter() - started)
+    def train_now(self, learnware_ids: list[str], steps: int) -> tuple[HeteroEngine, str]:
+        """Train an engine in the caller's thread and install it (the reference's organizer.train): the engine and a summary.
+
+        learnware_ids: train on these (each must qualify), else on the training sample of
+        every qualifying learnware. steps: 0 = the settings' steps. A background training
+        in progress finishes first: trainings are serialised.
+        """
+        if steps < 0:
+            raise invalid_argument(f"steps must be positive (0 = the searcher's default), got {steps}")
+        with self._lock:
+            if not self._synced:
+                raise failed_precondition("the searcher is still loading the market from the organizer; retry shortly")
+            qualifying = dict(self._sources)
+        unqualified = sorted(set(learnware_ids) - set(qualifying))
+        if unqualified:
+            raise failed_precondition(f"learnwares {unqualified} do not qualify for the hetero engine: {QUALIFYING_RULE}")
+        if not qualifying:
+            raise failed_precondition(f"no learnware qualifies for the hetero engine yet: {QUALIFYING_RULE}")
+        if learnware_ids:
+            sources = [qualifying[learnware_id] for learnware_id in sorted(set(learnware_ids))]
+        else:
+            sources = training_sample(list(qualifying.values()), self.settings.max_training_learnwares)
+        with self._lock:
+            self.training = True
+            self._arrived = 0
+        try:
+            engine, summary = self._train(sources, len(qualifying), steps or self.settings.steps)
+        finally:
+            with self._lock:
+                self.training = False
+        return engine, summary
+
+    def _train(self, sources: list[HeteroSource], qualifying: int, steps: int) -> tuple[HeteroEngine, str]:
+        """Train on `sources` (of `qualifying` learnwares), install the engine and checkpoint it."""
+        with self._training:
+            started = time.perf_counter()
+            config = replace(EngineConfig(), steps=steps)
+            log.info("hetero engine: training on %d of %d qualifying learnwares (%d steps)", len(sources), qualifying, steps)
+            tables = [herd_training_table(source.table_spec, source.descriptions, config.pseudo_rows, seed=row) for row, source in enumerate(sources)]
+            engine = train_engine(tables, [source.info.id for source in sources], config, self.device)
+            self._install(engine)
+            self.organizer.PutCheckpoint(organizer_pb2.PutCheckpointRequest(name=CHECKPOINT_NAME, data=engine.to_bytes()))
+        summary = f"hetero engine {engine.engine_id} trained on {len(sources)} of {qualifying} qualifying learnwares ({steps} steps) in {time.perf_counter() - started:.1f} s"
+        log.info("%s and checkpointed", summary)
+        return engine, summary
+
+    def serving(self) -> HeteroEngine:
+        """The engine serving hetero searches; FAILED_PRECONDITION while none is trained."""
+        with self._lock:
+            space, qualifying = self._space, len(self._sources)
+        if space is None:
+            raise failed_precondition(f"the hetero engine is not trained yet: {qualifying} learnwares qualify, it trains from {self.settings.min_learnwares} (or train it now)")
+        return space.engine
 
     def _install(self, engine: HeteroEngine) -> None:
         """Map every source with the new engine beside the old space, then swap them (changes meanwhile included)."""
@@ -314,4 +359,3 @@ class HeteroIndex:
             for learnware_id in set(sources) - set(self._sources):
                 space.stack.remove(learnware_id)
             self._space = space
-

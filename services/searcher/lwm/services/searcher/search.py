@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from lwm.learnware.semantic import check_user_semantic_spec
-from lwm.learnware.vocabulary import HETERO_SPEC_TYPE, TABLE_SPEC_TYPE, USER_SPEC_TYPES
+from lwm.learnware.vocabulary import HETERO_SPEC_TYPE, USER_SPEC_TYPES
 from lwm.rpc import convert
 from lwm.rpc.errors import caller_input, invalid_argument
 from lwm.rpc.learnware.v1 import common_pb2, searcher_pb2
@@ -101,9 +101,8 @@ def parse_query(request: searcher_pb2.SearchLearnwaresRequest, device: torch.dev
         raise invalid_argument(f"user {spec_type}: z and beta must be finite (found NaN or Inf)")
     if not (np.isfinite(message.gamma) and message.gamma > 0):
         raise invalid_argument(f"user {spec_type}: gamma must be positive, got {message.gamma}")
-    declared = (semantic.get("Input") or {}).get("Dimension", 0)
-    if spec_type == TABLE_SPEC_TYPE and declared and z.ndim == 2 and z.shape[1] != declared:
-        raise invalid_argument(f"user {spec_type} has {z.shape[1]} features but the semantic specification's Input declares {declared}")
+    # An Input whose Dimension disagrees with the table spec is not an error: as in the reference, only
+    # hetero search reads the Input (the gateway says why it did not apply) and the search goes on.
     with caller_input():  # an image spec's z must fit the image kernel
         user = UserSpec.make(z, beta, message.gamma, device, image_shape_of(spec_type, tuple(z.shape[1:])))
     return SearchQuery(spec_type=spec_type, group=GroupKey.of(spec_type, z, message.gamma), user=user, **common)
@@ -195,8 +194,9 @@ def merge_shards(query: SearchQuery, shards: list[ShardResult]) -> searcher_pb2.
     response.search_path = "hetero" if query.group.spec_type == HETERO_SPEC_TYPE else "statistical"
     if not any(shard.comparable_count for shard in shards):
         others = sorted(set(itertools.chain.from_iterable(shard.incomparable_groups for shard in shards)))
-        if others:
-            raise invalid_argument(f"no learnware in the market has a {query.group.describe()} like yours; the market has: {'; '.join(others)}")
+        if others:  # as the reference: no result, not an error (a hetero market's user may hold other columns)
+            response.messages.append(f"no learnware in the market has a {query.group.describe()} like yours; the market has: {'; '.join(others)}")
+            return response
         response.messages.append(f"no USABLE learnware has a {query.group.spec_type}")
         return response
     summary = functools.reduce(DistanceSummary.merged, (shard.distances for shard in used), DistanceSummary())

@@ -57,14 +57,35 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
         query = parse_query(request.search, self.index.device)
         return searcher_pb2.MergeSearchResultsResponse(result=merge_shards(query, [shard_from_proto(shard, query) for shard in request.shards]))
 
+    def _hetero_engine(self) -> HeteroIndex:
+        if self.hetero is None:
+            raise failed_precondition("this searcher has no hetero engine (an Easy market, or a replica holding a shard)")
+        return self.hetero
+
+    def TrainHeteroEngine(self, request: searcher_pb2.TrainHeteroEngineRequest, context: grpc.ServicerContext) -> searcher_pb2.TrainHeteroEngineResponse:
+        hetero = self._hetero_engine()
+        if not self.index.wait_for(request.min_revision, SYNC_WAIT_S):
+            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
+        engine, summary = hetero.train_now(list(request.learnware_ids), request.steps)
+        return searcher_pb2.TrainHeteroEngineResponse(engine=self._engine_stats(hetero), checkpoint=engine.to_bytes(), messages=[summary])
+
+    def GetHeteroEngine(self, request: searcher_pb2.GetHeteroEngineRequest, context: grpc.ServicerContext) -> searcher_pb2.GetHeteroEngineResponse:
+        hetero = self._hetero_engine()
+        engine = hetero.serving()
+        return searcher_pb2.GetHeteroEngineResponse(engine=self._engine_stats(hetero), checkpoint=engine.to_bytes())
+
+    @staticmethod
+    def _engine_stats(hetero: HeteroIndex) -> searcher_pb2.HeteroEngineStats:
+        engine_id, trained_on, qualifying, training = hetero.stats()
+        return searcher_pb2.HeteroEngineStats(engine_id=engine_id, trained_on=trained_on, qualifying=qualifying, training=training)
+
     def GetIndexStats(self, request: searcher_pb2.GetIndexStatsRequest, context: grpc.ServicerContext) -> searcher_pb2.GetIndexStatsResponse:
         count, by_type, nbytes = self.index.stats()
         response = searcher_pb2.GetIndexStatsResponse(
             learnware_count=count, stat_spec_counts=by_type, revision=self.index.revision, synced=self.index.synced, shard=str(self.index.shard), index_bytes=nbytes
         )
         if self.hetero is not None:
-            engine_id, trained_on, qualifying, training = self.hetero.stats()
-            response.hetero.CopyFrom(searcher_pb2.HeteroEngineStats(engine_id=engine_id, trained_on=trained_on, qualifying=qualifying, training=training))
+            response.hetero.CopyFrom(self._engine_stats(self.hetero))
         return response
 
 

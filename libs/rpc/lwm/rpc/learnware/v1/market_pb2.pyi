@@ -239,3 +239,25 @@ class MarketClearMarketResponse(_message.Message):
     DELETED_IDS_FIELD_NUMBER: _ClassVar[int]
     deleted_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, deleted_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MarketTrainHeteroEngineRequest(_message.Message):
+    __slots__ = ("train",)
+    TRAIN_FIELD_NUMBER: _ClassVar[int]
+    train: _searcher_pb2.TrainHeteroEngineRequest
+    def __init__(self, train: _Optional[_Union[_searcher_pb2.TrainHeteroEngineRequest, _Mapping]] = ...) -> None: ...
+
+class MarketTrainHeteroEngineResponse(_message.Message):
+    __slots__ = ("trained",)
+    TRAINED_FIELD_NUMBER: _ClassVar[int]
+    trained: _searcher_pb2.TrainHeteroEngineResponse
+    def __init__(self, trained: _Optional[_Union[_searcher_pb2.TrainHeteroEngineResponse, _Mapping]] = ...) -> None: ...
+
+class MarketGetHeteroEngineRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MarketGetHeteroEngineResponse(_message.Message):
+    __slots__ = ("engine",)
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    engine: _searcher_pb2.GetHeteroEngineResponse
+    def __init__(self, engine: _Optional[_Union[_searcher_pb2.GetHeteroEngineResponse, _Mapping]] = ...) -> None: ...

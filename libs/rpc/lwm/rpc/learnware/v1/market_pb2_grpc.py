@@ -101,6 +101,16 @@ class MarketServiceStub(object):
                 request_serializer=learnware_dot_v1_dot_market__pb2.MarketClearMarketRequest.SerializeToString,
                 response_deserializer=learnware_dot_v1_dot_market__pb2.MarketClearMarketResponse.FromString,
                 _registered_method=True)
+        self.TrainHeteroEngine = channel.unary_unary(
+                '/learnware.v1.MarketService/TrainHeteroEngine',
+                request_serializer=learnware_dot_v1_dot_market__pb2.MarketTrainHeteroEngineRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_market__pb2.MarketTrainHeteroEngineResponse.FromString,
+                _registered_method=True)
+        self.GetHeteroEngine = channel.unary_unary(
+                '/learnware.v1.MarketService/GetHeteroEngine',
+                request_serializer=learnware_dot_v1_dot_market__pb2.MarketGetHeteroEngineRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_market__pb2.MarketGetHeteroEngineResponse.FromString,
+                _registered_method=True)
 
 
 class MarketServiceServicer(object):
@@ -200,6 +210,20 @@ class MarketServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TrainHeteroEngine(self, request, context):
+        """Train the hetero engine now; returns when it serves (Hetero markets; the reference's organizer.train).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHeteroEngine(self, request, context):
+        """The checkpoint of the engine serving hetero searches (Hetero markets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -267,6 +291,16 @@ def add_MarketServiceServicer_to_server(servicer, server):
                     servicer.ClearMarket,
                     request_deserializer=learnware_dot_v1_dot_market__pb2.MarketClearMarketRequest.FromString,
                     response_serializer=learnware_dot_v1_dot_market__pb2.MarketClearMarketResponse.SerializeToString,
+            ),
+            'TrainHeteroEngine': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrainHeteroEngine,
+                    request_deserializer=learnware_dot_v1_dot_market__pb2.MarketTrainHeteroEngineRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_market__pb2.MarketTrainHeteroEngineResponse.SerializeToString,
+            ),
+            'GetHeteroEngine': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHeteroEngine,
+                    request_deserializer=learnware_dot_v1_dot_market__pb2.MarketGetHeteroEngineRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_market__pb2.MarketGetHeteroEngineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -622,6 +656,60 @@ class MarketService(object):
             '/learnware.v1.MarketService/ClearMarket',
             learnware_dot_v1_dot_market__pb2.MarketClearMarketRequest.SerializeToString,
             learnware_dot_v1_dot_market__pb2.MarketClearMarketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrainHeteroEngine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.MarketService/TrainHeteroEngine',
+            learnware_dot_v1_dot_market__pb2.MarketTrainHeteroEngineRequest.SerializeToString,
+            learnware_dot_v1_dot_market__pb2.MarketTrainHeteroEngineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHeteroEngine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.MarketService/GetHeteroEngine',
+            learnware_dot_v1_dot_market__pb2.MarketGetHeteroEngineRequest.SerializeToString,
+            learnware_dot_v1_dot_market__pb2.MarketGetHeteroEngineResponse.FromString,
             options,
             channel_credentials,
             insecure,

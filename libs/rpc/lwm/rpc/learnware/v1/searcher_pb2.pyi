@@ -119,6 +119,38 @@ class HeteroEngineStats(_message.Message):
     training: bool
     def __init__(self, engine_id: _Optional[str] = ..., trained_on: _Optional[int] = ..., qualifying: _Optional[int] = ..., training: bool = ...) -> None: ...
 
+class TrainHeteroEngineRequest(_message.Message):
+    __slots__ = ("learnware_ids", "steps", "min_revision")
+    LEARNWARE_IDS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    learnware_ids: _containers.RepeatedScalarFieldContainer[str]
+    steps: int
+    min_revision: int
+    def __init__(self, learnware_ids: _Optional[_Iterable[str]] = ..., steps: _Optional[int] = ..., min_revision: _Optional[int] = ...) -> None: ...
+
+class TrainHeteroEngineResponse(_message.Message):
+    __slots__ = ("engine", "checkpoint", "messages")
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    engine: HeteroEngineStats
+    checkpoint: bytes
+    messages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, engine: _Optional[_Union[HeteroEngineStats, _Mapping]] = ..., checkpoint: _Optional[bytes] = ..., messages: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetHeteroEngineRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetHeteroEngineResponse(_message.Message):
+    __slots__ = ("engine", "checkpoint")
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    engine: HeteroEngineStats
+    checkpoint: bytes
+    def __init__(self, engine: _Optional[_Union[HeteroEngineStats, _Mapping]] = ..., checkpoint: _Optional[bytes] = ...) -> None: ...
+
 class SearchShardRequest(_message.Message):
     __slots__ = ("search",)
     SEARCH_FIELD_NUMBER: _ClassVar[int]

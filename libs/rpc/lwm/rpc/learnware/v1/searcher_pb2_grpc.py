@@ -46,6 +46,16 @@ class SearcherServiceStub(object):
                 request_serializer=learnware_dot_v1_dot_searcher__pb2.GetIndexStatsRequest.SerializeToString,
                 response_deserializer=learnware_dot_v1_dot_searcher__pb2.GetIndexStatsResponse.FromString,
                 _registered_method=True)
+        self.TrainHeteroEngine = channel.unary_unary(
+                '/learnware.v1.SearcherService/TrainHeteroEngine',
+                request_serializer=learnware_dot_v1_dot_searcher__pb2.TrainHeteroEngineRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_searcher__pb2.TrainHeteroEngineResponse.FromString,
+                _registered_method=True)
+        self.GetHeteroEngine = channel.unary_unary(
+                '/learnware.v1.SearcherService/GetHeteroEngine',
+                request_serializer=learnware_dot_v1_dot_searcher__pb2.GetHeteroEngineRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_searcher__pb2.GetHeteroEngineResponse.FromString,
+                _registered_method=True)
         self.SearchShard = channel.unary_unary(
                 '/learnware.v1.SearcherService/SearchShard',
                 request_serializer=learnware_dot_v1_dot_searcher__pb2.SearchShardRequest.SerializeToString,
@@ -72,6 +82,20 @@ class SearcherServiceServicer(object):
 
     def GetIndexStats(self, request, context):
         """Size and state of the index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TrainHeteroEngine(self, request, context):
+        """Train the hetero engine now and return once it serves (Hetero markets; the background trainer stays).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHeteroEngine(self, request, context):
+        """The checkpoint of the engine serving hetero searches, to map specs with it locally.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,6 +129,16 @@ def add_SearcherServiceServicer_to_server(servicer, server):
                     servicer.GetIndexStats,
                     request_deserializer=learnware_dot_v1_dot_searcher__pb2.GetIndexStatsRequest.FromString,
                     response_serializer=learnware_dot_v1_dot_searcher__pb2.GetIndexStatsResponse.SerializeToString,
+            ),
+            'TrainHeteroEngine': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrainHeteroEngine,
+                    request_deserializer=learnware_dot_v1_dot_searcher__pb2.TrainHeteroEngineRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_searcher__pb2.TrainHeteroEngineResponse.SerializeToString,
+            ),
+            'GetHeteroEngine': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHeteroEngine,
+                    request_deserializer=learnware_dot_v1_dot_searcher__pb2.GetHeteroEngineRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_searcher__pb2.GetHeteroEngineResponse.SerializeToString,
             ),
             'SearchShard': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchShard,
@@ -173,6 +207,60 @@ class SearcherService(object):
             '/learnware.v1.SearcherService/GetIndexStats',
             learnware_dot_v1_dot_searcher__pb2.GetIndexStatsRequest.SerializeToString,
             learnware_dot_v1_dot_searcher__pb2.GetIndexStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrainHeteroEngine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.SearcherService/TrainHeteroEngine',
+            learnware_dot_v1_dot_searcher__pb2.TrainHeteroEngineRequest.SerializeToString,
+            learnware_dot_v1_dot_searcher__pb2.TrainHeteroEngineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHeteroEngine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.SearcherService/GetHeteroEngine',
+            learnware_dot_v1_dot_searcher__pb2.GetHeteroEngineRequest.SerializeToString,
+            learnware_dot_v1_dot_searcher__pb2.GetHeteroEngineResponse.FromString,
             options,
             channel_credentials,
             insecure,
