@@ -36,7 +36,7 @@ class MarketProcess:
         self.process = subprocess.Popen([sys.executable, "-m", "lwm.client.cli", "serve", "--all", "--port", str(port), "--data-dir", str(self.data_dir), *extra_args], stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:
-            wait_until_serving(self.address, timeout_s=60)
+            wait_until_serving(self.address, timeout_s=180)  # imports take a minute on a loaded 2-core machine
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"market did not start; log:\n{self.log_path.read_text()[-3000:]}") from None
