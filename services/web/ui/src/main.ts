@@ -13,6 +13,7 @@ const STATUSES = ["LEARNWARE_STATUS_PENDING", "LEARNWARE_STATUS_INVALID", "LEARN
 
 const main = document.getElementById("main") as HTMLElement;
 const messageBox = document.getElementById("message") as HTMLElement;
+let notice = ""; // shown once on the next view (e.g. after a delete moves to the admin view)
 
 function escape(text: unknown): string {
   return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
@@ -139,7 +140,7 @@ async function remove(id: string): Promise<void> {
   if (!window.confirm(`Delete learnware ${id}?`)) return;
   try {
     await call("DELETE", `/v1/learnwares/${encodeURIComponent(id)}`);
-    say(`Deleted ${id}.`, "info");
+    notice = `Deleted ${id}.`;
     location.hash = "#/admin";
   } catch (error) {
     say(describe(error));
@@ -260,7 +261,8 @@ document.getElementById("token-form")?.addEventListener("submit", (event) => {
   say(tokenInput.value.trim() ? "Token saved." : "Token removed.", "info");
 });
 window.addEventListener("hashchange", () => {
-  say("");
+  say(notice, "info");
+  notice = "";
   void route();
 });
 window.addEventListener("unhandledrejection", (event) => say(describe(event.reason)));

@@ -21,11 +21,13 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount
 from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lwm.rpc.auth import AUTHORIZATION_HEADER
 from lwm.rpc.learnware.v1 import market_pb2
@@ -140,7 +142,10 @@ class MarketHttp:
             raise BadRequestError(f"{route.method.name} does not stream a file")
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise BadRequestError(f"send a multipart/form-data body with the parts {first.name!r} (JSON) and {chunk.name!r} (the file)")
-        form = await request.form(max_files=1, max_fields=1, max_part_size=1 << 20)
+        try:
+            form = await request.form(max_files=1, max_fields=4, max_part_size=1 << 20)
+        except HTTPException as error:  # a malformed form or too many parts
+            raise BadRequestError(f"the multipart form cannot be read: {error.detail}") from None
         head, upload = form.get(first.name), form.get(chunk.name)
         if not isinstance(head, str):
             raise BadRequestError(f"the form needs a part {first.name!r} holding a JSON object")
@@ -200,28 +205,16 @@ class MarketHttp:
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
-def build_app(gateway: str, timeout_s: float = 300.0, ui_dir: Path | None = None) -> Starlette:
+def build_app(gateway: str, timeout_s: float = 300.0, ui_dir: Path | None = None) -> ASGIApp:
     """The web component: /v1/... (the Market API), /openapi.json and, if built, the UI at /."""
     market = MarketHttp(gateway, timeout_s)
     document = openapi_document(market.routes)
 
-    async def api(request: Request) -> Response:
-        return await market.handle(request)
-
     async def openapi(_: Request) -> Response:
         return JSONResponse(document)
 
-    routes: list[Any] = [
-        StarletteRoute("/openapi.json", openapi, methods=["GET"]),
-        StarletteRoute("/v1/{rest:path}", api, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
-    ]
+    routes: list[Any] = [StarletteRoute("/openapi.json", openapi, methods=["GET"])]
     if ui_dir is not None and (ui_dir / "index.html").is_file():
-        index = ui_dir / "index.html"
-
-        async def page(_: Request) -> Response:
-            return FileResponse(index)
-
-        routes.append(StarletteRoute("/", page, methods=["GET"]))
         routes.append(Mount("/", StaticFiles(directory=ui_dir, html=True)))
 
     @contextlib.asynccontextmanager
@@ -229,4 +222,15 @@ def build_app(gateway: str, timeout_s: float = 300.0, ui_dir: Path | None = None
         yield
         await market.close()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        # /v1/... is matched by the routes of the HTTP rules, not by Starlette's router, whose
+        # path patterns stop at a newline: every path there gets an answer in the API's format.
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            response = await market.handle(Request(scope, receive))
+            await response(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return dispatch

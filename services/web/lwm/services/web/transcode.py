@@ -94,7 +94,7 @@ def _route(method: MethodDescriptor, verb: str, template: str, body: str) -> Rou
         _field_path(method.input_type, body)
     parts = _VARIABLE.split(template)
     regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{_group(part)}>[^/]+?)" for i, part in enumerate(parts))
-    return Route(method, verb, template, body, re.compile(f"^{regex}$"), path_fields)
+    return Route(method, verb, template, body, re.compile(regex), path_fields)
 
 
 def _group(field_path: str) -> str:
@@ -105,7 +105,7 @@ def match(routes: list[Route], verb: str, path: str) -> tuple[Route | None, dict
     """The route for `verb path`, its path parameters, and whether the path matched another verb."""
     path_known = False
     for route in routes:
-        found = route.pattern.match(path)
+        found = route.pattern.fullmatch(path)
         if found is None:
             continue
         if route.verb != verb:
