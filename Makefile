@@ -41,6 +41,7 @@ sandbox-deps:
 test-deps: sandbox-deps
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) postgresql; }
 	@command -v dockerd >/dev/null || { apt-get update -qq && $(APT_INSTALL) docker.io; } || echo "docker.io not installed: the Docker sandbox tests will skip"
+	@command -v chromium >/dev/null || { apt-get update -qq && $(APT_INSTALL) chromium; }  # the web UI's browser tests
 
 demo: $(STAMP) sandbox-deps
 	$(BIN)/python examples/demo_market.py
