@@ -48,7 +48,7 @@ class _Schemas:
         message = field.message_type
         if message is not None and message.GetOptions().map_entry:
             return {"type": "object", "additionalProperties": self.single(message.fields_by_name["value"])}
-        if field.label == FieldDescriptor.LABEL_REPEATED:
+        if field.is_repeated:
             return {"type": "array", "items": self.single(field)}
         return self.single(field)
 
@@ -83,11 +83,11 @@ def _query_parameters(schemas: _Schemas, message: Descriptor, prefix: str, skip:
         if name in skip:
             continue
         if field.message_type is not None:
-            if not field.message_type.GetOptions().map_entry and field.label != FieldDescriptor.LABEL_REPEATED:
+            if not field.message_type.GetOptions().map_entry and not field.is_repeated:
                 parameters += _query_parameters(schemas, field.message_type, name + ".", skip)
             continue
         parameter: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": schemas.field(field)}
-        if field.label == FieldDescriptor.LABEL_REPEATED:
+        if field.is_repeated:
             parameter |= {"style": "form", "explode": True}
         parameters.append(parameter)
     return parameters

@@ -166,7 +166,7 @@ def build_request(route: Route, path_params: dict[str, str], query: list[tuple[s
         for key, text in query:
             fields = _field_path(route.request_type, key)
             last = fields[-1]
-            repeated = last.label == FieldDescriptor.LABEL_REPEATED
+            repeated = last.is_repeated
             _set_path(tree, fields, _scalar(last, text), append=repeated)
     for name, text in path_params.items():
         fields = _field_path(route.request_type, name)
