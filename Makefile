@@ -7,8 +7,10 @@ PYTEST_ARGS ?=
 TS_DIR := clients/typescript
 TS_STAMP := $(TS_DIR)/dist/.built-stamp
 DESCRIPTOR_SET := build/learnware.v1.desc
+WEB_UI_DIR := services/web/ui
+WEB_UI_STAMP := services/web/lwm/services/web/static/.built-stamp
 
-.PHONY: venv demo test test-all lint proto clients clean sandbox-deps test-deps
+.PHONY: venv demo test test-all lint proto clients web-ui clean sandbox-deps test-deps
 
 # System packages (Debian; CI runs as root): gVisor (runsc), else bubblewrap, is the sandbox of every learnware
 # check; the tests also start a real PostgreSQL and, when it installs, a Docker engine.
@@ -17,7 +19,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-instal
 # torch is installed first and pinned exactly (the CPU wheel); see DEVELOPERS.md.
 # Every component folder is a distribution contributing to the `lwm` namespace (DEVELOPERS.md).
 COMPONENTS := libs/learnware libs/spec libs/runtime libs/rpc libs/checks libs/client libs/reuse \
-	services/organizer services/checker services/searcher services/reuse services/gateway services/market tests/support
+	services/organizer services/checker services/searcher services/reuse services/gateway services/market services/web tests/support
 PIP := $(BIN)/pip install -q --disable-pip-version-check
 UV_PIP := $(BIN)/uv pip install -q --python $(BIN)/python
 
@@ -42,6 +44,7 @@ sandbox-deps:
 test-deps: sandbox-deps
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && $(APT_INSTALL) postgresql; }
 	@command -v dockerd >/dev/null || { apt-get update -qq && $(APT_INSTALL) docker.io; } || echo "docker.io not installed: the Docker sandbox tests will skip"
+	@command -v chromium >/dev/null || { apt-get update -qq && $(APT_INSTALL) chromium; }  # the web UI's browser tests
 
 demo: $(STAMP) sandbox-deps
 	$(BIN)/python examples/demo_market.py
@@ -51,10 +54,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(addsuffix /lwm,$(COMPONENTS))
 
-test: $(STAMP) $(TS_STAMP) test-deps lint
+test: $(STAMP) $(TS_STAMP) $(WEB_UI_STAMP) test-deps lint
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP) $(TS_STAMP) test-deps
+test-all: $(STAMP) $(TS_STAMP) $(WEB_UI_STAMP) test-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The container images of deploy/Dockerfile (all targets, or IMAGES="organizer gateway"), built
@@ -79,6 +82,13 @@ $(DESCRIPTOR_SET): $(STAMP) $(wildcard protos/learnware/v1/*.proto)
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --include_imports --include_source_info --descriptor_set_out=$(DESCRIPTOR_SET) protos/learnware/v1/*.proto
 
 clients: $(TS_STAMP) $(DESCRIPTOR_SET)
+
+# The web UI (Vite + TypeScript), built into the lwm-web-service package that `lwm web` serves at /.
+$(WEB_UI_STAMP): $(WEB_UI_DIR)/package.json $(WEB_UI_DIR)/package-lock.json $(WEB_UI_DIR)/index.html $(wildcard $(WEB_UI_DIR)/src/*)
+	cd $(WEB_UI_DIR) && npm ci --no-audit --no-fund && npm run build
+	touch $(WEB_UI_STAMP)
+
+web-ui: $(WEB_UI_STAMP)
 
 clean:
 	rm -rf .lwm-demo .pytest_cache build $(TS_DIR)/dist

@@ -28,8 +28,9 @@ class MarketProcess:
         self.address = ""
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, port: int | None = None, extra_args: tuple[str, ...] = (), timeout_s: float = 60) -> str:
+    def start(self, port: int | None = None, extra_args: tuple[str, ...] = (), timeout_s: float = 180) -> str:
         """Start on `port` (default: a free one) with more `lwm serve` options; returns the gateway's address once it serves (within `timeout_s`)."""
+        # Imports take a minute on a loaded 2-core machine.
         port = port or free_port()
         self.address = f"127.0.0.1:{port}"
         log = open(self.log_path, "ab")

@@ -25,7 +25,7 @@ def load_files() -> list[descriptor_pb2.FileDescriptorProto]:
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "learnware" / "v1").glob("*.proto"))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "api.desc"
-        if protoc.main(["protoc", f"-I{PROTO_ROOT}", "--include_source_info", f"--descriptor_set_out={out}", *protos]) != 0:
+        if protoc.main(["protoc", f"-I{PROTO_ROOT}", f"-I{Path(protoc.__file__).parent / '_proto'}", "--include_source_info", f"--descriptor_set_out={out}", *protos]) != 0:
             raise SystemExit("protoc failed")
         files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
     order = {"market.proto": 0, "common.proto": 9}  # public API first, shared messages last

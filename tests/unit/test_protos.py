@@ -108,6 +108,7 @@ def _descriptors() -> dict[str, descriptor_pb2.FileDescriptorProto]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "protos.desc"
         names = [str(p.relative_to(proto_root)) for p in PROTOS]
-        assert protoc.main(["protoc", f"-I{proto_root}", "--include_source_info", f"--descriptor_set_out={out}", *names]) == 0, "protoc failed"
+        well_known = Path(protoc.__file__).parent / "_proto"  # google/protobuf/descriptor.proto, for google/api
+        assert protoc.main(["protoc", f"-I{proto_root}", f"-I{well_known}", "--include_source_info", f"--descriptor_set_out={out}", *names]) == 0, "protoc failed"
         files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
     return {Path(f.name).name: f for f in files}

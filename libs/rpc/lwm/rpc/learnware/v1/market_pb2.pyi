@@ -1,3 +1,4 @@
+from google.api import annotations_pb2 as _annotations_pb2
 from lwm.rpc.learnware.v1 import common_pb2 as _common_pb2
 from lwm.rpc.learnware.v1 import reuse_pb2 as _reuse_pb2
 from lwm.rpc.learnware.v1 import searcher_pb2 as _searcher_pb2

@@ -1,0 +1,269 @@
+// The web UI: search, a page per learnware, upload, the caller's learnwares and an admin view.
+// Views are chosen by the URL hash; every error is shown in the alert region, never thrown away.
+import "./style.css";
+import { ApiError, call, saveToken, statSpecOf, token, upload, type LearnwareInfo, type SearchResponse, type SemanticSpec } from "./api";
+
+// The reference's semantic vocabulary (learnware.config semantic_specs); the market checks it.
+const DATA_TYPES = ["Table", "Image", "Text"];
+const TASK_TYPES = ["Classification", "Regression", "Feature Extraction", "Segmentation", "Object Detection", "Others"];
+const LIBRARIES = ["Scikit-learn", "PyTorch", "TensorFlow", "Others"];
+const SCENARIOS = ["Business", "Financial", "Health", "Politics", "Computer", "Internet", "Traffic", "Nature", "Fashion", "Industry", "Agriculture", "Education", "Entertainment", "Architecture"];
+const LICENSES = ["MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "GPL-2.0", "GPL-3.0", "LGPL-2.1", "MPL-2.0", "CC0-1.0", "Others"];
+const STATUSES = ["LEARNWARE_STATUS_PENDING", "LEARNWARE_STATUS_INVALID", "LEARNWARE_STATUS_NONUSABLE", "LEARNWARE_STATUS_USABLE"];
+
+const main = document.getElementById("main") as HTMLElement;
+const messageBox = document.getElementById("message") as HTMLElement;
+let notice = ""; // shown once on the next view (e.g. after a delete moves to the admin view)
+
+function escape(text: unknown): string {
+  return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
+}
+
+function say(text: string, kind: "error" | "info" = "error"): void {
+  messageBox.textContent = text;
+  messageBox.className = kind;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof ApiError || error instanceof Error) return error.message;
+  return String(error);
+}
+
+function statusName(status: string | undefined): string {
+  return (status ?? "LEARNWARE_STATUS_UNSPECIFIED").replace("LEARNWARE_STATUS_", "");
+}
+
+function options(values: string[], any: boolean): string {
+  return (any ? '<option value="">Any</option>' : "") + values.map((v) => `<option>${escape(v)}</option>`).join("");
+}
+
+function selected(form: HTMLFormElement, name: string): string[] {
+  const field = form.elements.namedItem(name) as HTMLSelectElement | null;
+  if (!field) return [];
+  return Array.from(field.selectedOptions).map((o) => o.value).filter((v) => v);
+}
+
+function text(form: HTMLFormElement, name: string): string {
+  return ((form.elements.namedItem(name) as HTMLInputElement | null)?.value ?? "").trim();
+}
+
+function learnwareLink(info: LearnwareInfo): string {
+  return `<a href="#/learnware/${escape(info.id)}">${escape(info.semanticSpec?.name || info.id)}</a>`;
+}
+
+// ---- search ----
+
+function searchView(): void {
+  main.innerHTML = `
+    <h2>Search learnwares</h2>
+    <form id="search-form">
+      <div class="grid">
+        <label>Data type <select name="data">${options(DATA_TYPES, true)}</select></label>
+        <label>Task type <select name="task">${options(TASK_TYPES, true)}</select></label>
+        <label>Library <select name="library">${options(LIBRARIES, true)}</select></label>
+        <label>Scenario <select name="scenario" multiple size="4">${options(SCENARIOS, false)}</select></label>
+        <label>Name <input name="name" type="text" /></label>
+        <label>Description <input name="description" type="text" /></label>
+        <label>Statistical specification (JSON file) <input name="spec" type="file" accept=".json,application/json" /></label>
+        <label>Most results <input name="max" type="number" min="1" max="100" value="10" /></label>
+      </div>
+      <button type="submit">Search</button>
+    </form>
+    <section id="results" aria-live="polite"></section>`;
+  const form = document.getElementById("search-form") as HTMLFormElement;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void runSearch(form);
+  });
+}
+
+async function runSearch(form: HTMLFormElement): Promise<void> {
+  const results = document.getElementById("results") as HTMLElement;
+  say("");
+  const semanticSpec: SemanticSpec = { data: selected(form, "data"), task: selected(form, "task"), library: selected(form, "library"), scenario: selected(form, "scenario"), name: text(form, "name"), description: text(form, "description") };
+  const request: Record<string, unknown> = { semanticSpec, maxResults: Number(text(form, "max") || "10") };
+  try {
+    const file = (form.elements.namedItem("spec") as HTMLInputElement).files?.[0];
+    if (file) request.statSpecs = [statSpecOf(await file.text(), "RKMETableSpecification")];
+    results.innerHTML = "<p>Searching…</p>";
+    const response = await call<SearchResponse>("POST", "/v1/learnwares:search", request);
+    const singles = response.singleResults ?? [];
+    const mixtures = response.multipleResults ?? [];
+    results.innerHTML = `
+      <h3>Single learnwares (${singles.length}, ${escape(response.searchPath)} search)</h3>
+      ${singles.length ? `<ol class="results">${singles.map((r) => `<li>${learnwareLink(r.learnware)} <span class="score">score ${(r.score ?? 0).toFixed(3)}</span> <span class="status">${escape(r.learnware.semanticSpec?.task?.join(", "))}</span></li>`).join("")}</ol>` : "<p>No learnware matches.</p>"}
+      ${mixtures.map((m) => `<h3>Mixture (score ${(m.score ?? 0).toFixed(3)})</h3><ul>${m.learnwares.map((l, i) => `<li>${learnwareLink(l)} weight ${(m.weights?.[i] ?? 0).toFixed(3)}</li>`).join("")}</ul>`).join("")}
+      ${(response.messages ?? []).map((m) => `<p class="note">${escape(m)}</p>`).join("")}`;
+  } catch (error) {
+    results.innerHTML = "";
+    say(describe(error));
+  }
+}
+
+// ---- one learnware ----
+
+function reportHtml(info: LearnwareInfo): string {
+  const steps = info.checkReport?.steps ?? [];
+  if (!steps.length) return "<p>Not checked yet.</p>";
+  return `<table><caption>Check report</caption><thead><tr><th scope="col">Step</th><th scope="col">Result</th><th scope="col">Messages</th></tr></thead><tbody>
+    ${steps.map((s) => `<tr><td>${escape(s.name)}</td><td>${s.passed ? "passed" : "failed"}</td><td>${(s.messages ?? []).map(escape).join("<br />")}</td></tr>`).join("")}
+    </tbody></table>`;
+}
+
+async function learnwareView(id: string): Promise<void> {
+  main.innerHTML = "<p>Loading…</p>";
+  try {
+    const { learnware: info } = await call<{ learnware: LearnwareInfo }>("GET", `/v1/learnwares/${encodeURIComponent(id)}`);
+    const spec = info.semanticSpec ?? {};
+    const row = (name: string, value: unknown) => `<dt>${name}</dt><dd>${escape(Array.isArray(value) ? value.join(", ") : value) || "—"}</dd>`;
+    main.innerHTML = `
+      <h2>${escape(spec.name || info.id)}</h2>
+      <p>Status: <strong id="status">${statusName(info.status)}</strong></p>
+      <dl>
+        ${row("Id", info.id)}${row("Owner", info.owner)}${row("Description", spec.description)}${row("Data type", spec.data)}
+        ${row("Task type", spec.task)}${row("Library", spec.library)}${row("Scenario", spec.scenario)}${row("License", spec.license)}
+        ${row("Input dimension", spec.input?.dimension)}${row("Output dimension", spec.output?.dimension)}
+        ${row("Specification types", info.statSpecTypes)}${row("Zip size (bytes)", info.zipSize)}
+      </dl>
+      <p><a id="download" href="/v1/learnwares/${encodeURIComponent(info.id)}:download" download="${escape(info.id)}.zip">Download zip</a></p>
+      ${reportHtml(info)}
+      <p><button type="button" id="delete">Delete</button> <button type="button" id="recheck">Check again (admin)</button></p>`;
+    document.getElementById("delete")?.addEventListener("click", () => void remove(info.id));
+    document.getElementById("recheck")?.addEventListener("click", () => void recheck(info.id));
+  } catch (error) {
+    main.innerHTML = "<p>This learnware cannot be shown.</p>";
+    say(describe(error));
+  }
+}
+
+async function remove(id: string): Promise<void> {
+  if (!window.confirm(`Delete learnware ${id}?`)) return;
+  try {
+    await call("DELETE", `/v1/learnwares/${encodeURIComponent(id)}`);
+    notice = `Deleted ${id}.`;
+    location.hash = "#/admin";
+  } catch (error) {
+    say(describe(error));
+  }
+}
+
+async function recheck(id: string): Promise<void> {
+  try {
+    say("Checking again…", "info");
+    await call("POST", `/v1/learnwares/${encodeURIComponent(id)}:recheck`, { waitForCheck: true });
+    say(`Checked ${id} again.`, "info");
+    await route();
+  } catch (error) {
+    say(describe(error));
+  }
+}
+
+// ---- upload ----
+
+function uploadView(): void {
+  main.innerHTML = `
+    <h2>Upload a learnware</h2>
+    <form id="upload-form">
+      <div class="grid">
+        <label>Name <input name="name" type="text" required /></label>
+        <label>Description <input name="description" type="text" /></label>
+        <label>Data type <select name="data">${options(DATA_TYPES, false)}</select></label>
+        <label>Task type <select name="task">${options(TASK_TYPES, false)}</select></label>
+        <label>Library <select name="library">${options(LIBRARIES, false)}</select></label>
+        <label>Scenario <select name="scenario" multiple size="4">${options(SCENARIOS, false)}</select></label>
+        <label>License <select name="license">${options(LICENSES, false)}</select></label>
+        <label>Input dimension <input name="input" type="number" min="0" /></label>
+        <label>Output dimension <input name="output" type="number" min="0" /></label>
+        <label>Learnware zip <input name="zip" type="file" accept=".zip,application/zip" required /></label>
+      </div>
+      <button type="submit">Upload and check</button>
+    </form>
+    <progress id="progress" max="1" value="0" aria-label="Upload progress" hidden></progress>
+    <section id="upload-result" aria-live="polite"></section>`;
+  const form = document.getElementById("upload-form") as HTMLFormElement;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void runUpload(form);
+  });
+}
+
+async function runUpload(form: HTMLFormElement): Promise<void> {
+  say("");
+  const zip = (form.elements.namedItem("zip") as HTMLInputElement).files?.[0];
+  if (!zip) return say("Choose a learnware zip.");
+  const semanticSpec: SemanticSpec = { name: text(form, "name"), description: text(form, "description"), data: selected(form, "data"), task: selected(form, "task"), library: selected(form, "library"), scenario: selected(form, "scenario"), license: selected(form, "license") };
+  if (text(form, "input")) semanticSpec.input = { dimension: Number(text(form, "input")) };
+  if (text(form, "output")) semanticSpec.output = { dimension: Number(text(form, "output")) };
+  const progress = document.getElementById("progress") as HTMLProgressElement;
+  const result = document.getElementById("upload-result") as HTMLElement;
+  progress.hidden = false;
+  try {
+    const { learnware } = await upload({ semanticSpec, zipSize: String(zip.size), waitForCheck: false }, zip, (f) => (progress.value = f));
+    let info = learnware;
+    while (info.status === "LEARNWARE_STATUS_PENDING") {
+      result.innerHTML = `<p>Uploaded ${learnwareLink(info)}; status <strong>${statusName(info.status)}</strong>, checking…</p>`;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      info = (await call<{ learnware: LearnwareInfo }>("GET", `/v1/learnwares/${encodeURIComponent(info.id)}`)).learnware;
+    }
+    result.innerHTML = `<p>Uploaded ${learnwareLink(info)}: status <strong id="upload-status">${statusName(info.status)}</strong></p>${reportHtml(info)}`;
+  } catch (error) {
+    result.innerHTML = "";
+    say(describe(error));
+  } finally {
+    progress.hidden = true;
+  }
+}
+
+// ---- lists: the caller's learnwares and the admin view ----
+
+function listHtml(learnwares: LearnwareInfo[]): string {
+  if (!learnwares.length) return "<p>No learnwares.</p>";
+  return `<table><thead><tr><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Owner</th><th scope="col">Id</th></tr></thead><tbody>
+    ${learnwares.map((l) => `<tr><td>${learnwareLink(l)}</td><td>${statusName(l.status)}</td><td>${escape(l.owner)}</td><td><code>${escape(l.id)}</code></td></tr>`).join("")}</tbody></table>`;
+}
+
+async function listView(admin: boolean): Promise<void> {
+  main.innerHTML = "<p>Loading…</p>";
+  try {
+    const list = await call<{ learnwares?: LearnwareInfo[]; total?: string }>("GET", "/v1/learnwares?page.pageSize=1000");
+    if (!admin) {
+      main.innerHTML = `<h2>My learnwares (${escape(list.total ?? "0")})</h2>${listHtml(list.learnwares ?? [])}`;
+      return;
+    }
+    const market = await call<{ kind?: string; version?: string; learnwareCounts?: Record<string, string> }>("GET", "/v1/market");
+    const counts = STATUSES.map((s) => statusName(s)).map((s) => `<dt>${s}</dt><dd>${escape(market.learnwareCounts?.[s] ?? "0")}</dd>`).join("");
+    main.innerHTML = `<h2>Admin</h2><p>${escape(market.kind)} market, version ${escape(market.version)}</p><dl id="totals">${counts}</dl>
+      <h3>All learnwares (${escape(list.total ?? "0")})</h3>${listHtml(list.learnwares ?? [])}`;
+  } catch (error) {
+    main.innerHTML = "";
+    say(describe(error));
+  }
+}
+
+// ---- routing ----
+
+async function route(): Promise<void> {
+  const hash = location.hash || "#/";
+  const learnware = /^#\/learnware\/([^/]+)$/.exec(hash);
+  if (learnware) await learnwareView(decodeURIComponent(learnware[1]));
+  else if (hash === "#/upload") uploadView();
+  else if (hash === "#/mine") await listView(false);
+  else if (hash === "#/admin") await listView(true);
+  else searchView();
+  main.focus();
+}
+
+const tokenInput = document.getElementById("token") as HTMLInputElement;
+tokenInput.value = token();
+document.getElementById("token-form")?.addEventListener("submit", (event) => {
+  event.preventDefault();
+  saveToken(tokenInput.value.trim());
+  say(tokenInput.value.trim() ? "Token saved." : "Token removed.", "info");
+});
+window.addEventListener("hashchange", () => {
+  say(notice, "info");
+  notice = "";
+  void route();
+});
+window.addEventListener("unhandledrejection", (event) => say(describe(event.reason)));
+void route();

@@ -1,0 +1,120 @@
+"""The web UI in a real headless Chromium (Debian's chromium, driven by Playwright without a
+browser download): upload through the form, search with a spec file, the learnware page,
+download, and an admin deleting it. A failing test leaves a screenshot in build/ui-screenshots/."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from web_testing import upload, web_market  # noqa: F401 (web_market is a fixture)
+
+from lwm.spec import RKMETableSpecification
+from lwm.testing.synthetic import TableWorld
+
+pytestmark = pytest.mark.integration
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "ui-screenshots"
+CHROMIUM = shutil.which("chromium")
+CHECK_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture
+def page() -> Iterator[object]:
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (make test-deps installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+        yield context.new_page()
+        browser.close()
+
+
+def save_token(page, token: str) -> None:
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Save token").click()
+    page.get_by_role("alert").filter(has_text="Token saved").wait_for()
+
+
+def test_upload_search_download_delete_in_a_browser(web_market, page, tmp_path: Path) -> None:
+    base, token = web_market
+    world = TableWorld.make(tasks=2, seed=5)
+    (other_zip, other_semantic), (zip_path, semantic) = (world.write_learnware(task, tmp_path) for task in range(2))
+    assert upload(base, other_zip, other_semantic, token["alice"]).json()["learnware"]["status"] == "LEARNWARE_STATUS_USABLE"
+    try:
+        page.goto(base)
+        save_token(page, token["alice"])
+
+        # Upload through the form; the page follows the check until the learnware is USABLE.
+        page.get_by_role("link", name="Upload").click()
+        page.get_by_label("Name").fill("browser table learnware")
+        page.get_by_label("Description").fill("uploaded by the browser test")
+        page.get_by_label("Data type").select_option("Table")
+        page.get_by_label("Task type").select_option("Classification")
+        page.get_by_label("Library").select_option("Scikit-learn")
+        page.get_by_label("Scenario").select_option(["Business"])
+        page.get_by_label("License").select_option("MIT")
+        page.get_by_label("Input dimension").fill(str(world.dim))
+        page.get_by_label("Output dimension").fill(str(world.n_classes))
+        page.get_by_label("Learnware zip").set_input_files(str(zip_path))
+        page.get_by_role("button", name="Upload and check").click()
+        page.locator("#upload-status").filter(has_text="USABLE").wait_for(timeout=CHECK_TIMEOUT_MS)
+        assert page.get_by_role("table").filter(has_text="Check report").is_visible()
+        uploaded = page.locator("#upload-result a").get_attribute("href")
+        assert uploaded is not None and uploaded.startswith("#/learnware/")
+        link = page.locator(f'a[href="{uploaded}"]')
+
+        # Bad input: a file that is no specification gets a message, the page stays.
+        page.get_by_role("link", name="Search").click()
+        bad = tmp_path / "bad.json"
+        bad.write_text("not a specification")
+        page.get_by_label("Statistical specification (JSON file)").set_input_files(str(bad))
+        page.get_by_role("button", name="Search").click()
+        page.get_by_role("alert").filter(has_text="not JSON").wait_for()
+
+        # Search with the user's specification file: the form's learnware comes first.
+        x, _ = world.sample(1, 300, np.random.default_rng(11))
+        spec = RKMETableSpecification()
+        spec.generate_stat_spec_from_data(x)
+        spec_file = tmp_path / "user_spec.json"
+        spec.save(str(spec_file))
+        page.get_by_label("Data type").select_option("Table")
+        page.get_by_label("Statistical specification (JSON file)").set_input_files(str(spec_file))
+        page.get_by_role("button", name="Search").click()
+        first = page.locator("ol.results li").first
+        first.wait_for()
+        assert first.get_by_role("link").get_attribute("href") == uploaded
+
+        # Its page: status, check report, download.
+        first.get_by_role("link").click()
+        page.get_by_role("heading", name="browser table learnware").wait_for()
+        assert page.locator("#status").inner_text() == "USABLE"
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download zip").click()
+        assert Path(download.value.path()).read_bytes() == zip_path.read_bytes()
+        learnware_url = page.url
+
+        # An admin sees the totals and deletes it; its page then says it is gone.
+        save_token(page, token["root"])
+        page.get_by_role("link", name="Admin").click()
+        page.locator("#totals").filter(has_text="USABLE").wait_for()
+        link.wait_for()
+        page.goto(learnware_url)
+        page.get_by_role("heading", name="browser table learnware").wait_for()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete").click()
+        page.get_by_role("alert").filter(has_text="Deleted").wait_for()
+        page.goto(learnware_url)
+        page.get_by_role("alert").filter(has_text="NOT_FOUND").wait_for()
+        page.get_by_role("link", name="Admin").click()
+        page.locator("#totals").wait_for()
+        page.get_by_role("table").wait_for()
+        assert link.count() == 0
+    except BaseException:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "test_upload_search_download_delete_in_a_browser.png"), full_page=True)
+        raise
