@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -315,3 +316,32 @@ def test_fork_and_thread_floods_stop_at_the_process_limit(tmp_path: Path, isolat
     while (still_there := {pid for pid in during if Path(f"/proc/{pid}").exists()}) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not still_there, f"processes of the sandbox outlived it: {still_there}"
+
+
+def test_a_sandbox_started_by_a_thread_that_ends_keeps_running(tmp_path: Path, isolation: str) -> None:
+    """A learnware started from a pool thread (a reuser's, a request's) serves after that thread is gone:
+    bubblewrap's --die-with-parent follows the forking thread, not the process."""
+    folder = write_learnware(
+        tmp_path / "lw",
+        """
+        import numpy as np
+        from learnware.model import BaseModel
+
+        class Echo(BaseModel):
+            def __init__(self):
+                super().__init__(input_shape=(2,), output_shape=(2,))
+
+            def predict(self, X):
+                return np.asarray(X) * 2
+        """,
+    )
+    runners: list[ModelRunner] = []
+    starter = threading.Thread(target=lambda: runners.append(ModelRunner(folder, "Echo", timeout_s=60, sandbox=SandboxConfig(isolation=isolation)).start()))
+    starter.start()
+    starter.join()
+    (runner,) = runners
+    try:
+        time.sleep(0.5)  # a parent-death signal would have arrived by now
+        np.testing.assert_array_equal(runner.predict(np.ones((3, 2))), np.full((3, 2), 2.0))
+    finally:
+        runner.close()

@@ -9,6 +9,7 @@ is killed. A call that runs out of the sandbox's memory stops the child too.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import select
 import shutil
@@ -149,12 +150,20 @@ class ChildProcess:
         raise NotImplementedError
 
 
+# bubblewrap's --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that forked it
+# ends, so a runner started from a short-lived thread (a request's or a pool's) would be
+# killed with it. Every local child is therefore forked by this one thread, which lives as
+# long as the process.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwm-sandbox-spawner")
+
+
 class LocalChild(ChildProcess):
     """The runner as a local process (under bubblewrap or not) in its own process group, talking over pipes."""
 
     def __init__(self, command: list[str], cwd: Path, env: dict[str, str], sandbox: SandboxConfig):
         self._sandbox = sandbox
-        self._proc = subprocess.Popen(
+        self._proc = _SPAWNER.submit(
+            subprocess.Popen,
             resource_limits_command(sandbox) + command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -162,7 +171,7 @@ class LocalChild(ChildProcess):
             cwd=cwd,
             env=env,
             start_new_session=True,  # own process group, killed as a whole
-        )
+        ).result()
         assert self._proc.stdin and self._proc.stdout and self._proc.stderr
         self.send_fd = self._proc.stdin.fileno()
         self.recv_fd = self._proc.stdout.fileno()

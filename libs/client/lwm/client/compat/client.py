@@ -173,8 +173,6 @@ class LearnwaresContainer:
         return True
 
     def __enter__(self) -> LearnwaresContainer:
-        # In this thread, one after another: bubblewrap's --die-with-parent kills a sandbox
-        # when the thread that started it ends, so a worker thread's sandboxes would die with it.
         self.results = [self._start(learnware) for learnware in self.learnware_list]
         failed = len(self.results) - sum(self.results)
         if failed:
