@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Test files run in parallel, one file per worker (its servers and fixtures stay together): the
+# suite mostly waits on servers, sandboxes and builds, so more workers than cores pay.
+PYTEST_WORKERS ?= 4
 TS_DIR := clients/typescript
 TS_STAMP := $(TS_DIR)/dist/.built-stamp
 DESCRIPTOR_SET := build/learnware.v1.desc
@@ -55,10 +58,10 @@ lint: $(STAMP)
 	$(BIN)/mypy $(addsuffix /lwm,$(COMPONENTS))
 
 test: $(STAMP) $(TS_STAMP) $(WEB_UI_STAMP) test-deps lint
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-all: $(STAMP) $(TS_STAMP) $(WEB_UI_STAMP) test-deps
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The container images of deploy/Dockerfile (all targets, or IMAGES="organizer gateway"), built
 # without a registry from a debootstrap base (as root, with the Docker engine of DOCKER_HOST;

@@ -153,9 +153,13 @@ def test_gateway_merges_two_searcher_shards(market: tuple[ServeConfig, Running, 
         client.delete_learnware(best)
         assert best not in {r.learnware.id for r in client.search_learnware({}, _spec(x_one)).get_single_results()}
 
+        # A user spec of another width is comparable with no learnware: no results, and why (as the reference).
+        other_width = client.search_learnware({}, _spec(rng.normal(size=(200, world.dim + 3))))
+        assert not other_width.get_single_results() and not other_width.get_multiple_results()
+        assert any(f"point shape [{world.dim}]" in message for message in other_width.messages), other_width.messages
+
         # Bad user specifications are the caller's error, with what is wrong.
         for bad, expected in [
-            (_spec(rng.normal(size=(200, world.dim + 3))), "point shape"),
             ({"type": "RKMETableSpecification", "z": np.full((5, world.dim), np.nan), "beta": np.full(5, 0.2), "gamma": 0.1}, "NaN"),
             ({"type": "FancySpecification", "z": np.zeros((5, world.dim)), "beta": np.full(5, 0.2), "gamma": 0.1}, "unsupported"),
         ]:
