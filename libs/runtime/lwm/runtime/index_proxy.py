@@ -87,6 +87,7 @@ def _reply(client: socket.socket, code: int, reason: str) -> None:
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog: builds open several connections at once
 
     def __init__(self, path: str, proxy: IndexProxy) -> None:
         self.proxy = proxy
@@ -151,6 +152,7 @@ class IndexProxy:
                 log.warning("index proxy refused CONNECT %s:%d (allowed: %s)", *target, self._allowed_text())
                 _reply(client, 403, "Forbidden")
             return
+        log.debug("index proxy: CONNECT %s:%d", *target)
         try:
             upstream = socket.create_connection(target, timeout=self.connect_timeout_s)
         except OSError as error:

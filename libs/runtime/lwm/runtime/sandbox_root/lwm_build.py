@@ -17,7 +17,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lwm_runner import drop_privileges, limit_processes  # noqa: E402  (the runner's own switch to the sandbox uid)
+from lwm_runner import drop_privileges, limit_processes  # the runner's own switch to the sandbox uid
 
 del sys.path[0]
 
@@ -27,12 +27,35 @@ OWN_ENV = (PROXY_SOCKET_ENV, "LWM_SANDBOX_UID", "LWM_SANDBOX_GID", "LWM_SANDBOX_
 
 
 def forward(listener, proxy_path):
-    """Relay every connection to the listener to a new connection to the proxy's unix socket (one thread)."""
+    """Relay every connection to the listener to a new connection to the proxy's unix socket.
+
+    One thread, non-blocking: a side is read only when what it sent before has been delivered, so one
+    tunnel whose reader stalls (uv busy with a build) holds up nothing else.
+    """
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     peers = {}
+    pending = {}  # socket -> bytes still to be written to it
+
+    def watch(sock):
+        events = (0 if pending[peers[sock]] else selectors.EVENT_READ) | (selectors.EVENT_WRITE if pending[sock] else 0)
+        registered = sock in selector.get_map()
+        if events and registered:
+            selector.modify(sock, events)
+        elif events:
+            selector.register(sock, events)
+        elif registered:
+            selector.unregister(sock)
+
+    def close(sock):
+        for end in (sock, peers[sock]):
+            if end in selector.get_map():
+                selector.unregister(end)
+            del peers[end], pending[end]
+            end.close()
+
     while True:
-        for key, _ in selector.select():
+        for key, mask in selector.select():
             sock = key.fileobj
             if sock is listener:
                 client, _ = listener.accept()
@@ -44,23 +67,31 @@ def forward(listener, proxy_path):
                     upstream.close()
                     continue
                 peers[client], peers[upstream] = upstream, client
-                selector.register(client, selectors.EVENT_READ)
-                selector.register(upstream, selectors.EVENT_READ)
+                for end in (client, upstream):
+                    end.setblocking(False)
+                    pending[end] = bytearray()
+                watch(client)
+                watch(upstream)
                 continue
             if sock not in peers:
                 continue  # closed with its peer earlier in this round
             peer = peers[sock]
             try:
-                data = sock.recv(65536)
-                if data:
-                    peer.sendall(data)
-                    continue
-            except OSError:
+                if mask & selectors.EVENT_WRITE and pending[sock]:
+                    del pending[sock][: sock.send(pending[sock])]
+                if mask & selectors.EVENT_READ and not pending[peer]:
+                    data = sock.recv(65536)
+                    if not data:  # nothing of it is pending: it is only read when its last data was delivered
+                        close(sock)
+                        continue
+                    pending[peer] += data
+            except BlockingIOError:
                 pass
-            for end in (sock, peer):  # one side closed: the tunnel is over
-                selector.unregister(end)
-                del peers[end]
-                end.close()
+            except OSError:
+                close(sock)
+                continue
+            watch(sock)
+            watch(peer)
 
 
 def main():
