@@ -8,6 +8,7 @@ runner's numpy come from PyPI through the index proxy.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import logging
 import os
@@ -17,8 +18,9 @@ import subprocess
 import tarfile
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,11 +57,20 @@ def _sdist(links: Path, name: str, setup_py: str) -> None:
     shutil.rmtree(links / "src")
 
 
-def _manager(tmp_path: Path, links: Path, isolation: str, **config: object) -> EnvironmentManager:
-    sandbox = SandboxConfig(isolation=isolation)
-    return EnvironmentManager(
-        EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),), allow_sdist=True, sandbox=sandbox, **config)  # type: ignore[arg-type]
-    )
+@pytest.fixture
+def make_manager(tmp_path: Path) -> Iterator[Callable[..., EnvironmentManager]]:
+    """make_manager(links, isolation, **config): a manager allowing source builds (closed after the test)."""
+    managers: list[EnvironmentManager] = []
+
+    def make(links: Path, isolation: str, **config: Any) -> EnvironmentManager:
+        sandbox = SandboxConfig(isolation=isolation)
+        base = EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),), allow_sdist=True, sandbox=sandbox)
+        managers.append(EnvironmentManager(dataclasses.replace(base, **config)))
+        return managers[-1]
+
+    yield make
+    for manager in managers:
+        manager.close()
 
 
 def _site_packages(python: str) -> Path:
@@ -67,7 +78,7 @@ def _site_packages(python: str) -> Path:
     return folder
 
 
-def test_benign_sdist_builds_in_the_sandbox_and_imports(tmp_path: Path, isolation: str) -> None:
+def test_benign_sdist_builds_in_the_sandbox_and_imports(tmp_path: Path, isolation: str, make_manager: Callable[..., EnvironmentManager]) -> None:
     links = tmp_path / "links"
     links.mkdir()
     _sdist(links, "lwm-test-benign-sdist", """
@@ -77,7 +88,7 @@ def test_benign_sdist_builds_in_the_sandbox_and_imports(tmp_path: Path, isolatio
         Path("lwm_test_benign_sdist/__init__.py").write_text("VALUE = 42\\n")
         setup(name="lwm-test-benign-sdist", version="1.0", packages=["lwm_test_benign_sdist"])
     """)
-    env = _manager(tmp_path, links, isolation).prepare_requirements(parse_requirements_txt("lwm-test-benign-sdist\n"))
+    env = make_manager(links, isolation).prepare_requirements(parse_requirements_txt("lwm-test-benign-sdist\n"))
     assert not env.cached and env.dropped == ()
     out = subprocess.run([env.python, "-c", "import lwm_test_benign_sdist as m; print(m.VALUE)"], capture_output=True, text=True)
     assert out.stdout.strip() == "42", out.stderr
@@ -162,7 +173,12 @@ HOSTILE_SETUP = """
 
 
 def test_hostile_setup_py_is_contained(
-    tmp_path: Path, isolation: str, listener: tuple[int, list[object]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    isolation: str,
+    make_manager: Callable[..., EnvironmentManager],
+    listener: tuple[int, list[object]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     port, connections = listener
     secret = "lwm-secret-3f9a1c7e"
@@ -174,7 +190,7 @@ def test_hostile_setup_py_is_contained(
         links_poison=str(links / "poison"), secret_env=SECRET_ENV,
     ))
     caplog.set_level(logging.WARNING, logger="lwm.runtime.index_proxy")
-    env = _manager(tmp_path, links, isolation).prepare_requirements(parse_requirements_txt("lwm-test-hostile-sdist\n"))
+    env = make_manager(links, isolation).prepare_requirements(parse_requirements_txt("lwm-test-hostile-sdist\n"))
     # setup.py ran (inside the sandbox) and wrote what it managed to do into the package it built.
     source = (_site_packages(env.python) / "lwm_test_hostile_sdist" / "__init__.py").read_text()
     results = json.loads(ast.literal_eval(source.split("=", 1)[1].strip()))
@@ -192,18 +208,39 @@ def test_hostile_setup_py_is_contained(
             assert secret.encode() not in path.read_bytes(), path
 
 
-def test_setup_py_that_fails_is_reported_as_a_failure_inside_the_sandbox(tmp_path: Path, isolation: str) -> None:
+def test_build_that_replaces_the_interpreter_is_refused_and_never_runs_it(tmp_path: Path, isolation: str, make_manager: Callable[..., EnvironmentManager]) -> None:
+    """setup.py finds the environment being built (bound at its own path) and puts a script in place of its
+    python, which the market would run on the host; the build is refused and the script never runs."""
+    links, marker = tmp_path / "links", tmp_path / "fake-python-ran"
+    links.mkdir()
+    _sdist(links, "lwm-test-swap-sdist", f"""
+        import glob, os
+        from setuptools import setup
+        for python in glob.glob({str(tmp_path / "envs" / ".building-*" / "venv" / "bin" / "python")!r}):
+            os.unlink(python)
+            with open(python, "w") as script:
+                script.write("#!/bin/sh\\necho ran > {marker}\\n")
+            os.chmod(python, 0o755)
+        setup(name="lwm-test-swap-sdist", version="1.0")
+    """)
+    with pytest.raises(EnvironmentBuildError, match=r"changed the environment's interpreter files \(python\)"):
+        make_manager(links, isolation).prepare_requirements(parse_requirements_txt("lwm-test-swap-sdist\n"))
+    assert not marker.exists()
+    assert not any((tmp_path / "envs").glob("*/venv"))
+
+
+def test_setup_py_that_fails_is_reported_as_a_failure_inside_the_sandbox(tmp_path: Path, isolation: str, make_manager: Callable[..., EnvironmentManager]) -> None:
     links = tmp_path / "links"
     links.mkdir()
     _sdist(links, "lwm-test-broken-sdist", """
         raise SystemExit("lwm-test-broken-sdist refuses to build")
     """)
     with pytest.raises(EnvironmentBuildError, match=rf"(?s)failed \(inside the {isolation} sandbox; source builds allowed\).*refuses to build"):
-        _manager(tmp_path, links, isolation).prepare_requirements(parse_requirements_txt("lwm-test-broken-sdist\n"))
+        make_manager(links, isolation).prepare_requirements(parse_requirements_txt("lwm-test-broken-sdist\n"))
     assert not any((tmp_path / "envs").glob("*/venv"))  # nothing half-built is left in the cache
 
 
-def test_build_that_never_ends_is_killed_at_its_deadline(tmp_path: Path, isolation: str) -> None:
+def test_build_that_never_ends_is_killed_at_its_deadline(tmp_path: Path, isolation: str, make_manager: Callable[..., EnvironmentManager]) -> None:
     links = tmp_path / "links"
     links.mkdir()
     _sdist(links, "lwm-test-endless-sdist", """
@@ -211,7 +248,7 @@ def test_build_that_never_ends_is_killed_at_its_deadline(tmp_path: Path, isolati
         while True:
             time.sleep(1)
     """)
-    manager = _manager(tmp_path, links, isolation, build_timeout_s=30)
+    manager = make_manager(links, isolation, build_timeout_s=30)
     with pytest.raises(EnvironmentBuildError, match="took longer than 30 s"):
         manager.prepare_requirements(parse_requirements_txt("lwm-test-endless-sdist\n"))
     assert list((tmp_path / "envs").iterdir()) == []  # the build and scratch folders are gone

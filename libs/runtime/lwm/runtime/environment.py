@@ -36,7 +36,8 @@ renamed into the cache when complete (two uploads with the same requirements
 may both build; the first rename wins), and each has its own deadline, after
 which its uv process group is killed. The uv download cache is shared: uv
 makes it safe for concurrent use (per-entry locks, atomic renames), and with
-wheels only no entry is locked for longer than one download.
+wheels only no entry is locked for longer than one download. A sandboxed build
+(source builds allowed) has a uv cache of its own instead.
 
 The "host" backend installs nothing and runs learnwares with the service's own
 interpreter (development only).
@@ -563,6 +564,14 @@ class EnvironmentManager:
                 folder.chmod(0o755)  # the sandbox uid connects to the socket inside
                 self._proxy = IndexProxy(folder / "proxy.sock", self.config.index_hosts()).start()
             return self._proxy
+
+    def close(self) -> None:
+        """Stop the index proxy of sandboxed builds, if one was started (a later build starts another)."""
+        with self._proxy_lock:
+            if self._proxy is not None:
+                self._proxy.close()
+                shutil.rmtree(self._proxy.socket_path.parent, ignore_errors=True)
+                self._proxy = None
 
     def _build(self, folder: Path, requirements: Requirements, deadline: _Deadline) -> _Built:
         """Make the venv and install (from wheels only, unless source builds are allowed and so sandboxed);
