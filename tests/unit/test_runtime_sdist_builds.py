@@ -252,6 +252,27 @@ def test_build_that_never_ends_is_killed_at_its_deadline(tmp_path: Path, isolati
     with pytest.raises(EnvironmentBuildError, match="took longer than 30 s"):
         manager.prepare_requirements(parse_requirements_txt("lwm-test-endless-sdist\n"))
     assert list((tmp_path / "envs").iterdir()) == []  # the build and scratch folders are gone
+    # The sandbox dies with its killed parent (runsc's sandbox within a few seconds). Its host processes
+    # name the build folder (bubblewrap) or the OCI bundle (runsc) in their command lines.
+    marks = (str(tmp_path), "lwm_gvisor_build_")
+    for _ in range(300):
+        if not _processes_mentioning(marks):
+            break
+        threading.Event().wait(0.1)
+    assert _processes_mentioning(marks) == []
+
+
+def _processes_mentioning(marks: tuple[str, ...]) -> list[str]:
+    """The command lines of this host's processes (other than this one) that contain one of `marks`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # it ended meanwhile
+        if any(mark in argv for mark in marks) and cmdline.parent.name != str(os.getpid()):
+            found.append(argv)
+    return found
 
 
 def test_switch_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

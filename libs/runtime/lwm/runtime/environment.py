@@ -424,7 +424,6 @@ class _Built:
 
     dropped: tuple[DroppedRequirement, ...] = ()
     notes: tuple[str, ...] = ()
-    interpreter: InterpreterFiles | None = None  # of a sandboxed build, as uv made them
 
 
 def _python_tag() -> str:
@@ -577,33 +576,33 @@ class EnvironmentManager:
         """Make the venv and install (from wheels only, unless source builds are allowed and so sandboxed);
         drops what cannot be installed here and relaxes old pins."""
         uv = uv_binary()
+        venv = folder / "venv"
         with self._sandbox(folder, uv) as sandbox:
-            venv = folder / "venv"
-            built = self._build_venv(uv, venv, requirements, deadline, sandbox)
-        if sandbox is not None:
-            changed = built.interpreter.changes(venv) if built.interpreter is not None else []
-            if changed:
-                raise EnvironmentBuildError(
-                    f"a package's build changed the environment's interpreter files ({', '.join(changed)}); "
-                    "the market runs that interpreter, so the environment is refused"
-                )
+            where = "" if sandbox is None else f" (inside the {sandbox.config.isolation} sandbox; source builds allowed)"
+            # Relocatable: the venv is renamed from its private build folder into the cache.
+            base = self.config.python if sandbox is None else sandbox.python
+            result = _run([uv, "venv", "--quiet", "--relocatable", "--python", base, str(venv)], deadline, sandbox=sandbox)
+            if result.returncode != 0:
+                raise EnvironmentBuildError(f"could not create the venv{where}: {_tail(result)}", infrastructure=True)
+            made = InterpreterFiles.of(venv)  # before any package's code ran
+            built = self._install_requirements(uv, venv, requirements, deadline, sandbox, where)
+        if sandbox is not None and (changed := made.changes(venv)):
+            raise EnvironmentBuildError(
+                f"a package's build changed the environment's interpreter files ({', '.join(changed)}); "
+                "the market runs that interpreter, so the environment is refused"
+            )
         return built
 
-    def _build_venv(self, uv: str, venv: Path, requirements: Requirements, deadline: _Deadline, sandbox: BuildSandbox | None) -> _Built:
+    def _install_requirements(
+        self, uv: str, venv: Path, requirements: Requirements, deadline: _Deadline, sandbox: BuildSandbox | None, where: str
+    ) -> _Built:
         folder = venv.parent
-        where = "" if sandbox is None else f" (inside the {sandbox.config.isolation} sandbox; source builds allowed)"
-        # Relocatable: the venv is renamed from its private build folder into the cache.
-        base = self.config.python if sandbox is None else sandbox.python
-        result = _run([uv, "venv", "--quiet", "--relocatable", "--python", base, str(venv)], deadline, sandbox=sandbox)
-        if result.returncode != 0:
-            raise EnvironmentBuildError(f"could not create the venv{where}: {_tail(result)}", infrastructure=True)
-        interpreter = InterpreterFiles.of(venv) if sandbox is not None else None  # before any package's code ran
         python = str(venv / "bin" / "python")
         names = {canonicalize_name(Requirement(p).name) for p in requirements.packages}
         runner_packages = [r for r in RUNNER_REQUIREMENTS if canonicalize_name(r) not in names]
         result = self._install(uv, python, folder, [*requirements.packages, *runner_packages], deadline, sandbox)
         if result.returncode == 0:
-            return _Built(interpreter=interpreter)
+            return _Built()
         _raise_if_network_error(result)
         dropped: list[DroppedRequirement] = []
         relaxed: dict[str, str] = {}
@@ -634,7 +633,7 @@ class EnvironmentManager:
             f"warning: {old} has no wheel for {_python_tag()}; relaxed to {Requirement(new).name}=={installed.get(canonicalize_name(Requirement(new).name), '?')}"
             for old, new in relaxed.items()
         ]
-        return _Built(dropped=tuple(dropped), notes=tuple(notes), interpreter=interpreter)
+        return _Built(dropped=tuple(dropped), notes=tuple(notes))
 
     def _build_conda(self, folder: Path, spec: dict[str, Any], deadline: _Deadline) -> _Built:
         """`conda env create` from the learnware's environment.yaml; numpy is added for the runner if missing.
