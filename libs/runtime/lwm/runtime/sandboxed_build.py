@@ -94,8 +94,9 @@ class BuildSandbox:
         proxy_folder = [str(proxy_socket.parent)] if proxy_socket is not None else []
         self.read_only: list[Path | str] = [*python_roots(python), uv, SANDBOX_ROOT, *local_links, *proxy_folder]
 
-    def env(self, scratch_in_sandbox: str) -> dict[str, str]:
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": scratch_in_sandbox, "TMPDIR": scratch_in_sandbox, **_UV_ENV}
+    def env(self) -> dict[str, str]:
+        """The whole environment of a sandboxed command: nothing of the service's own."""
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": SCRATCH_IN_SANDBOX, "TMPDIR": SCRATCH_IN_SANDBOX, **_UV_ENV}
         env.update(sandbox_env(self.config))
         if self.proxy_socket is not None:
             env[PROXY_SOCKET_ENV] = str(self.proxy_socket)
@@ -108,12 +109,12 @@ class BuildSandbox:
         limits = resource_limits_command(self.config)
         if self.config.isolation == "bwrap":
             argv = bwrap_command(self.config, inner, read_only=self.read_only, scratch=self.scratch, writable=[self.folder])
-            yield [*limits, *argv], self.env(SCRATCH_IN_SANDBOX)
+            yield [*limits, *argv], self.env()
             return
         bundle = Path(tempfile.mkdtemp(prefix="lwm_gvisor_build_"))
         try:
             argv = gvisor_command(
-                self.config, inner, read_only=self.read_only, scratch=self.scratch, env=self.env(SCRATCH_IN_SANDBOX),
+                self.config, inner, read_only=self.read_only, scratch=self.scratch, env=self.env(),
                 bundle=bundle, container_id=f"lwm-build-{uuid.uuid4().hex}", writable=[self.folder],
                 host_unix_sockets=self.proxy_socket is not None,
             )
