@@ -18,7 +18,6 @@ from packaging.version import Version
 
 from lwm.learnware.archive import LearnwareArchive
 from lwm.runtime.environment import (
-    ALLOW_SDIST_ENV,
     EnvironmentBuildError,
     EnvironmentConfig,
     EnvironmentManager,
@@ -181,14 +180,6 @@ def test_sdist_is_refused_and_its_setup_py_never_runs(tmp_path: Path) -> None:
     reasons = {d.requirement: d.reason for d in env.dropped}
     assert "refused" in reasons["lwm-test-hostile-sdist==1.0"] and "never builds source distributions" in reasons["lwm-test-hostile-sdist==1.0"]
     assert _imports(env.python, "six") and not _imports(env.python, "lwm_test_hostile_sdist")
-
-
-def test_source_builds_switch_is_refused_until_builds_are_sandboxed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ALLOW_SDIST_ENV, "1")
-    with pytest.raises(ValueError, match="cannot build source distributions"):
-        EnvironmentConfig.from_env()
-    monkeypatch.setenv(ALLOW_SDIST_ENV, "0")
-    assert EnvironmentConfig.from_env().backend == "uv"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,10 @@ exist on PyPI, unless a conda/mamba binary is on PATH, which then builds it.
 Only wheels are installed (`--only-binary :all:`): building a source
 distribution runs its setup.py, which is code from the index, and the market
 never runs such code on the host. Resolving never builds either, so a
-requirement that exists only as an sdist is refused and reported.
+requirement that exists only as an sdist is refused and reported. The operator
+switch LWM_ENV_ALLOW_SDIST=1 allows source builds: then every command of a uv
+build runs inside the learnware sandbox, whose only network is a proxy to the
+package index (sandboxed_build.py, index_proxy.py). Conda builds stay wheels-only.
 
 Old pins: a pinned requirement with no wheel for this Python (the reference's
 own test zips pin `scikit-learn==0.22`, whose newest wheels are for Python 3.8)
@@ -33,7 +36,8 @@ renamed into the cache when complete (two uploads with the same requirements
 may both build; the first rename wins), and each has its own deadline, after
 which its uv process group is killed. The uv download cache is shared: uv
 makes it safe for concurrent use (per-entry locks, atomic renames), and with
-wheels only no entry is locked for longer than one download.
+wheels only no entry is locked for longer than one download. A sandboxed build
+(source builds allowed) has a uv cache of its own instead.
 
 The "host" backend installs nothing and runs learnwares with the service's own
 interpreter (development only).
@@ -41,10 +45,13 @@ interpreter (development only).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import re
 import shutil
@@ -52,8 +59,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +72,10 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lwm.learnware.archive import LearnwareArchive
+
+from .index_proxy import PYPI_INDEX_URL, IndexProxy, index_hosts
+from .sandbox import SandboxConfig
+from .sandboxed_build import BUILD_ISOLATIONS, BuildSandbox, InterpreterFiles, build_sandbox
 
 BACKENDS = ("uv", "host")
 # Bump when the build recipe changes: older cache entries are then ignored.
@@ -78,7 +90,7 @@ _NOT_FOUND = ("not found in the package registry", "was not found in the provide
 _NO_PLATFORM = ("on the following platforms", "no wheels with a matching platform tag")
 # uv's words for "no wheel that this interpreter can install" (with building from source disabled).
 _NO_WHEEL = ("has no usable wheels", "no wheels with a matching", "only found wheels for", "building from source is disabled")
-# Set to 1 to allow source builds; refused until builds run inside the sandbox.
+# Set to 1 to allow source builds, which then run inside the sandbox.
 ALLOW_SDIST_ENV = "LWM_ENV_ALLOW_SDIST"
 # Private build folders in the cache start with this; complete ones are renamed to their key.
 _BUILDING_PREFIX = ".building-"
@@ -247,7 +259,9 @@ class EnvironmentConfig:
     pinned to the version installed beside the market). `find_links`: extra
     local wheel folders. `conda`: a conda or mamba binary that builds
     environment.yaml learnwares itself (default: mamba or conda from PATH, if
-    any). `build_timeout_s`: bound on one whole build.
+    any). `build_timeout_s`: bound on one whole build. `allow_sdist`: allow
+    source builds, run inside the sandbox `sandbox` (default: from LWM_SANDBOX*),
+    which reaches only the hosts of `index_url` (and of http(s) `find_links`).
     """
 
     backend: str = "uv"
@@ -257,23 +271,28 @@ class EnvironmentConfig:
     find_links: tuple[str, ...] = ()
     conda: str | None = field(default_factory=lambda: shutil.which("mamba") or shutil.which("conda"))
     build_timeout_s: float = 900.0
+    allow_sdist: bool = False
+    index_url: str = PYPI_INDEX_URL
+    sandbox: SandboxConfig | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"environment backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.allow_sdist:
+            self.index_hosts()  # an index URL the proxy cannot allow fails here
 
     @classmethod
     def from_env(cls) -> EnvironmentConfig:
         """From LWM_ENV_BACKEND, LWM_ENV_CACHE_DIR, LWM_ENV_OVERRIDES, LWM_ENV_FIND_LINKS (default:
-        PIP_FIND_LINKS), LWM_ENV_CONDA (a conda/mamba path; empty: never use conda) and
-        LWM_ENV_BUILD_TIMEOUT_S; LWM_ENV_ALLOW_SDIST=1 (source builds) is refused."""
-        if os.environ.get(ALLOW_SDIST_ENV, "").strip().lower() not in ("", "0", "false", "no"):
-            raise ValueError(
-                f"{ALLOW_SDIST_ENV} is set, but this market cannot build source distributions yet: a build runs "
-                "the package's own setup.py, which must happen inside the sandbox, and sandboxed builds are not "
-                f"implemented. Unset {ALLOW_SDIST_ENV}; requirements are installed from wheels only."
-            )
-        kwargs: dict[str, Any] = {"backend": os.environ.get("LWM_ENV_BACKEND") or "uv"}
+        PIP_FIND_LINKS), LWM_ENV_CONDA (a conda/mamba path; empty: never use conda),
+        LWM_ENV_BUILD_TIMEOUT_S, LWM_ENV_ALLOW_SDIST (1: source builds, in the sandbox) and
+        LWM_ENV_INDEX_URL (the index of sandboxed builds, default PyPI)."""
+        switch = os.environ.get(ALLOW_SDIST_ENV, "").strip().lower()
+        if switch not in ("", "0", "false", "no", "1", "true", "yes"):
+            raise ValueError(f"{ALLOW_SDIST_ENV} must be 1 (allow source builds, in the sandbox) or 0, got {switch!r}")
+        kwargs: dict[str, Any] = {"backend": os.environ.get("LWM_ENV_BACKEND") or "uv", "allow_sdist": switch in ("1", "true", "yes")}
+        if os.environ.get("LWM_ENV_INDEX_URL"):
+            kwargs["index_url"] = os.environ["LWM_ENV_INDEX_URL"]
         if os.environ.get("LWM_ENV_CACHE_DIR"):
             kwargs["cache_dir"] = Path(os.environ["LWM_ENV_CACHE_DIR"])
         if "LWM_ENV_OVERRIDES" in os.environ:
@@ -284,6 +303,10 @@ class EnvironmentConfig:
         if "LWM_ENV_CONDA" in os.environ:
             kwargs["conda"] = os.environ["LWM_ENV_CONDA"] or None
         return cls(**kwargs)
+
+    def index_hosts(self) -> frozenset[tuple[str, int]]:
+        """The (host, port) pairs a sandboxed build may reach: the index's, and those of http(s) find-links."""
+        return index_hosts([self.index_url, *(link for link in self.find_links if "://" in link and not link.startswith("file:"))])
 
 
 def uv_binary() -> str:
@@ -311,12 +334,19 @@ class _Deadline:
         return EnvironmentBuildError(f"building the environment took longer than {self.seconds:g} s (at: {what})", infrastructure=True)
 
 
-def _run(command: list[str], deadline: _Deadline, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `command` in its own process group, killed as a whole when the build's deadline passes."""
+def _run(command: list[str], deadline: _Deadline, stdin: str | None = None, sandbox: BuildSandbox | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `command` in its own process group (in `sandbox` if given), killed as a whole when the build's deadline passes."""
+    what = " ".join(Path(part).name if i == 0 else part for i, part in enumerate(command[:3]))
+    if sandbox is not None:
+        with sandbox.wrap(command) as (argv, env):
+            return _run_process(argv, env, deadline, what, stdin)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA"))}
     # PIP_ONLY_BINARY: a conda build installs its pip section with pip, which must not build sdists either.
     env.update({"UV_NO_PROGRESS": "1", "NO_COLOR": "1", "PIP_ONLY_BINARY": ":all:"})
-    what = " ".join(Path(part).name if i == 0 else part for i, part in enumerate(command[:3]))
+    return _run_process(command, env, deadline, what, stdin)
+
+
+def _run_process(command: list[str], env: dict[str, str], deadline: _Deadline, what: str, stdin: str | None) -> subprocess.CompletedProcess[str]:
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
@@ -405,6 +435,18 @@ class EnvironmentManager:
 
     def __init__(self, config: EnvironmentConfig | None = None) -> None:
         self.config = config if config is not None else EnvironmentConfig.from_env()
+        self._build_sandbox_config: SandboxConfig | None = None
+        self._proxy: IndexProxy | None = None
+        self._proxy_lock = threading.Lock()
+        if self.config.allow_sdist and self.config.backend == "uv":
+            sandbox = self.config.sandbox if self.config.sandbox is not None else SandboxConfig.from_env()
+            if sandbox.isolation not in BUILD_ISOLATIONS:
+                raise ValueError(
+                    f"{ALLOW_SDIST_ENV}=1 builds source distributions inside the gvisor or bwrap sandbox, but the "
+                    f"sandbox is {sandbox.isolation!r} (LWM_SANDBOX); use gvisor or bwrap, or unset {ALLOW_SDIST_ENV}"
+                )
+            # The CPU-time limit of a build is its deadline.
+            self._build_sandbox_config = dataclasses.replace(sandbox, cpu_time_s=max(1, math.ceil(self.config.build_timeout_s)))
 
     def prepare(self, archive: LearnwareArchive) -> Environment:
         """The learnware's environment, built now or taken from the cache."""
@@ -431,6 +473,8 @@ class EnvironmentManager:
 
     def _key(self, recipe: dict[str, Any]) -> str:
         full = {"format": ENV_FORMAT, "python": [self.config.python, sys.version], "find_links": list(self.config.find_links), **recipe}
+        if self._build_sandbox_config is not None and "conda" not in recipe:
+            full["sdist_from"] = self.config.index_url  # source builds allowed: another environment
         return hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:32]
 
     def _conda_environment(self, yaml_text: str, requirements: Requirements) -> Environment:
@@ -498,46 +542,93 @@ class EnvironmentManager:
             cached=cached,
         )
 
+    @contextlib.contextmanager
+    def _sandbox(self, folder: Path, uv: str) -> Iterator[BuildSandbox | None]:
+        """The sandbox the commands of a build into `folder` run in; None when only wheels are installed (on the host)."""
+        if self._build_sandbox_config is None:
+            yield None
+            return
+        # The base interpreter, not the service's venv: the sandbox sees no more of the service than it must.
+        python = os.path.realpath(self.config.python)
+        with build_sandbox(
+            self._build_sandbox_config, folder=folder, python=python, uv=uv, find_links=self.config.find_links, proxy_socket=self._index_proxy().socket_path
+        ) as sandbox:
+            yield sandbox
+
+    def _index_proxy(self) -> IndexProxy:
+        """The proxy of this manager's sandboxed builds (started on first use; a thread of this process)."""
+        with self._proxy_lock:
+            if self._proxy is None:
+                folder = Path(tempfile.mkdtemp(prefix="lwm_index_proxy_"))
+                folder.chmod(0o755)  # the sandbox uid connects to the socket inside
+                self._proxy = IndexProxy(folder / "proxy.sock", self.config.index_hosts()).start()
+            return self._proxy
+
+    def close(self) -> None:
+        """Stop the index proxy of sandboxed builds, if one was started (a later build starts another)."""
+        with self._proxy_lock:
+            if self._proxy is not None:
+                self._proxy.close()
+                shutil.rmtree(self._proxy.socket_path.parent, ignore_errors=True)
+                self._proxy = None
+
     def _build(self, folder: Path, requirements: Requirements, deadline: _Deadline) -> _Built:
-        """Make the venv and install from wheels; drops what has no wheel here and relaxes old pins."""
+        """Make the venv and install (from wheels only, unless source builds are allowed and so sandboxed);
+        drops what cannot be installed here and relaxes old pins."""
         uv = uv_binary()
         venv = folder / "venv"
-        # Relocatable: the venv is renamed from its private build folder into the cache.
-        result = _run([uv, "venv", "--quiet", "--relocatable", "--python", self.config.python, str(venv)], deadline)
-        if result.returncode != 0:
-            raise EnvironmentBuildError(f"could not create the venv: {_tail(result)}", infrastructure=True)
+        with self._sandbox(folder, uv) as sandbox:
+            where = "" if sandbox is None else f" (inside the {sandbox.config.isolation} sandbox; source builds allowed)"
+            # Relocatable: the venv is renamed from its private build folder into the cache.
+            base = self.config.python if sandbox is None else sandbox.python
+            result = _run([uv, "venv", "--quiet", "--relocatable", "--python", base, str(venv)], deadline, sandbox=sandbox)
+            if result.returncode != 0:
+                raise EnvironmentBuildError(f"could not create the venv{where}: {_tail(result)}", infrastructure=True)
+            made = InterpreterFiles.of(venv)  # before any package's code ran
+            built = self._install_requirements(uv, venv, requirements, deadline, sandbox, where)
+        if sandbox is not None and (changed := made.changes(venv)):
+            raise EnvironmentBuildError(
+                f"a package's build changed the environment's interpreter files ({', '.join(changed)}); "
+                "the market runs that interpreter, so the environment is refused"
+            )
+        return built
+
+    def _install_requirements(
+        self, uv: str, venv: Path, requirements: Requirements, deadline: _Deadline, sandbox: BuildSandbox | None, where: str
+    ) -> _Built:
+        folder = venv.parent
         python = str(venv / "bin" / "python")
         names = {canonicalize_name(Requirement(p).name) for p in requirements.packages}
         runner_packages = [r for r in RUNNER_REQUIREMENTS if canonicalize_name(r) not in names]
-        result = self._install(uv, python, folder, [*requirements.packages, *runner_packages], deadline)
+        result = self._install(uv, python, folder, [*requirements.packages, *runner_packages], deadline, sandbox)
         if result.returncode == 0:
             return _Built()
         _raise_if_network_error(result)
         dropped: list[DroppedRequirement] = []
         relaxed: dict[str, str] = {}
         for package in requirements.packages:
-            probe = self._probe(uv, python, package, deadline)
+            probe = self._probe(uv, python, package, deadline, sandbox)
             if probe.ok:
                 continue
             if probe.not_found:
                 dropped.append(DroppedRequirement(package, "not found on the package index"))
             elif probe.no_wheel:
                 loosened = relax_pin(package)
-                if loosened is not None and self._probe(uv, python, loosened, deadline).ok:
+                if loosened is not None and self._probe(uv, python, loosened, deadline, sandbox).ok:
                     relaxed[package] = loosened
                 elif probe.wrong_platform:
                     dropped.append(DroppedRequirement(package, f"no distribution for this platform ({sys.platform}, {_python_tag()})"))
                 else:
                     dropped.append(DroppedRequirement(package, f"refused: no wheel for {_python_tag()} on {sys.platform} (nor in any later release); the market installs wheels only and never builds source distributions"))
         if not dropped and not relaxed:
-            raise EnvironmentBuildError(f"installing the learnware's requirements failed:\n{_tail(result)}")
+            raise EnvironmentBuildError(f"installing the learnware's requirements failed{where}:\n{_tail(result)}")
         removed = {d.requirement for d in dropped}
         kept = [relaxed.get(p, p) for p in requirements.packages if p not in removed]
-        result = self._install(uv, python, folder, [*kept, *runner_packages], deadline)
+        result = self._install(uv, python, folder, [*kept, *runner_packages], deadline, sandbox)
         if result.returncode != 0:
             _raise_if_network_error(result)
-            raise EnvironmentBuildError(f"installing the learnware's requirements failed:\n{_tail(result)}")
-        installed = self._installed_versions(uv, python, deadline)
+            raise EnvironmentBuildError(f"installing the learnware's requirements failed{where}:\n{_tail(result)}")
+        installed = self._installed_versions(uv, python, deadline, sandbox)
         notes = [
             f"warning: {old} has no wheel for {_python_tag()}; relaxed to {Requirement(new).name}=={installed.get(canonicalize_name(Requirement(new).name), '?')}"
             for old, new in relaxed.items()
@@ -562,35 +653,37 @@ class EnvironmentManager:
         if not python.exists():
             raise EnvironmentBuildError("the conda environment has no Python; add python to environment.yaml's dependencies")
         if _run([str(python), "-c", "import numpy"], deadline).returncode != 0:
-            result = self._install(uv_binary(), str(python), folder, list(RUNNER_REQUIREMENTS), deadline)
+            result = self._install(uv_binary(), str(python), folder, list(RUNNER_REQUIREMENTS), deadline, sandbox=None)
             if result.returncode != 0:
                 raise EnvironmentBuildError(f"installing numpy (the runner needs it) failed:\n{_tail(result)}")
         return _Built()
 
-    def _index_options(self) -> list[str]:
-        options = ["--only-binary", ":all:"]
+    def _index_options(self, sandbox: BuildSandbox | None) -> list[str]:
+        options = ["--only-binary", ":all:"] if sandbox is None else ["--index-url", self.config.index_url]
         for link in self.config.find_links:
             options += ["--find-links", link]
         return options
 
-    def _install(self, uv: str, python: str, folder: Path, packages: list[str], deadline: _Deadline) -> subprocess.CompletedProcess[str]:
+    def _install(
+        self, uv: str, python: str, folder: Path, packages: list[str], deadline: _Deadline, sandbox: BuildSandbox | None
+    ) -> subprocess.CompletedProcess[str]:
         (folder / "requirements.txt").write_text("\n".join(packages) + "\n")
-        command = [uv, "pip", "install", "--python", python, "-r", str(folder / "requirements.txt"), *self._index_options()]
+        command = [uv, "pip", "install", "--python", python, "-r", str(folder / "requirements.txt"), *self._index_options(sandbox)]
         if self.config.overrides:
             (folder / "overrides.txt").write_text("\n".join(self.config.overrides) + "\n")
             command += ["--override", str(folder / "overrides.txt")]
-        return _run(command, deadline)
+        return _run(command, deadline, sandbox=sandbox)
 
-    def _probe(self, uv: str, python: str, package: str, deadline: _Deadline) -> _Probe:
+    def _probe(self, uv: str, python: str, package: str, deadline: _Deadline, sandbox: BuildSandbox | None) -> _Probe:
         """Whether `package` alone can be installed here, by resolving it without dependencies."""
-        command = [uv, "pip", "compile", "--no-deps", "--no-header", "--quiet", "--python", python, *self._index_options(), "-"]
-        result = _run(command, deadline, stdin=package + "\n")
+        command = [uv, "pip", "compile", "--no-deps", "--no-header", "--quiet", "--python", python, *self._index_options(sandbox), "-"]
+        result = _run(command, deadline, stdin=package + "\n", sandbox=sandbox)
         if result.returncode != 0:
             _raise_if_network_error(result)
         return _Probe(ok=result.returncode == 0, message=_tail(result).lower())
 
-    def _installed_versions(self, uv: str, python: str, deadline: _Deadline) -> dict[str, str]:
-        result = _run([uv, "pip", "freeze", "--python", python], deadline)
+    def _installed_versions(self, uv: str, python: str, deadline: _Deadline, sandbox: BuildSandbox | None) -> dict[str, str]:
+        result = _run([uv, "pip", "freeze", "--python", python], deadline, sandbox=sandbox)
         versions: dict[str, str] = {}
         for line in result.stdout.splitlines():
             name, sep, version = line.partition("==")

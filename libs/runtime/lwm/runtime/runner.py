@@ -32,6 +32,7 @@ from lwm.learnware.archive import LearnwareArchive, extract_archive
 from .environment import default_environments
 from .framing import FramingError, pack_frame, read_frame, to_wire_array
 from .sandbox import (
+    SANDBOX_ROOT,
     SCRATCH_IN_SANDBOX,
     SandboxConfig,
     bwrap_command,
@@ -42,7 +43,6 @@ from .sandbox import (
     sandbox_env,
 )
 
-SANDBOX_ROOT = Path(__file__).resolve().parent / "sandbox_root"
 RUNNER_SCRIPT = SANDBOX_ROOT / "lwm_runner.py"
 STDERR_TAIL_BYTES = 64 * 1024
 # Variables passed through to the child; everything else in our environment stays out.

@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ISOLATIONS = ("gvisor", "bwrap", "docker", "none")
+# The scripts that run inside sandboxes (the model runner, the build launcher), standard library only.
+SANDBOX_ROOT = Path(__file__).resolve().parent / "sandbox_root"
 # LWM_SANDBOX=auto (or unset): gVisor where it works here, else bubblewrap.
 AUTO = "auto"
 NOBODY = 65534
@@ -180,8 +182,10 @@ def bwrap_command(
     *,
     read_only: Sequence[Path | str],
     scratch: Path,
+    writable: Sequence[Path] = (),
 ) -> list[str]:
-    """`command` wrapped in bubblewrap: `read_only` folders at their own paths, `scratch` read-write at /scratch."""
+    """`command` wrapped in bubblewrap: `read_only` paths at their own paths, `scratch` read-write at /scratch,
+    `writable` folders read-write at their own paths."""
     args = [bwrap_path(), "--die-with-parent", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     if config.drops_to_uid:
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -200,6 +204,8 @@ def bwrap_command(
             continue
         seen.add(real)
         _mount(args, "--ro-bind", real, str(read_only_path))
+    for writable_path in writable:
+        _mount(args, "--bind", os.path.realpath(writable_path), str(writable_path))
     args += ["--bind", str(scratch), SCRATCH_IN_SANDBOX, "--remount-ro", "/", "--chdir", SCRATCH_IN_SANDBOX, "--", *command]
     return args
 
@@ -224,9 +230,14 @@ def resource_limits_command(config: SandboxConfig) -> list[str]:
     return [prlimit, *limits, "--"]
 
 
+def runs_as_sandbox_uid(config: SandboxConfig) -> bool:
+    """Whether sandboxed processes run as `config.uid` rather than as the service's own uid."""
+    return config.drops_to_uid or (config.isolation in ("docker", "gvisor") and os.geteuid() == 0)
+
+
 def prepare_scratch(config: SandboxConfig, scratch: Path) -> None:
     """Make the scratch folder writable by the sandbox uid when the runner runs as it."""
-    if config.drops_to_uid or (config.isolation in ("docker", "gvisor") and os.geteuid() == 0):
+    if runs_as_sandbox_uid(config):
         os.chown(scratch, config.uid, config.gid)
     elif config.isolation == "docker":
         os.chmod(scratch, 0o777)  # the container's uid is not ours
@@ -262,8 +273,13 @@ def gvisor_command(
     env: Mapping[str, str],
     bundle: Path,
     container_id: str,
+    writable: Sequence[Path] = (),
+    host_unix_sockets: bool = False,
 ) -> list[str]:
     """`command` run by `runsc run` as `container_id`, from an OCI bundle written to `bundle`.
+
+    `writable` folders are bound read-write at their own paths. `host_unix_sockets`: the sandbox may
+    connect to unix sockets of the host that are bound into it (and to no other host socket).
 
     `bundle` is a private folder (not `scratch`); it also holds runsc's state, so removing it after
     the sandbox ended cleans up everything. runsc starts the sandbox attached: when `runsc run` dies
@@ -292,9 +308,15 @@ def gvisor_command(
             continue
         seen.add(real)
         mounts.append(_oci_bind(real, read_only_path, writable=False))
+    mounts += [_oci_bind(os.path.realpath(path), str(path), writable=True) for path in writable]
     mounts.append(_oci_bind(str(scratch), SCRATCH_IN_SANDBOX, writable=True))
     for mount in mounts:
-        (rootfs / str(mount["destination"]).lstrip("/")).mkdir(parents=True, exist_ok=True)
+        mountpoint = rootfs / str(mount["destination"]).lstrip("/")
+        if mount["type"] == "bind" and os.path.isfile(str(mount["source"])):
+            mountpoint.parent.mkdir(parents=True, exist_ok=True)
+            mountpoint.touch()
+        else:
+            mountpoint.mkdir(parents=True, exist_ok=True)
     rlimits = [
         ("RLIMIT_AS", config.memory_bytes, config.memory_bytes),
         # SIGXCPU at the soft limit says why; SIGKILL at the hard one if that is ignored.
@@ -323,7 +345,8 @@ def gvisor_command(
     }
     (bundle / "config.json").write_text(json.dumps(spec))
     (bundle / "state").mkdir()
-    return [runsc, f"--root={bundle / 'state'}", "--network=none", "run", f"--bundle={bundle}", container_id]
+    host_uds = ["--host-uds=open"] if host_unix_sockets else []
+    return [runsc, f"--root={bundle / 'state'}", "--network=none", *host_uds, "run", f"--bundle={bundle}", container_id]
 
 
 @functools.lru_cache(maxsize=1)
