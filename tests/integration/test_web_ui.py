@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from web_testing import hetero_web_market, upload, web_market  # noqa: F401 (fixtures)
+from web_testing import hetero_web_market, http, running_web_market, upload, web_market  # noqa: F401 (fixtures)
 
 from lwm.spec import RKMETableSpecification
+from lwm.testing.hetero_world import HeteroTableWorld
 from lwm.testing.synthetic import TableWorld
 
 pytestmark = pytest.mark.integration
@@ -140,7 +142,11 @@ def test_hetero_search_form_in_a_browser(hetero_web_market, page, tmp_path: Path
         assert "Text Generation" in page.get_by_label("Task type").inner_text()  # served by /ui/vocabulary.json
         page.get_by_role("group", name="Feature descriptions").wait_for()
 
-        # Bad dimensions get a message and no description fields; the form stays.
+        # Bad numbers get a message (the form's own, not only the browser's bubble); the form stays.
+        page.get_by_label("Most results").fill("0")
+        page.get_by_role("button", name="Search").click()
+        page.get_by_role("alert").filter(has_text="Most results must be a whole number from 1 to 100").wait_for()
+        page.get_by_label("Most results").fill("10")
         dimension = page.get_by_label("Input dimension")
         for bad in ("0", "2.5", "100000"):
             dimension.fill(bad)
@@ -180,3 +186,47 @@ def test_hetero_search_form_in_a_browser(hetero_web_market, page, tmp_path: Path
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "test_hetero_search_form_in_a_browser.png"), full_page=True)
         raise
+
+
+@pytest.mark.slow
+def test_hetero_search_in_a_browser_finds_the_users_task(market_process, page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a Hetero market with a trained engine, a user whose columns differ from every learnware's
+    describes them in the form and finds the learnware of their task first (a hetero search)."""
+    tasks = 4
+    monkeypatch.setenv("LWM_HETERO_MIN_LEARNWARES", str(tasks))
+    world = HeteroTableWorld.make("diabetes", tasks=tasks, seed=0)
+    with running_web_market(market_process, tmp_path, monkeypatch, kind="hetero") as (base, token):
+        ids = []
+        for task in range(tasks):
+            zip_path, semantic = world.write_learnware(task, tmp_path)
+            learnware = upload(base, zip_path, semantic, token["alice"]).json()["learnware"]
+            assert learnware["status"] == "LEARNWARE_STATUS_USABLE", learnware
+            ids.append(learnware["id"])
+        deadline = time.monotonic() + 300
+        while not (engine := http(f"{base}/v1/market").json().get("heteroEngine", {})).get("engineId") or engine.get("training"):
+            assert time.monotonic() < deadline, f"no trained hetero engine: {engine}"
+            time.sleep(1)
+
+        task = 2
+        columns = [int(c) for c in np.random.default_rng(task).permutation(world.learnware_columns[task])]
+        user = world.user_table(task, columns=columns)
+        spec = RKMETableSpecification()
+        spec.generate_stat_spec_from_data(user.x)
+        spec_file = tmp_path / "user_spec.json"
+        spec.save(str(spec_file))
+        try:
+            page.goto(base)
+            page.get_by_label("Data type").select_option("Table")
+            page.get_by_label("Task type").select_option("Regression")
+            page.get_by_label("Statistical specification (JSON file)").set_input_files(str(spec_file))
+            page.get_by_label("Input dimension").fill(str(len(columns)))
+            for i, description in enumerate(user.descriptions):
+                page.get_by_label(f"Feature {i}", exact=True).fill(description)
+            page.get_by_role("button", name="Search").click()
+            page.locator("#results h3").filter(has_text="hetero search").wait_for()
+            first = page.locator("ol.results li").first
+            assert first.get_by_role("link").get_attribute("href") == f"#/learnware/{ids[task]}"
+        except BaseException:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "test_hetero_search_in_a_browser_finds_the_users_task.png"), full_page=True)
+            raise

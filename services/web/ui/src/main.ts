@@ -11,6 +11,7 @@ let notice = ""; // shown once on the next view (e.g. after a delete moves to th
 let vocabularyCache: Vocabulary | undefined;
 // The most feature description fields the search form offers (one text field per input column).
 const MAX_DESCRIBED_FEATURES = 512;
+const INT32_MAX = 2147483647; // dimensions are int32 in the protos
 
 function escape(text: unknown): string {
   return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
@@ -116,7 +117,7 @@ async function searchView(): Promise<void> {
   }
   main.innerHTML = `
     <h2>Search learnwares</h2>
-    <form id="search-form">
+    <form id="search-form" novalidate>
       <div class="grid">
         <label>Data type <select name="data">${options(tags.data, true)}</select></label>
         <label>Task type <select name="task">${options(tags.task, true)}</select></label>
@@ -244,8 +245,8 @@ async function uploadView(): Promise<void> {
         <label>Library <select name="library">${options(tags.library, false)}</select></label>
         <label>Scenario <select name="scenario" multiple size="4">${options(tags.scenario, false)}</select></label>
         <label>License <select name="license">${options(tags.license, false)}</select></label>
-        <label>Input dimension <input name="input" type="number" min="0" /></label>
-        <label>Output dimension <input name="output" type="number" min="0" /></label>
+        <label>Input dimension <input name="input" type="number" min="1" /></label>
+        <label>Output dimension <input name="output" type="number" min="1" /></label>
         <label>Learnware zip <input name="zip" type="file" accept=".zip,application/zip" required /></label>
       </div>
       <button type="submit">Upload and check</button>
@@ -264,8 +265,14 @@ async function runUpload(form: HTMLFormElement): Promise<void> {
   const zip = (form.elements.namedItem("zip") as HTMLInputElement).files?.[0];
   if (!zip) return say("Choose a learnware zip.");
   const semanticSpec: SemanticSpec = { name: text(form, "name"), description: text(form, "description"), data: selected(form, "data"), task: selected(form, "task"), library: selected(form, "library"), scenario: selected(form, "scenario"), license: selected(form, "license") };
-  if (text(form, "input")) semanticSpec.input = { dimension: Number(text(form, "input")) };
-  if (text(form, "output")) semanticSpec.output = { dimension: Number(text(form, "output")) };
+  try {
+    const input = wholeNumber(form, "input", "Input dimension", 1, INT32_MAX);
+    const output = wholeNumber(form, "output", "Output dimension", 1, INT32_MAX);
+    if (input !== undefined) semanticSpec.input = { dimension: input };
+    if (output !== undefined) semanticSpec.output = { dimension: output };
+  } catch (error) {
+    return say(describe(error));
+  }
   const progress = document.getElementById("progress") as HTMLProgressElement;
   const result = document.getElementById("upload-result") as HTMLElement;
   progress.hidden = false;
