@@ -8,7 +8,6 @@ const STATUSES = ["LEARNWARE_STATUS_PENDING", "LEARNWARE_STATUS_INVALID", "LEARN
 const main = document.getElementById("main") as HTMLElement;
 const messageBox = document.getElementById("message") as HTMLElement;
 let notice = ""; // shown once on the next view (e.g. after a delete moves to the admin view)
-let vocabularyCache: Vocabulary | undefined;
 // The most feature description fields the search form offers (one text field per input column).
 const MAX_DESCRIBED_FEATURES = 512;
 const INT32_MAX = 2147483647; // dimensions are int32 in the protos
@@ -50,6 +49,8 @@ function learnwareLink(info: LearnwareInfo): string {
 }
 
 // ---- search ----
+
+let vocabularyCache: Vocabulary | undefined;
 
 /** The tag lists of the forms: the market's semantic vocabulary, served by lwm web (fetched once it answers). */
 async function vocabulary(): Promise<Vocabulary> {
