@@ -13,7 +13,7 @@ DESCRIPTOR_SET := build/learnware.v1.desc
 WEB_UI_DIR := services/web/ui
 WEB_UI_STAMP := services/web/lwm/services/web/static/.built-stamp
 
-.PHONY: venv demo test test-all lint proto clients web-ui clean sandbox-deps test-deps
+.PHONY: venv demo web-demo test test-all lint proto clients web-ui clean sandbox-deps test-deps
 
 # System packages (Debian; CI runs as root): gVisor (runsc), else bubblewrap, is the sandbox of every learnware
 # check; the tests also start a real PostgreSQL and, when it installs, a Docker engine.
@@ -51,6 +51,12 @@ test-deps: sandbox-deps
 
 demo: $(STAMP) sandbox-deps
 	$(BIN)/python examples/demo_market.py
+	@echo "The market in a browser: make web-demo (the demo market with its web UI at http://127.0.0.1:$(WEB_PORT)/; WEB_PORT=N for another port)"
+
+# The demo market with `lwm web` in front of it; prints "Web UI: http://127.0.0.1:PORT/" and runs until Ctrl-C.
+WEB_PORT ?= 8080
+web-demo: $(STAMP) $(WEB_UI_STAMP) sandbox-deps
+	$(BIN)/python examples/web_demo.py --web-port $(WEB_PORT)
 
 # ruff over every Python file; mypy over the product (strict on lwm.spec, lwm.rpc, lwm.client).
 lint: $(STAMP)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,16 +68,32 @@ def assert_error(reply: Reply, status: int, grpc_status: str, words: str = "") -
     assert words.lower() in body["message"].lower(), body
 
 
-@pytest.fixture
-def web_market(market_process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A market with tokens (anonymous reads allowed) and `lwm web` in front of it."""
+@contextlib.contextmanager
+def running_web_market(market_process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str = "easy") -> Iterator[tuple[str, dict[str, str]]]:
+    """A market of `kind` (LWM_MARKET_KIND) with tokens (anonymous reads allowed) and `lwm web` in
+    front of it: (base URL, token by user name)."""
     store = TokenStore(tmp_path / "tokens.json")
     tokens = {name: store.create(name, role)[0] for name, role in (("alice", "user"), ("bob", "user"), ("root", "admin"))}
     monkeypatch.setenv("LWM_TOKENS_FILE", str(store.path))
     monkeypatch.setenv("LWM_ALLOW_ANONYMOUS", "true")
+    monkeypatch.setenv("LWM_MARKET_KIND", kind)
     gateway = market_process.start()
     web = WebProcess(tmp_path / "web.log")
     try:
         yield web.start(gateway, free_port()), tokens
     finally:
         web.stop()
+
+
+@pytest.fixture
+def web_market(market_process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, str]]]:
+    """An Easy market with tokens and `lwm web` in front of it."""
+    with running_web_market(market_process, tmp_path, monkeypatch) as market:
+        yield market
+
+
+@pytest.fixture
+def hetero_web_market(market_process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, str]]]:
+    """As web_market, a Hetero market."""
+    with running_web_market(market_process, tmp_path, monkeypatch, kind="hetero") as market:
+        yield market

@@ -51,6 +51,15 @@ export interface SearchResponse {
   messages?: string[];
 }
 
+/** The allowed values of each tag field of a semantic spec ("data", "task", ...), from the market's vocabulary. */
+export type Vocabulary = Record<"data" | "task" | "library" | "scenario" | "license", string[]>;
+
+export interface MarketInfo {
+  kind?: string;
+  version?: string;
+  learnwareCounts?: Record<string, string>;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly httpStatus: number,

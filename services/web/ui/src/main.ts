@@ -1,19 +1,16 @@
 // The web UI: search, a page per learnware, upload, the caller's learnwares and an admin view.
 // Views are chosen by the URL hash; every error is shown in the alert region, never thrown away.
 import "./style.css";
-import { ApiError, call, saveToken, statSpecOf, token, upload, type LearnwareInfo, type SearchResponse, type SemanticSpec } from "./api";
+import { ApiError, call, saveToken, statSpecOf, token, upload, type LearnwareInfo, type MarketInfo, type SearchResponse, type SemanticSpec, type Vocabulary } from "./api";
 
-// The reference's semantic vocabulary (learnware.config semantic_specs); the market checks it.
-const DATA_TYPES = ["Table", "Image", "Text"];
-const TASK_TYPES = ["Classification", "Regression", "Feature Extraction", "Segmentation", "Object Detection", "Others"];
-const LIBRARIES = ["Scikit-learn", "PyTorch", "TensorFlow", "Others"];
-const SCENARIOS = ["Business", "Financial", "Health", "Politics", "Computer", "Internet", "Traffic", "Nature", "Fashion", "Industry", "Agriculture", "Education", "Entertainment", "Architecture"];
-const LICENSES = ["MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "GPL-2.0", "GPL-3.0", "LGPL-2.1", "MPL-2.0", "CC0-1.0", "Others"];
 const STATUSES = ["LEARNWARE_STATUS_PENDING", "LEARNWARE_STATUS_INVALID", "LEARNWARE_STATUS_NONUSABLE", "LEARNWARE_STATUS_USABLE"];
 
 const main = document.getElementById("main") as HTMLElement;
 const messageBox = document.getElementById("message") as HTMLElement;
 let notice = ""; // shown once on the next view (e.g. after a delete moves to the admin view)
+// The most feature description fields the search form offers (one text field per input column).
+const MAX_DESCRIBED_FEATURES = 512;
+const INT32_MAX = 2147483647; // dimensions are int32 in the protos
 
 function escape(text: unknown): string {
   return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
@@ -53,24 +50,91 @@ function learnwareLink(info: LearnwareInfo): string {
 
 // ---- search ----
 
-function searchView(): void {
+let vocabularyCache: Vocabulary | undefined;
+
+/** The tag lists of the forms: the market's semantic vocabulary, served by lwm web (fetched once it answers). */
+async function vocabulary(): Promise<Vocabulary> {
+  vocabularyCache ??= await call<Vocabulary>("GET", "/ui/vocabulary.json");
+  return vocabularyCache;
+}
+
+/** A whole number from `min` to `max` typed in a field, or undefined if the field is empty; else an error naming the field. */
+function wholeNumber(form: HTMLFormElement, name: string, label: string, min: number, max: number): number | undefined {
+  const value = text(form, name);
+  if (!value) return undefined;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < min || number > max) throw new Error(`${label} must be a whole number from ${min} to ${max} (not "${value}").`);
+  return number;
+}
+
+const FEATURES_FIELDSET = `
+  <fieldset id="features">
+    <legend>Feature descriptions (a Hetero market also finds learnwares whose columns differ from yours)</legend>
+    <div class="grid"><label>Input dimension <input name="inputDimension" type="number" min="1" max="${MAX_DESCRIBED_FEATURES}" step="1" /></label></div>
+    <div id="feature-fields" class="grid"></div>
+  </fieldset>`;
+
+/** One description field per input column; values typed before are kept. */
+function renderFeatureFields(form: HTMLFormElement): void {
+  const box = document.getElementById("feature-fields") as HTMLElement;
+  const typed = Array.from(box.querySelectorAll("input")).map((field) => field.value);
+  let dimension: number | undefined;
+  try {
+    dimension = wholeNumber(form, "inputDimension", "Input dimension", 1, MAX_DESCRIBED_FEATURES);
+    say("");
+  } catch (error) {
+    say(describe(error));
+  }
+  box.innerHTML = Array.from({ length: dimension ?? 0 }, (_, i) => `<label>Feature ${i} <input name="feature-${i}" type="text" value="${escape(typed[i] ?? "")}" /></label>`).join("");
+}
+
+/** The search's "Input": the dimension and the described columns (the reference's {"Dimension", "Description"}). */
+function featureInput(form: HTMLFormElement): SemanticSpec["input"] {
+  if (!form.elements.namedItem("inputDimension")) return undefined;
+  const dimension = wholeNumber(form, "inputDimension", "Input dimension", 1, MAX_DESCRIBED_FEATURES);
+  if (dimension === undefined) return undefined;
+  const descriptions: Record<string, string> = {};
+  for (let i = 0; i < dimension; i++) {
+    const description = text(form, `feature-${i}`);
+    if (description) descriptions[String(i)] = description;
+  }
+  return { dimension, descriptions };
+}
+
+async function searchView(): Promise<void> {
+  main.innerHTML = "<p>Loading…</p>";
+  let tags: Vocabulary;
+  try {
+    tags = await vocabulary();
+  } catch (error) {
+    main.innerHTML = "<p>The search form needs the market's vocabulary, which cannot be read.</p>";
+    return say(describe(error));
+  }
+  let hetero = false;
+  try {
+    hetero = (await call<MarketInfo>("GET", "/v1/market")).kind === "MARKET_KIND_HETERO";
+  } catch (error) {
+    say(`The market's kind cannot be read (${describe(error)}); the form is that of an Easy market.`);
+  }
   main.innerHTML = `
     <h2>Search learnwares</h2>
-    <form id="search-form">
+    <form id="search-form" novalidate>
       <div class="grid">
-        <label>Data type <select name="data">${options(DATA_TYPES, true)}</select></label>
-        <label>Task type <select name="task">${options(TASK_TYPES, true)}</select></label>
-        <label>Library <select name="library">${options(LIBRARIES, true)}</select></label>
-        <label>Scenario <select name="scenario" multiple size="4">${options(SCENARIOS, false)}</select></label>
+        <label>Data type <select name="data">${options(tags.data, true)}</select></label>
+        <label>Task type <select name="task">${options(tags.task, true)}</select></label>
+        <label>Library <select name="library">${options(tags.library, true)}</select></label>
+        <label>Scenario <select name="scenario" multiple size="4">${options(tags.scenario, false)}</select></label>
         <label>Name <input name="name" type="text" /></label>
         <label>Description <input name="description" type="text" /></label>
         <label>Statistical specification (JSON file) <input name="spec" type="file" accept=".json,application/json" /></label>
         <label>Most results <input name="max" type="number" min="1" max="100" value="10" /></label>
       </div>
+      ${hetero ? FEATURES_FIELDSET : ""}
       <button type="submit">Search</button>
     </form>
     <section id="results" aria-live="polite"></section>`;
   const form = document.getElementById("search-form") as HTMLFormElement;
+  (form.elements.namedItem("inputDimension") as HTMLInputElement | null)?.addEventListener("input", () => renderFeatureFields(form));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     void runSearch(form);
@@ -80,9 +144,11 @@ function searchView(): void {
 async function runSearch(form: HTMLFormElement): Promise<void> {
   const results = document.getElementById("results") as HTMLElement;
   say("");
-  const semanticSpec: SemanticSpec = { data: selected(form, "data"), task: selected(form, "task"), library: selected(form, "library"), scenario: selected(form, "scenario"), name: text(form, "name"), description: text(form, "description") };
-  const request: Record<string, unknown> = { semanticSpec, maxResults: Number(text(form, "max") || "10") };
   try {
+    const semanticSpec: SemanticSpec = { data: selected(form, "data"), task: selected(form, "task"), library: selected(form, "library"), scenario: selected(form, "scenario"), name: text(form, "name"), description: text(form, "description") };
+    const input = featureInput(form);
+    if (input) semanticSpec.input = input;
+    const request: Record<string, unknown> = { semanticSpec, maxResults: wholeNumber(form, "max", "Most results", 1, 100) ?? 10 };
     const file = (form.elements.namedItem("spec") as HTMLInputElement).files?.[0];
     if (file) request.statSpecs = [statSpecOf(await file.text(), "RKMETableSpecification")];
     results.innerHTML = "<p>Searching…</p>";
@@ -160,20 +226,28 @@ async function recheck(id: string): Promise<void> {
 
 // ---- upload ----
 
-function uploadView(): void {
+async function uploadView(): Promise<void> {
+  main.innerHTML = "<p>Loading…</p>";
+  let tags: Vocabulary;
+  try {
+    tags = await vocabulary();
+  } catch (error) {
+    main.innerHTML = "<p>The upload form needs the market's vocabulary, which cannot be read.</p>";
+    return say(describe(error));
+  }
   main.innerHTML = `
     <h2>Upload a learnware</h2>
     <form id="upload-form">
       <div class="grid">
         <label>Name <input name="name" type="text" required /></label>
         <label>Description <input name="description" type="text" /></label>
-        <label>Data type <select name="data">${options(DATA_TYPES, false)}</select></label>
-        <label>Task type <select name="task">${options(TASK_TYPES, false)}</select></label>
-        <label>Library <select name="library">${options(LIBRARIES, false)}</select></label>
-        <label>Scenario <select name="scenario" multiple size="4">${options(SCENARIOS, false)}</select></label>
-        <label>License <select name="license">${options(LICENSES, false)}</select></label>
-        <label>Input dimension <input name="input" type="number" min="0" /></label>
-        <label>Output dimension <input name="output" type="number" min="0" /></label>
+        <label>Data type <select name="data">${options(tags.data, false)}</select></label>
+        <label>Task type <select name="task">${options(tags.task, false)}</select></label>
+        <label>Library <select name="library">${options(tags.library, false)}</select></label>
+        <label>Scenario <select name="scenario" multiple size="4">${options(tags.scenario, false)}</select></label>
+        <label>License <select name="license">${options(tags.license, false)}</select></label>
+        <label>Input dimension <input name="input" type="number" min="1" /></label>
+        <label>Output dimension <input name="output" type="number" min="1" /></label>
         <label>Learnware zip <input name="zip" type="file" accept=".zip,application/zip" required /></label>
       </div>
       <button type="submit">Upload and check</button>
@@ -192,8 +266,14 @@ async function runUpload(form: HTMLFormElement): Promise<void> {
   const zip = (form.elements.namedItem("zip") as HTMLInputElement).files?.[0];
   if (!zip) return say("Choose a learnware zip.");
   const semanticSpec: SemanticSpec = { name: text(form, "name"), description: text(form, "description"), data: selected(form, "data"), task: selected(form, "task"), library: selected(form, "library"), scenario: selected(form, "scenario"), license: selected(form, "license") };
-  if (text(form, "input")) semanticSpec.input = { dimension: Number(text(form, "input")) };
-  if (text(form, "output")) semanticSpec.output = { dimension: Number(text(form, "output")) };
+  try {
+    const input = wholeNumber(form, "input", "Input dimension", 1, INT32_MAX);
+    const output = wholeNumber(form, "output", "Output dimension", 1, INT32_MAX);
+    if (input !== undefined) semanticSpec.input = { dimension: input };
+    if (output !== undefined) semanticSpec.output = { dimension: output };
+  } catch (error) {
+    return say(describe(error));
+  }
   const progress = document.getElementById("progress") as HTMLProgressElement;
   const result = document.getElementById("upload-result") as HTMLElement;
   progress.hidden = false;
@@ -246,10 +326,10 @@ async function route(): Promise<void> {
   const hash = location.hash || "#/";
   const learnware = /^#\/learnware\/([^/]+)$/.exec(hash);
   if (learnware) await learnwareView(decodeURIComponent(learnware[1]));
-  else if (hash === "#/upload") uploadView();
+  else if (hash === "#/upload") await uploadView();
   else if (hash === "#/mine") await listView(false);
   else if (hash === "#/admin") await listView(true);
-  else searchView();
+  else await searchView();
   main.focus();
 }
 

@@ -15,8 +15,11 @@ from lwm.client.cli import EXIT_USAGE
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from lwm.services.market.launch import SERVICES, Running, ServeConfig, ServiceNotInstalledError, serve_forever, start_all, start_service
+    from lwm.services.market.launch import SERVICES, Running, ServeConfig, ServiceNotInstalledError, serve_forever, start_all, start_service, start_web
 
+    if args.web_port is not None and not args.all:
+        print("lwm serve: --web-port needs --all (or run `lwm web --gateway ADDRESS` beside the gateway)", file=sys.stderr)
+        return EXIT_USAGE
     config = ServeConfig()
     for name in ("host", "organizer", "checker", "searcher", "reuse", "db_url", "market_kind"):
         if getattr(args, name, None):
@@ -37,6 +40,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ServiceNotInstalledError as error:
         print(f"lwm serve: {error}", file=sys.stderr)
         return EXIT_USAGE
+    if args.web_port is not None:
+        try:
+            print(f"web UI at {start_web(running, gateway, config.host, args.web_port)}/", flush=True)
+        except (ServiceNotInstalledError, RuntimeError) as error:
+            running.stop()
+            print(f"lwm serve: {error}", file=sys.stderr)
+            return EXIT_USAGE if isinstance(error, ServiceNotInstalledError) else 1
     serve_forever(running)
     return 0
 
@@ -48,6 +58,7 @@ def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve.add_argument("service", nargs="?", help="organizer, checker, searcher, reuse or gateway")
     serve.add_argument("--all", action="store_true", help="run all five services in this process, wired over loopback gRPC")
     serve.add_argument("--port", type=int, help="port of the service (of the gateway with --all; default 50051)")
+    serve.add_argument("--web-port", type=int, help="with --all: also serve the Market API over HTTP/JSON and the web UI on this port, as `lwm web` does (needs lwm-web-service)")
     serve.add_argument("--host", help="address to bind (env LWM_HOST, default 127.0.0.1)")
     serve.add_argument("--data-dir", help="organizer data directory (env LWM_DATA_DIR, default .lwm-data)")
     serve.add_argument("--db-url", help="SQLAlchemy URL of the metadata database (env LWM_DB_URL; default SQLite in the data dir)")

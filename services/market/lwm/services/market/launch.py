@@ -155,6 +155,20 @@ def start_all(config: ServeConfig, gateway_port: int) -> tuple[Running, str]:
     return running, gateway.address
 
 
+def start_web(running: Running, gateway: str, host: str, port: int) -> str:
+    """The web component (lwm web) in this process, in front of `gateway`; returns its URL."""
+    if importlib.util.find_spec("lwm.services.web") is None:
+        raise ServiceNotInstalledError("web")
+    if any(server.tls for server in running.servers):
+        raise RuntimeError("--web-port: the web component calls the gateway in plaintext; with TLS, run `lwm web` beside a plaintext gateway")
+    from lwm.services.web.server import WebThread
+
+    web = WebThread(gateway, host, port)
+    web.start()
+    running.add_cleanup(web.stop)
+    return web.url
+
+
 def serve_forever(running: Running) -> None:
     """Serve until SIGTERM/SIGINT, then stop gracefully (in-flight calls may finish)."""
     try:

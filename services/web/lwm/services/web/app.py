@@ -30,6 +30,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lwm.learnware.semantic import semantic_spec_config
 from lwm.rpc.auth import AUTHORIZATION_HEADER
 from lwm.rpc.learnware.v1 import market_pb2
 from lwm.services.web.openapi import openapi_document
@@ -209,15 +210,24 @@ class MarketHttp:
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
+def semantic_vocabulary() -> dict[str, list[str]]:
+    """The allowed values of each tag key of a semantic spec, by its SemanticSpec JSON field name
+    ("data", "task", ...): the lists the UI's forms offer are the ones the market checks."""
+    return {key.lower(): list(entry["Values"]) for key, entry in semantic_spec_config().items() if entry["Values"] is not None}
+
+
 def build_app(gateway: str, timeout_s: float = 300.0, ui_dir: Path | None = None) -> ASGIApp:
-    """The web component: /v1/... (the Market API), /openapi.json and, if built, the UI at /."""
+    """The web component: /v1/... (the Market API), /openapi.json, /ui/vocabulary.json and, if built, the UI at /."""
     market = MarketHttp(gateway, timeout_s)
     document = openapi_document(market.routes)
 
     async def openapi(_: Request) -> Response:
         return JSONResponse(document)
 
-    routes: list[Any] = [StarletteRoute("/openapi.json", openapi, methods=["GET"])]
+    async def vocabulary(_: Request) -> Response:
+        return JSONResponse(semantic_vocabulary())
+
+    routes: list[Any] = [StarletteRoute("/openapi.json", openapi, methods=["GET"]), StarletteRoute("/ui/vocabulary.json", vocabulary, methods=["GET"])]
     if ui_dir is not None and (ui_dir / "index.html").is_file():
         routes.append(Mount("/", StaticFiles(directory=ui_dir, html=True)))
 
