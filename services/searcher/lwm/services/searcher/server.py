@@ -31,9 +31,16 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
     def _query(self, request: searcher_pb2.SearchLearnwaresRequest) -> SearchQuery:
         """The validated query, scoped to its market once the index has caught up with the caller's writes."""
         query = parse_query(request, self.index.device)
-        if not self.index.wait_for(request.min_revision, SYNC_WAIT_S):
-            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
+        self._wait_for(request.min_revision)
         return query.restricted_to(self.index.market_members(request.market_id)) if request.market_id else query
+
+    def _wait_for(self, min_revision: int) -> None:
+        """Return once the index has loaded the organizer's backlog and applied min_revision; UNAVAILABLE after SYNC_WAIT_S."""
+        if self.index.wait_for(min_revision, SYNC_WAIT_S):
+            return
+        if not self.index.synced:
+            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
+        raise ServiceError(grpc.StatusCode.UNAVAILABLE, f"the search index has not applied organizer revision {min_revision} within {SYNC_WAIT_S:g} s (it is at {self.index.revision}); retry shortly")
 
     def SearchLearnwares(self, request: searcher_pb2.SearchLearnwaresRequest, context: grpc.ServicerContext) -> searcher_pb2.SearchLearnwaresResponse:
         query = self._query(request)
@@ -64,8 +71,7 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
 
     def TrainHeteroEngine(self, request: searcher_pb2.TrainHeteroEngineRequest, context: grpc.ServicerContext) -> searcher_pb2.TrainHeteroEngineResponse:
         hetero = self._hetero_engine()
-        if not self.index.wait_for(request.min_revision, SYNC_WAIT_S):
-            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
+        self._wait_for(request.min_revision)
         engine, summary = hetero.train_now(list(request.learnware_ids), request.steps)
         return searcher_pb2.TrainHeteroEngineResponse(engine=self._engine_stats(hetero), checkpoint=engine.to_bytes(), messages=[summary])
 
