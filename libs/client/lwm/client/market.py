@@ -161,12 +161,14 @@ class MarketClient:
         timeouts: Mapping[str, float] | None = None,
         retry: RetryPolicy = RetryPolicy(),
         market_id: str = DEFAULT_MARKET_ID,
+        seen_revision: int = 0,
     ) -> None:
         """timeout_s: one timeout for every call, instead of DEFAULT_TIMEOUTS_S; timeouts: per RPC name
         (e.g. {"SearchLearnware": 10}); token: API token (default env LWM_TOKEN); tls_ca: CA bundle path
         or "system" for TLS (default env LWM_TLS_CA); market_id: the named market on the server that
         uploads, lists, searches, market_info and clear_market address (learnware ids are global, so
-        calls taking an id reach a learnware of any market)."""
+        calls taking an id reach a learnware of any market); seen_revision: the `seen_revision` of another
+        client (e.g. in another process of the same user), so that this one's searches see that client's writes too."""
         self.address = address
         self.market_id = market_id
         self.timeouts = dict(DEFAULT_TIMEOUTS_S) if timeout_s is None else dict.fromkeys(DEFAULT_TIMEOUTS_S, timeout_s)
@@ -179,7 +181,7 @@ class MarketClient:
         self._stub = market_pb2_grpc.MarketServiceStub(self._channel)
         # Highest organizer revision of this client's writes: sent with searches (read-your-writes on any gateway replica).
         self._revision_lock = threading.Lock()
-        self._seen_revision = 0
+        self._seen_revision = seen_revision
 
     @property
     def seen_revision(self) -> int:

@@ -95,8 +95,12 @@ def end_serving(token: contextvars.Token[float | None]) -> None:
     _serving_deadline.reset(token)
 
 
-class StepTimedOut(grpc.RpcError, grpc.Call):
-    """DEADLINE_EXCEEDED of a call between services, with a message naming the step."""
+class StepTimedOut(grpc.RpcError, grpc.Call, grpc.Future):
+    """DEADLINE_EXCEEDED of a call between services, with a message naming the step.
+
+    Like gRPC's own failed calls it is the error, the call and its (failed) future at once:
+    an interceptor further out calls result() on what this one returns.
+    """
 
     def __init__(self, call: Any, message: str) -> None:
         super().__init__(message)
@@ -126,6 +130,27 @@ class StepTimedOut(grpc.RpcError, grpc.Call):
 
     def add_callback(self, callback: Callable[[], None]) -> bool:
         return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def running(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout: float | None = None) -> Any:
+        raise self
+
+    def exception(self, timeout: float | None = None) -> Exception:
+        return self
+
+    def traceback(self, timeout: float | None = None) -> Any:
+        return self.__traceback__
+
+    def add_done_callback(self, fn: Callable[[Any], None]) -> None:
+        fn(self)
 
 
 class _Deadline:
