@@ -95,7 +95,7 @@ def end_serving(token: contextvars.Token[float | None]) -> None:
     _serving_deadline.reset(token)
 
 
-class StepTimedOut(grpc.RpcError, grpc.Call, grpc.Future):
+class StepTimedOut(grpc.RpcError, grpc.Call, grpc.Future):  # type: ignore[type-arg]  # generic only in the stubs
     """DEADLINE_EXCEEDED of a call between services, with a message naming the step.
 
     Like gRPC's own failed calls it is the error, the call and its (failed) future at once:
