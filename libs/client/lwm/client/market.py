@@ -80,6 +80,8 @@ class Learnware:
     zip_size: int = 0
     zip_sha256: str = ""
     market_id: str = DEFAULT_MARKET_ID
+    # Organizer revision of the learnware's last change.
+    revision: int = 0
 
     @property
     def name(self) -> str:
@@ -97,6 +99,7 @@ class Learnware:
             zip_size=info.zip_size,
             zip_sha256=info.zip_sha256,
             market_id=info.market_id,
+            revision=info.revision,
         )
 
 
@@ -255,7 +258,10 @@ class MarketClient:
         return Learnware.from_proto(reply.learnware)
 
     def get_learnware(self, learnware_id: str) -> Learnware:
-        return Learnware.from_proto(self._call("GetLearnware", market_pb2.MarketGetLearnwareRequest(learnware_id=learnware_id)).learnware)
+        """The learnware as it is now; later searches see at least this state (e.g. the end of a check)."""
+        learnware = Learnware.from_proto(self._call("GetLearnware", market_pb2.MarketGetLearnwareRequest(learnware_id=learnware_id)).learnware)
+        self._saw(learnware.revision)
+        return learnware
 
     def wait_until_checked(self, learnware_id: str, timeout_s: float = 600.0, poll_s: float = 0.2) -> Learnware:
         """The learnware once the market's check has decided (no longer PENDING); TimeoutError after timeout_s.
