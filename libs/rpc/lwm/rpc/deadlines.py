@@ -83,6 +83,13 @@ def serving_time_left_s() -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
+def time_to_pass_on_s() -> float | None:
+    """The time a step may take for the call being served: what its caller has left, less a
+    margin to answer before the caller gives up (None: the caller set no deadline)."""
+    left = serving_time_left_s()
+    return None if left is None else max(0.0, left - min(MAX_ANSWER_MARGIN_S, ANSWER_MARGIN * left))
+
+
 def serving_with_deadline(context: grpc.ServicerContext) -> contextvars.Token[float | None]:
     """Record the deadline of the call being served (reset with the token when it ends)."""
     remaining = context.time_remaining()
@@ -231,12 +238,10 @@ class DeadlineClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStre
         timeout = step_deadline_s(step)
         if details.timeout is not None and (timeout is None or details.timeout < timeout):
             timeout = details.timeout  # the code making the call asked for less
-        left = serving_time_left_s()
+        passed_on = time_to_pass_on_s()
         bound_by_caller = False
-        if left is not None:
-            passed_on = max(0.0, left - min(MAX_ANSWER_MARGIN_S, ANSWER_MARGIN * left))
-            if timeout is None or passed_on < timeout:
-                timeout, bound_by_caller = passed_on, True
+        if passed_on is not None and (timeout is None or passed_on < timeout):
+            timeout, bound_by_caller = passed_on, True
         return _Details(details, timeout), _Deadline(step, timeout, bound_by_caller)
 
     def intercept_unary_unary(self, continuation: Any, details: grpc.ClientCallDetails, request: Any) -> Any:

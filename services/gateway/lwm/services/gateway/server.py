@@ -8,7 +8,8 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import grpc
@@ -17,6 +18,7 @@ from lwm.learnware.semantic import hetero_search_problem
 from lwm.learnware.vocabulary import TABLE_SPEC_TYPE
 from lwm.rpc import convert, metrics
 from lwm.rpc.auth import MARKET_POLICY, ConcurrencyLimit
+from lwm.rpc.deadlines import STEP_TIMED_OUT, time_to_pass_on_s
 from lwm.rpc.errors import ServiceError, failed_precondition, grpc_errors, invalid_argument
 from lwm.rpc.interceptors import current_principal
 from lwm.rpc.learnware.v1 import (
@@ -58,12 +60,18 @@ class Backends:
 
 
 class CheckScheduler:
-    """Runs learnware checks (checker -> organizer status) inline or in the background."""
+    """Runs learnware checks (checker -> organizer status) in the background; a caller may wait for one.
 
-    def __init__(self, organizer: organizer_pb2_grpc.OrganizerServiceStub, checker: checker_pb2_grpc.CheckerServiceStub, workers: int = 2) -> None:
+    Checks run on threads of their own, not on the caller's: a check outlives the deadline
+    of a caller that waited for it, so its result is stored even when that caller gave up.
+    """
+
+    def __init__(self, organizer: organizer_pb2_grpc.OrganizerServiceStub, checker: checker_pb2_grpc.CheckerServiceStub, workers: int = 2, waited_workers: int = 16) -> None:
         self.organizer = organizer
         self.checker = checker
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
+        # Checks a caller waits for do not queue behind background checks.
+        self._waited = ThreadPoolExecutor(max_workers=waited_workers, thread_name_prefix="check-waited")
 
     def run(self, learnware_id: str) -> common_pb2.LearnwareInfo:
         started = time.perf_counter()
@@ -73,16 +81,28 @@ class CheckScheduler:
         log.info("learnware %s is %s", learnware_id, convert.STATUS_NAMES[updated.status])
         return updated
 
-    def submit(self, learnware_id: str, on_done: Callable[[], None] = lambda: None) -> None:
-        def job() -> None:
+    def submit(self, learnware_id: str, on_done: Callable[[], None] = lambda: None, waited: bool = False) -> Future[common_pb2.LearnwareInfo]:
+        """Start the check; the future holds the learnware after it (or the error that stopped it)."""
+
+        def job() -> common_pb2.LearnwareInfo:
             try:
-                self.run(learnware_id)
+                return self.run(learnware_id)
             except grpc.RpcError as error:
                 log.error("check of %s failed (%s: %s); it stays PENDING until rechecked", learnware_id, error.code(), error.details())
+                raise
             finally:
                 on_done()
 
-        self._executor.submit(job)
+        return (self._waited if waited else self._executor).submit(job)
+
+    def wait(self, learnware_id: str, on_done: Callable[[], None] = lambda: None) -> common_pb2.LearnwareInfo:
+        """Check now and return the learnware after the check; DEADLINE_EXCEEDED when the caller's time runs out first (the check goes on)."""
+        check = self.submit(learnware_id, on_done, waited=True)
+        left = time_to_pass_on_s()
+        try:
+            return check.result(timeout=left)
+        except FutureTimeout:
+            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, f"checker.CheckLearnware {STEP_TIMED_OUT} {left or 0:.1f} s (the time the caller had left); the check goes on: GetLearnware shows its result") from None
 
     def resume_pending(self) -> None:
         """Queue checks of learnwares left PENDING (e.g. by a gateway that stopped mid-check)."""
@@ -96,6 +116,7 @@ class CheckScheduler:
                 return
 
     def close(self) -> None:
+        self._waited.shutdown(wait=True, cancel_futures=False)
         self._executor.shutdown(wait=True, cancel_futures=False)
 
 
@@ -146,11 +167,8 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             self.pending_checks.release()
             return market_pb2.MarketAddLearnwareResponse(learnware=added, revision=added.revision)
         if metadata.wait_for_check:
-            try:
-                checked = self.checks.run(added.id)
-                return market_pb2.MarketAddLearnwareResponse(learnware=checked, revision=checked.revision)
-            finally:
-                self.pending_checks.release()
+            checked = self.checks.wait(added.id, on_done=self.pending_checks.release)
+            return market_pb2.MarketAddLearnwareResponse(learnware=checked, revision=checked.revision)
         self.checks.submit(added.id, on_done=self.pending_checks.release)
         return market_pb2.MarketAddLearnwareResponse(learnware=added, revision=added.revision)
 
@@ -258,7 +276,7 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
     def RecheckLearnware(self, request: market_pb2.MarketRecheckLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketRecheckLearnwareResponse:
         info = self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=request.learnware_id)).learnware
         if request.wait_for_check:
-            checked = self.checks.run(info.id)
+            checked = self.checks.wait(info.id)
             return market_pb2.MarketRecheckLearnwareResponse(learnware=checked, revision=checked.revision)
         self.checks.submit(info.id)
         return market_pb2.MarketRecheckLearnwareResponse(learnware=info)

@@ -7,6 +7,7 @@ import logging
 import grpc
 import torch
 
+from lwm.rpc.deadlines import serving_time_left_s
 from lwm.rpc.errors import ServiceError, failed_precondition, grpc_errors
 from lwm.rpc.learnware.v1 import organizer_pb2_grpc, searcher_pb2, searcher_pb2_grpc
 from lwm.rpc.server import Server, channel
@@ -35,8 +36,12 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
         return query.restricted_to(self.index.market_members(request.market_id)) if request.market_id else query
 
     def _wait_for(self, min_revision: int) -> None:
-        """Return once the index has loaded the organizer's backlog and applied min_revision; UNAVAILABLE after SYNC_WAIT_S."""
-        if self.index.wait_for(min_revision, SYNC_WAIT_S):
+        """Return once the index has loaded the organizer's backlog and applied min_revision; UNAVAILABLE after SYNC_WAIT_S.
+
+        A caller with less time left stops waiting when its deadline passes (its call has failed then: no thread waits for nobody).
+        """
+        left = serving_time_left_s()
+        if self.index.wait_for(min_revision, SYNC_WAIT_S if left is None else min(SYNC_WAIT_S, left)):
             return
         if not self.index.synced:
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
