@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,3 +126,52 @@ def test_a_retried_upload_through_the_other_gateway_returns_the_first_learnware(
     with MarketClient(replicas.gateway_a, token="", tls_ca="") as client:
         assert [learnware.id for learnware in client.list_learnwares()].count(first.learnware.id) == 1
         assert sum(1 for learnware in client.list_learnwares() if learnware.name == semantic["Name"]["Values"]) == 1
+
+
+SLOW_PREDICT = """
+
+import time as _time
+
+_predict = PickledModel.predict
+
+
+def _slow_predict(self, X):
+    _time.sleep(12)  # a model this slow makes the check outlast the uploader's deadline
+    return _predict(self, X)
+
+
+PickledModel.predict = _slow_predict
+"""
+
+
+def _with_slow_model(zip_path: Path, target: Path) -> Path:
+    with zipfile.ZipFile(zip_path) as source, zipfile.ZipFile(target, "w") as out:
+        for item in source.infolist():
+            data = source.read(item)
+            out.writestr(item, data + SLOW_PREDICT.encode() if item.filename.endswith("__init__.py") else data)
+    return target
+
+
+def test_a_check_outlives_the_deadline_of_the_uploader_who_waited_for_it(replicas: Replicas) -> None:
+    zip_path, semantic = replicas.world.write_learnware(0, replicas.folder / "slow")
+    slow_zip = _with_slow_model(zip_path, replicas.folder / "slow.zip")
+
+    def upload(timeout: float) -> market_pb2.MarketAddLearnwareResponse:
+        def requests() -> Iterator[market_pb2.MarketAddLearnwareRequest]:
+            metadata = market_pb2.MarketAddLearnwareMetadata(semantic_spec=convert.semantic_from_dict(semantic), wait_for_check=True, client_request_id="slow-upload")
+            yield market_pb2.MarketAddLearnwareRequest(metadata=metadata)
+            yield market_pb2.MarketAddLearnwareRequest(chunk=common_pb2.Chunk(data=slow_zip.read_bytes()))
+
+        with grpc.insecure_channel(replicas.gateway_a) as channel:
+            reply: market_pb2.MarketAddLearnwareResponse = market_pb2_grpc.MarketServiceStub(channel).AddLearnware(requests(), timeout=timeout)
+            return reply
+
+    with pytest.raises(grpc.RpcError) as error:
+        upload(6.0)
+    assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert re.fullmatch(r"checker\.CheckLearnware did not answer within [45]\.\d s \(the time the caller had left\); the check goes on: .*", error.value.details() or ""), error.value.details()
+    # The uploader learns its learnware's id by sending the upload again (same client_request_id) ...
+    stored = upload(60.0).learnware
+    # ... and the check, no longer bound to the uploader's deadline, ends and is stored.
+    with MarketClient(replicas.gateway_b, token="", tls_ca="") as client:
+        assert client.wait_until_checked(stored.id, timeout_s=120).status == "USABLE"

@@ -41,8 +41,11 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
         A caller with less time left stops waiting when its deadline passes (its call has failed then: no thread waits for nobody).
         """
         left = serving_time_left_s()
-        if self.index.wait_for(min_revision, SYNC_WAIT_S if left is None else min(SYNC_WAIT_S, left)):
+        bound_by_caller = left is not None and left < SYNC_WAIT_S
+        if self.index.wait_for(min_revision, left if left is not None and bound_by_caller else SYNC_WAIT_S):
             return
+        if bound_by_caller:
+            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, f"the search index has not applied organizer revision {min_revision} before the caller's deadline (it is at {self.index.revision})")
         if not self.index.synced:
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
         raise ServiceError(grpc.StatusCode.UNAVAILABLE, f"the search index has not applied organizer revision {min_revision} within {SYNC_WAIT_S:g} s (it is at {self.index.revision}); retry shortly")
