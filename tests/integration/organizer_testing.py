@@ -92,14 +92,20 @@ class Backend:
         return list(self.organizer_config().open_storage()[1].list_objects("learnwares/"))
 
 
-def upload(stub: organizer_pb2_grpc.OrganizerServiceStub, zip_path: Path, semantic: dict, owner: str = "alice", timeout: float = 60) -> common_pb2.LearnwareInfo:
+def upload_reply(stub: organizer_pb2_grpc.OrganizerServiceStub, zip_path: Path, semantic: dict, owner: str = "alice", timeout: float = 60, client_request_id: str = "") -> organizer_pb2.AddLearnwareResponse:
     def requests() -> Iterator[organizer_pb2.AddLearnwareRequest]:
-        yield organizer_pb2.AddLearnwareRequest(metadata=organizer_pb2.AddLearnwareMetadata(semantic_spec=convert.semantic_from_dict(semantic), owner=owner, zip_size=zip_path.stat().st_size))
+        metadata = organizer_pb2.AddLearnwareMetadata(semantic_spec=convert.semantic_from_dict(semantic), owner=owner, zip_size=zip_path.stat().st_size, client_request_id=client_request_id)
+        yield organizer_pb2.AddLearnwareRequest(metadata=metadata)
         with open(zip_path, "rb") as handle:
             while chunk := handle.read(CHUNK):
                 yield organizer_pb2.AddLearnwareRequest(chunk=common_pb2.Chunk(data=chunk))
 
-    return stub.AddLearnware(requests(), timeout=timeout).learnware
+    reply: organizer_pb2.AddLearnwareResponse = stub.AddLearnware(requests(), timeout=timeout)
+    return reply
+
+
+def upload(stub: organizer_pb2_grpc.OrganizerServiceStub, zip_path: Path, semantic: dict, owner: str = "alice", timeout: float = 60) -> common_pb2.LearnwareInfo:
+    return upload_reply(stub, zip_path, semantic, owner, timeout).learnware
 
 
 def download_sha256(stub: organizer_pb2_grpc.OrganizerServiceStub, learnware_id: str) -> str:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from organizer_testing import (  # noqa: F401 - fixtures
     s3_bucket,
     s3_server,
     upload,
+    upload_reply,
 )
 
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
@@ -227,3 +229,36 @@ def test_s3_outage_gives_unavailable_and_recovers(tmp_path: Path, pg_url: str, l
     finally:
         server.stop()
         s3.stop()
+
+
+def test_an_upload_repeated_with_its_client_request_id_is_stored_once(backend: Backend, learnware_zip: tuple[Path, dict]) -> None:
+    zip_path, semantic = learnware_zip
+    server, _sweeper = build_server(backend.organizer_config(), 0)
+    server.start()
+    try:
+        stub = organizer_pb2_grpc.OrganizerServiceStub(channel(server.address))
+        first = upload_reply(stub, zip_path, semantic, client_request_id="upload-1")
+        assert not first.replayed
+        again = upload_reply(stub, zip_path, semantic, client_request_id="upload-1")
+        assert again.replayed and again.learnware.id == first.learnware.id
+        # Concurrent repeats (a retry racing the first attempt) also end with the first learnware only.
+        with ThreadPoolExecutor(4) as pool:
+            racing = list(pool.map(lambda _: upload_reply(stub, zip_path, semantic, client_request_id="upload-2"), range(4)))
+        assert len({reply.learnware.id for reply in racing}) == 1 and sum(not reply.replayed for reply in racing) == 1
+        # The id is scoped to its owner; no id means a new learnware each time.
+        bobs = upload_reply(stub, zip_path, semantic, owner="bob", client_request_id="upload-1")
+        plain = [upload_reply(stub, zip_path, semantic).learnware.id for _ in range(2)]
+        assert not bobs.replayed and bobs.learnware.id != first.learnware.id and plain[0] != plain[1]
+        expected = {first.learnware.id, racing[0].learnware.id, bobs.learnware.id, *plain}
+        assert set(live_ids(stub)) == expected
+        assert {o.key for o in backend.objects()} == {f"learnwares/{learnware_id}.zip" for learnware_id in expected}
+
+        stub.DeleteLearnware(organizer_pb2.DeleteLearnwareRequest(learnware_id=first.learnware.id), timeout=30)
+        with pytest.raises(grpc.RpcError) as error:
+            upload_reply(stub, zip_path, semantic, client_request_id="upload-1")
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND and first.learnware.id in (error.value.details() or "")
+        with pytest.raises(grpc.RpcError) as error:
+            upload_reply(stub, zip_path, semantic, client_request_id="x" * 129)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "client_request_id" in (error.value.details() or "")
+    finally:
+        server.stop()

@@ -84,6 +84,7 @@ class ScriptedMarket(market_pb2_grpc.MarketServiceServicer):
     def __init__(self, unavailable: dict[str, int]) -> None:
         self.unavailable = unavailable
         self.calls: dict[str, int] = {}
+        self.upload_request_ids: list[str] = []
 
     def _enter(self, method: str, context: grpc.ServicerContext) -> None:
         self.calls[method] = self.calls.get(method, 0) + 1
@@ -98,8 +99,9 @@ class ScriptedMarket(market_pb2_grpc.MarketServiceServicer):
         return market_pb2.MarketGetLearnwareResponse(learnware=common_pb2.LearnwareInfo(id=request.learnware_id, status=statuses[request.learnware_id]))
 
     def AddLearnware(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
-        for _ in request_iterator:
-            pass
+        for message in request_iterator:
+            if message.WhichOneof("payload") == "metadata":
+                self.upload_request_ids.append(message.metadata.client_request_id)
         self._enter("AddLearnware", context)
         return market_pb2.MarketAddLearnwareResponse()
 
@@ -125,7 +127,7 @@ def scripted_market() -> Iterator[tuple[str, ScriptedMarket]]:
     server.stop(None)
 
 
-def test_idempotent_calls_are_retried_and_uploads_are_not(scripted_market: tuple[str, ScriptedMarket], tmp_path: Path) -> None:
+def test_idempotent_calls_are_retried_and_uploads_keep_their_request_id(scripted_market: tuple[str, ScriptedMarket], tmp_path: Path) -> None:
     address, servicer = scripted_market
     with MarketClient(address, token="", tls_ca="", retry=FAST_RETRY) as client:
         assert client.get_learnware("lw-1").status == "USABLE"
@@ -136,12 +138,14 @@ def test_idempotent_calls_are_retried_and_uploads_are_not(scripted_market: tuple
         assert servicer.calls["DownloadLearnware"] == 2 and received == [4, 9]
 
         (tmp_path / "upload.zip").write_bytes(b"not checked here")
-        with pytest.raises(UnavailableError, match="organizer is restarting"):
-            client.add_learnware(tmp_path / "upload.zip", {})
-        assert servicer.calls["AddLearnware"] == 1
         sent: list[int] = []
         client.add_learnware(tmp_path / "upload.zip", {}, progress=sent.append)
-        assert servicer.calls["AddLearnware"] == 2 and sent == [len(b"not checked here")]
+        # Retried after UNAVAILABLE with the same request id (the market stores it once), the zip sent again.
+        assert servicer.calls["AddLearnware"] == 2 and sent == [len(b"not checked here")] * 2
+        first, retry = servicer.upload_request_ids
+        assert first and first == retry
+        client.add_learnware(tmp_path / "upload.zip", {})
+        assert servicer.calls["AddLearnware"] == 3 and servicer.upload_request_ids[2] not in (first, "")
 
 
 def test_status_codes_become_exception_classes_and_timeouts_apply_per_call(scripted_market: tuple[str, ScriptedMarket]) -> None:

@@ -1,5 +1,6 @@
 // A small typed wrapper over the generated Learnware Market gRPC client.
 import * as path from 'path';
+import { randomUUID } from 'crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
@@ -38,6 +39,22 @@ function asMarketError(error: grpc.ServiceError): MarketError {
   return new MarketError(grpc.status[error.code] ?? String(error.code), error.details);
 }
 
+export interface AddOptions {
+  /** Wait until the market has checked the learnware (default true). */
+  waitForCheck?: boolean;
+  /** Id of this upload (default: a new UUID). Sending an upload again with the id of an earlier
+   * one, e.g. after a lost response, returns the learnware of the first and stores nothing. */
+  clientRequestId?: string;
+}
+
+/** A stored learnware and the organizer revision of the write. */
+export interface Added {
+  learnware: LearnwareInfo__Output;
+  revision: bigint;
+}
+
+const UPLOAD_CHUNK_BYTES = 1024 * 1024;
+
 export interface SearchOptions {
   statSpec?: StatSpec;
   maxSearchNum?: number;
@@ -46,12 +63,57 @@ export interface SearchOptions {
 
 export class MarketClient {
   private readonly stub: MarketServiceClient;
+  private seen: bigint;
 
-  /** marketId: the named market on the server that listLearnwares and searchLearnware address
-   * (learnware ids are global: getLearnware and downloadLearnware reach any market's). */
-  constructor(address: string, private readonly deadlineMs = 60_000, readonly marketId = 'default') {
+  /** marketId: the named market on the server that addLearnware, listLearnwares and searchLearnware
+   * address (learnware ids are global: getLearnware and downloadLearnware reach any market's).
+   * seenRevision: another client's seenRevision, so that this one's searches see its writes too. */
+  constructor(address: string, private readonly deadlineMs = 60_000, readonly marketId = 'default', seenRevision = 0n) {
     const proto = loadMarketService();
     this.stub = new proto.learnware.v1.MarketService(address, grpc.credentials.createInsecure());
+    this.seen = seenRevision;
+  }
+
+  /** The highest organizer revision among this client's write responses; searches send it as
+   * minRevision, so they see this client's writes through any gateway replica. */
+  get seenRevision(): bigint {
+    return this.seen;
+  }
+
+  private saw(revision: string | number): bigint {
+    const value = BigInt(revision);
+    if (value > this.seen) this.seen = value;
+    return value;
+  }
+
+  /** Upload a learnware zip with its semantic specification. */
+  addLearnware(zip: Buffer, semanticSpec: SemanticSpec, options: AddOptions = {}): Promise<Added> {
+    const metadata = {
+      semanticSpec,
+      zipSize: zip.length,
+      waitForCheck: options.waitForCheck ?? true,
+      marketId: this.marketId,
+      clientRequestId: options.clientRequestId ?? randomUUID(),
+    };
+    return new Promise((resolve, reject) => {
+      const call = this.stub.addLearnware(this.deadline(), (error, reply) =>
+        error || !reply ? reject(asMarketError(error!)) : resolve({ learnware: reply.learnware!, revision: this.saw(reply.revision) }));
+      call.write({ metadata });
+      for (let start = 0; start < zip.length; start += UPLOAD_CHUNK_BYTES) {
+        call.write({ chunk: { data: zip.subarray(start, start + UPLOAD_CHUNK_BYTES) } });
+      }
+      call.end();
+    });
+  }
+
+  deleteLearnware(learnwareId: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.stub.deleteLearnware({ learnwareId }, this.deadline(), (error, reply) => {
+        if (error || !reply) return reject(asMarketError(error!));
+        this.saw(reply.revision);
+        resolve();
+      });
+    });
   }
 
   private deadline(): grpc.CallOptions {
@@ -89,6 +151,7 @@ export class MarketClient {
           maxSearchNum: options.maxSearchNum ?? 5,
           maxResults: options.maxResults ?? 10,
           marketId: this.marketId,
+          minRevision: this.seen.toString(),
         },
         this.deadline(),
         (error, reply) => (error || !reply ? reject(asMarketError(error!)) : resolve(reply)),

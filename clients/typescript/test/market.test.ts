@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 import { MarketClient, MarketError, float64Tensor } from '../src/market';
 
@@ -11,6 +12,7 @@ const expected = JSON.parse(process.env.LWM_EXPECTED ?? '{}') as {
   ids: string[];
   otherMarketIds: string[];
   topId: string;
+  upload: { zip: string; semanticSpec: Record<string, unknown> };
   userSpec: { z: number[][]; beta: number[]; gamma: number };
 };
 
@@ -58,5 +60,35 @@ test('a named market lists and searches only its own learnwares', { skip: !addre
     await assert.rejects(new MarketClient(address, 60_000, 'bad name!').listLearnwares(), (error: unknown) => error instanceof MarketError && error.code === 'INVALID_ARGUMENT');
   } finally {
     other.close();
+  }
+});
+
+test('an upload is searched at once, stored once when repeated, and its deletion seen', { skip: !address && 'LWM_MARKET not set' }, async () => {
+  const client = new MarketClient(address, 300_000, 'ts-writes');
+  try {
+    const zip = readFileSync(expected.upload.zip);
+    const added = await client.addLearnware(zip, expected.upload.semanticSpec, { clientRequestId: 'ts-upload-1' });
+    assert.equal(added.learnware.status, 'LEARNWARE_STATUS_USABLE');
+    assert.equal(client.seenRevision, added.revision);
+    assert.ok(added.revision > 0n);
+    const found = await client.searchLearnware({});
+    assert.deepEqual(found.singleResults.map((r) => r.learnware?.id), [added.learnware.id]);
+
+    const repeated = await client.addLearnware(zip, expected.upload.semanticSpec, { clientRequestId: 'ts-upload-1' });
+    assert.equal(repeated.learnware.id, added.learnware.id);
+    assert.deepEqual((await client.listLearnwares()).map((lw) => lw.id), [added.learnware.id]);
+
+    await client.deleteLearnware(added.learnware.id);
+    assert.ok(client.seenRevision > added.revision);
+    assert.deepEqual((await client.searchLearnware({})).singleResults, []);
+    // A revision not written yet: the search waits for it until the deadline, which names the step.
+    const ahead = new MarketClient(address, 2_000, 'ts-writes', client.seenRevision + 1_000_000n);
+    try {
+      await assert.rejects(ahead.searchLearnware({}), (error: unknown) => error instanceof MarketError && error.code === 'DEADLINE_EXCEEDED' && error.details.includes('searcher.SearchLearnwares did not answer within'));
+    } finally {
+      ahead.close();
+    }
+  } finally {
+    client.close();
   }
 });

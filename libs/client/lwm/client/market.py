@@ -6,7 +6,9 @@ import json
 import os
 import random
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +53,10 @@ DEFAULT_TIMEOUTS_S: dict[str, float] = {
     "GetHeteroEngine": 120.0,
 }
 # Calls that change nothing (or whose repetition changes nothing): retried on UNAVAILABLE.
-# AddLearnware is not (a lost reply could mean the upload was stored: a retry would add a
-# second copy), nor are update and delete (a retried delete could report NOT_FOUND for its own success).
-IDEMPOTENT_METHODS = frozenset({"GetLearnware", "ListLearnwares", "GetMarketInfo", "SearchLearnware", "Predict", "Reuse", "ReuseStream", "DownloadLearnware", "GetHeteroEngine"})
+# AddLearnware is too: each upload carries a client_request_id, so the market stores a
+# retried upload once. Update and delete are not (a retried delete could report NOT_FOUND
+# for its own success).
+IDEMPOTENT_METHODS = frozenset({"AddLearnware", "GetLearnware", "ListLearnwares", "GetMarketInfo", "SearchLearnware", "Predict", "Reuse", "ReuseStream", "DownloadLearnware", "GetHeteroEngine"})
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class Learnware:
     zip_size: int = 0
     zip_sha256: str = ""
     market_id: str = DEFAULT_MARKET_ID
+    # Organizer revision of the learnware's last change.
+    revision: int = 0
 
     @property
     def name(self) -> str:
@@ -94,6 +99,7 @@ class Learnware:
             zip_size=info.zip_size,
             zip_sha256=info.zip_sha256,
             market_id=info.market_id,
+            revision=info.revision,
         )
 
 
@@ -158,12 +164,14 @@ class MarketClient:
         timeouts: Mapping[str, float] | None = None,
         retry: RetryPolicy = RetryPolicy(),
         market_id: str = DEFAULT_MARKET_ID,
+        seen_revision: int = 0,
     ) -> None:
         """timeout_s: one timeout for every call, instead of DEFAULT_TIMEOUTS_S; timeouts: per RPC name
         (e.g. {"SearchLearnware": 10}); token: API token (default env LWM_TOKEN); tls_ca: CA bundle path
         or "system" for TLS (default env LWM_TLS_CA); market_id: the named market on the server that
         uploads, lists, searches, market_info and clear_market address (learnware ids are global, so
-        calls taking an id reach a learnware of any market)."""
+        calls taking an id reach a learnware of any market); seen_revision: the `seen_revision` of another
+        client (e.g. in another process of the same user), so that this one's searches see that client's writes too."""
         self.address = address
         self.market_id = market_id
         self.timeouts = dict(DEFAULT_TIMEOUTS_S) if timeout_s is None else dict.fromkeys(DEFAULT_TIMEOUTS_S, timeout_s)
@@ -174,6 +182,18 @@ class MarketClient:
         tls_ca = os.environ.get("LWM_TLS_CA", "") if tls_ca is None else tls_ca
         self._channel = market_channel(address, token, tls_ca)
         self._stub = market_pb2_grpc.MarketServiceStub(self._channel)
+        # Highest organizer revision of this client's writes: sent with searches (read-your-writes on any gateway replica).
+        self._revision_lock = threading.Lock()
+        self._seen_revision = seen_revision
+
+    @property
+    def seen_revision(self) -> int:
+        """The highest organizer revision among this client's write responses (0 before its first write)."""
+        return self._seen_revision
+
+    def _saw(self, revision: int) -> None:
+        with self._revision_lock:
+            self._seen_revision = max(self._seen_revision, revision)
 
     def close(self) -> None:
         self._channel.close()
@@ -188,8 +208,10 @@ class MarketClient:
         return self.retry if method in IDEMPOTENT_METHODS else NO_RETRY
 
     def _call(self, method: str, request: Any) -> Any:
+        """One call (retried as _retry_policy says); `request` may be a function making the request, called once per attempt."""
+        make = request if callable(request) else lambda: request
         try:
-            return call_with_retry(lambda: getattr(self._stub, method)(request, timeout=self.timeouts[method]), self._retry_policy(method), method, self._rng)
+            return call_with_retry(lambda: getattr(self._stub, method)(make(), timeout=self.timeouts[method]), self._retry_policy(method), method, self._rng)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
@@ -212,13 +234,17 @@ class MarketClient:
     def add_learnware(self, zip_path: str | os.PathLike[str], semantic_spec: dict[str, Any], wait: bool = True, progress: Callable[[int], None] | None = None) -> Learnware:
         """Upload a learnware zip; with wait=True returns after the market has checked it.
 
-        `progress(bytes_sent)` is called after each chunk.
+        `progress(bytes_sent)` is called after each chunk (from the start again if the upload is retried).
+        The upload carries a new client_request_id, reused when it is retried on UNAVAILABLE: the
+        market stores it once even when a response was lost.
         """
         zip_path = Path(zip_path)
         spec = convert.semantic_from_dict(semantic_spec)
+        request_id = uuid.uuid4().hex
 
         def requests() -> Iterator[market_pb2.MarketAddLearnwareRequest]:
-            yield market_pb2.MarketAddLearnwareRequest(metadata=market_pb2.MarketAddLearnwareMetadata(semantic_spec=spec, zip_size=zip_path.stat().st_size, wait_for_check=wait, market_id=self.market_id))
+            metadata = market_pb2.MarketAddLearnwareMetadata(semantic_spec=spec, zip_size=zip_path.stat().st_size, wait_for_check=wait, market_id=self.market_id, client_request_id=request_id)
+            yield market_pb2.MarketAddLearnwareRequest(metadata=metadata)
             sent = 0
             with open(zip_path, "rb") as handle:
                 while chunk := handle.read(UPLOAD_CHUNK_BYTES):
@@ -227,10 +253,15 @@ class MarketClient:
                     if progress is not None:
                         progress(sent)
 
-        return Learnware.from_proto(self._call("AddLearnware", requests()).learnware)
+        reply = self._call("AddLearnware", requests)
+        self._saw(reply.revision)
+        return Learnware.from_proto(reply.learnware)
 
     def get_learnware(self, learnware_id: str) -> Learnware:
-        return Learnware.from_proto(self._call("GetLearnware", market_pb2.MarketGetLearnwareRequest(learnware_id=learnware_id)).learnware)
+        """The learnware as it is now; later searches see at least this state (e.g. the end of a check)."""
+        learnware = Learnware.from_proto(self._call("GetLearnware", market_pb2.MarketGetLearnwareRequest(learnware_id=learnware_id)).learnware)
+        self._saw(learnware.revision)
+        return learnware
 
     def wait_until_checked(self, learnware_id: str, timeout_s: float = 600.0, poll_s: float = 0.2) -> Learnware:
         """The learnware once the market's check has decided (no longer PENDING); TimeoutError after timeout_s.
@@ -260,10 +291,12 @@ class MarketClient:
 
     def update_learnware(self, learnware_id: str, semantic_spec: dict[str, Any]) -> Learnware:
         request = market_pb2.MarketUpdateLearnwareRequest(learnware_id=learnware_id, semantic_spec=convert.semantic_from_dict(semantic_spec))
-        return Learnware.from_proto(self._call("UpdateLearnware", request).learnware)
+        reply = self._call("UpdateLearnware", request)
+        self._saw(reply.revision)
+        return Learnware.from_proto(reply.learnware)
 
     def delete_learnware(self, learnware_id: str) -> None:
-        self._call("DeleteLearnware", market_pb2.MarketDeleteLearnwareRequest(learnware_id=learnware_id))
+        self._saw(self._call("DeleteLearnware", market_pb2.MarketDeleteLearnwareRequest(learnware_id=learnware_id)).revision)
 
     def download(self, learnware_id: str, path: str | os.PathLike[str], progress: Callable[[int], None] | None = None) -> Path:
         """Save a learnware's zip to `path` (written to a temporary name first); `progress(bytes_received)` after each chunk."""
@@ -289,6 +322,7 @@ class MarketClient:
             mixture_strategy=searcher_pb2.MIXTURE_STRATEGY_AUTO if mixture_strategy == "auto" else searcher_pb2.MIXTURE_STRATEGY_GREEDY,
             max_results=max_results,
             market_id=self.market_id,
+            min_revision=self._seen_revision,
         )
         if stat_spec is not None:
             request.stat_specs.append(convert.stat_spec_to_proto(_stat_spec_dict(stat_spec)))
@@ -386,7 +420,7 @@ class MarketClient:
         learnware_ids: train on these (each must qualify, else FailedPreconditionError naming
         them), default every qualifying learnware. steps: 0 = the market's setting.
         """
-        request = market_pb2.MarketTrainHeteroEngineRequest(train=searcher_pb2.TrainHeteroEngineRequest(learnware_ids=list(learnware_ids), steps=steps))
+        request = market_pb2.MarketTrainHeteroEngineRequest(train=searcher_pb2.TrainHeteroEngineRequest(learnware_ids=list(learnware_ids), steps=steps, min_revision=self._seen_revision))
         trained = self._call("TrainHeteroEngine", request).trained
         return HeteroEngineCheckpoint(trained.engine.engine_id, int(trained.engine.trained_on), trained.checkpoint, tuple(trained.messages))
 
@@ -409,7 +443,9 @@ class MarketClient:
 
         Needs an admin token, or a user token owning every learnware of the market (PermissionDeniedError otherwise).
         """
-        return list(self._call("ClearMarket", market_pb2.MarketClearMarketRequest(market_id=self.market_id)).deleted_ids)
+        reply = self._call("ClearMarket", market_pb2.MarketClearMarketRequest(market_id=self.market_id))
+        self._saw(reply.revision)
+        return list(reply.deleted_ids)
 
 
 def _data_tensor(x: UserData, name: str) -> common_pb2.Tensor:

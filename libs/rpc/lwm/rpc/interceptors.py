@@ -26,6 +26,7 @@ from lwm.rpc.auth import (
     RateLimiter,
     TokenStore,
 )
+from lwm.rpc.deadlines import end_serving, serving_with_deadline
 from lwm.rpc.errors import ServiceError, invalid_argument
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -184,6 +185,38 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
 
         def around(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
             return _with_context(behaviour, streaming, [(request_id, rid)], done)
+
+        return _wrap_handler(handler, around)
+
+
+class ServingDeadlineInterceptor(grpc.ServerInterceptor):
+    """Records each served call's deadline, so the calls it makes to other services pass the time left on (lwm.rpc.deadlines)."""
+
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Handler | None], details: grpc.HandlerCallDetails) -> Handler | None:
+        handler = continuation(details)
+        if handler is None:
+            return handler
+
+        def around(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
+            if streaming:
+
+                def stream_behaviour(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    token = serving_with_deadline(context)
+                    try:
+                        yield from behaviour(request, context)
+                    finally:
+                        end_serving(token)
+
+                return stream_behaviour
+
+            def unary_behaviour(request: Any, context: grpc.ServicerContext) -> Any:
+                token = serving_with_deadline(context)
+                try:
+                    return behaviour(request, context)
+                finally:
+                    end_serving(token)
+
+            return unary_behaviour
 
         return _wrap_handler(handler, around)
 

@@ -19,7 +19,17 @@ from grpc_reflection.v1alpha import reflection
 
 from lwm.rpc import metrics
 from lwm.rpc.auth import Access, RateLimiter, SecurityConfig, TokenStore
-from lwm.rpc.interceptors import GatewayAuthInterceptor, MalformedRequestInterceptor, MetadataClientInterceptor, ObservabilityInterceptor, PeerSecretInterceptor, bearer_metadata, peer_metadata
+from lwm.rpc.deadlines import DeadlineClientInterceptor
+from lwm.rpc.interceptors import (
+    GatewayAuthInterceptor,
+    MalformedRequestInterceptor,
+    MetadataClientInterceptor,
+    ObservabilityInterceptor,
+    PeerSecretInterceptor,
+    ServingDeadlineInterceptor,
+    bearer_metadata,
+    peer_metadata,
+)
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 CHANNEL_OPTIONS = [
@@ -41,7 +51,7 @@ class Server:
     def __init__(self, name: str, port: int, host: str = "127.0.0.1", max_workers: int = 16, public_policy: dict[str, Access] | None = None, security: SecurityConfig | None = None) -> None:
         self.name = name
         security = security if security is not None else SecurityConfig.from_env()
-        interceptors: list[grpc.ServerInterceptor] = [ObservabilityInterceptor(name), MalformedRequestInterceptor()]
+        interceptors: list[grpc.ServerInterceptor] = [ObservabilityInterceptor(name), MalformedRequestInterceptor(), ServingDeadlineInterceptor()]
         if public_policy is not None:
             tokens = TokenStore(Path(security.tokens_file)) if security.tokens_file else None
             interceptors.append(GatewayAuthInterceptor(public_policy, tokens, security.allow_anonymous, RateLimiter(security.rate_per_s, security.rate_burst)))
@@ -100,9 +110,10 @@ def wait_for_stop_signal() -> None:
 
 
 def channel(address: str) -> grpc.Channel:
-    """A channel to a market service; calls carry the peer secret (LWM_PEER_SECRET) and the current request id."""
+    """A channel to a market service; calls carry the peer secret (LWM_PEER_SECRET), the current request id
+    and a deadline (lwm.rpc.deadlines: the step's default, or less when the caller being served has less time left)."""
     outgoing = MetadataClientInterceptor(peer_metadata(os.environ.get("LWM_PEER_SECRET", "")))
-    return grpc.intercept_channel(grpc.insecure_channel(address, options=CHANNEL_OPTIONS), outgoing)
+    return grpc.intercept_channel(grpc.insecure_channel(address, options=CHANNEL_OPTIONS), outgoing, DeadlineClientInterceptor())
 
 
 def market_channel(address: str, token: str = "", tls_ca: str = "") -> grpc.Channel:

@@ -263,7 +263,7 @@ class LearnwareClient:
         """
         if not token:
             raise ValueError("login needs an API token of the market (`lwm admin token create`)")
-        client = MarketClient(self.host, token=token, **self._client_options)
+        client = MarketClient(self.host, token=token, seen_revision=self._client.seen_revision, **self._client_options)
         try:
             client.market_info()
         except BaseException:
@@ -278,7 +278,7 @@ class LearnwareClient:
     @require_login
     def logout(self) -> None:
         self._client.close()
-        self._client = MarketClient(self.host, token="", **self._client_options)
+        self._client = MarketClient(self.host, token="", seen_revision=self._client.seen_revision, **self._client_options)
         self.email, self.login_status = None, False
 
     @require_login

@@ -6,10 +6,10 @@ import importlib.metadata
 import itertools
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import grpc
@@ -18,6 +18,7 @@ from lwm.learnware.semantic import hetero_search_problem
 from lwm.learnware.vocabulary import TABLE_SPEC_TYPE
 from lwm.rpc import convert, metrics
 from lwm.rpc.auth import MARKET_POLICY, ConcurrencyLimit
+from lwm.rpc.deadlines import STEP_TIMED_OUT, time_to_pass_on_s
 from lwm.rpc.errors import ServiceError, failed_precondition, grpc_errors, invalid_argument
 from lwm.rpc.interceptors import current_principal
 from lwm.rpc.learnware.v1 import (
@@ -59,33 +60,49 @@ class Backends:
 
 
 class CheckScheduler:
-    """Runs learnware checks (checker -> organizer status) inline or in the background."""
+    """Runs learnware checks (checker -> organizer status) in the background; a caller may wait for one.
 
-    def __init__(self, organizer: organizer_pb2_grpc.OrganizerServiceStub, checker: checker_pb2_grpc.CheckerServiceStub, on_write: RevisionTracker, workers: int = 2) -> None:
+    Checks run on threads of their own, not on the caller's: a check outlives the deadline
+    of a caller that waited for it, so its result is stored even when that caller gave up.
+    """
+
+    def __init__(self, organizer: organizer_pb2_grpc.OrganizerServiceStub, checker: checker_pb2_grpc.CheckerServiceStub, workers: int = 2, waited_workers: int = 16) -> None:
         self.organizer = organizer
         self.checker = checker
-        self.revisions = on_write
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
+        # Checks a caller waits for do not queue behind background checks.
+        self._waited = ThreadPoolExecutor(max_workers=waited_workers, thread_name_prefix="check-waited")
 
     def run(self, learnware_id: str) -> common_pb2.LearnwareInfo:
         started = time.perf_counter()
         report = self.checker.CheckLearnware(checker_pb2.CheckLearnwareRequest(learnware_id=learnware_id)).report
         metrics.CHECK_DURATION.labels(convert.STATUS_NAMES[report.status]).observe(time.perf_counter() - started)
         updated = self.organizer.UpdateLearnware(organizer_pb2.UpdateLearnwareRequest(learnware_id=learnware_id, status=report.status, check_report=report)).learnware
-        self.revisions.saw(updated.revision)
         log.info("learnware %s is %s", learnware_id, convert.STATUS_NAMES[updated.status])
         return updated
 
-    def submit(self, learnware_id: str, on_done: Callable[[], None] = lambda: None) -> None:
-        def job() -> None:
+    def submit(self, learnware_id: str, on_done: Callable[[], None] = lambda: None, waited: bool = False) -> Future[common_pb2.LearnwareInfo]:
+        """Start the check; the future holds the learnware after it (or the error that stopped it)."""
+
+        def job() -> common_pb2.LearnwareInfo:
             try:
-                self.run(learnware_id)
+                return self.run(learnware_id)
             except grpc.RpcError as error:
                 log.error("check of %s failed (%s: %s); it stays PENDING until rechecked", learnware_id, error.code(), error.details())
+                raise
             finally:
                 on_done()
 
-        self._executor.submit(job)
+        return (self._waited if waited else self._executor).submit(job)
+
+    def wait(self, learnware_id: str, on_done: Callable[[], None] = lambda: None) -> common_pb2.LearnwareInfo:
+        """Check now and return the learnware after the check; DEADLINE_EXCEEDED when the caller's time runs out first (the check goes on)."""
+        check = self.submit(learnware_id, on_done, waited=True)
+        left = time_to_pass_on_s()
+        try:
+            return check.result(timeout=left)
+        except FutureTimeout:
+            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, f"checker.CheckLearnware {STEP_TIMED_OUT} {left or 0:.1f} s (the time the caller had left); the check goes on: GetLearnware shows its result") from None
 
     def resume_pending(self) -> None:
         """Queue checks of learnwares left PENDING (e.g. by a gateway that stopped mid-check)."""
@@ -99,19 +116,8 @@ class CheckScheduler:
                 return
 
     def close(self) -> None:
+        self._waited.shutdown(wait=True, cancel_futures=False)
         self._executor.shutdown(wait=True, cancel_futures=False)
-
-
-class RevisionTracker:
-    """Highest organizer revision this gateway has written: searches wait for it (read-your-writes)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.latest = 0
-
-    def saw(self, revision: int) -> None:
-        with self._lock:
-            self.latest = max(self.latest, revision)
 
 
 @grpc_errors
@@ -123,8 +129,7 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         self._merges = itertools.count()
         self.reuse = reuse_pb2_grpc.ReuseServiceStub(channel(backends.reuse))
         self.kind = kind
-        self.revisions = RevisionTracker()
-        self.checks = CheckScheduler(self.organizer, self.checker, self.revisions)
+        self.checks = CheckScheduler(self.organizer, self.checker)
         # Uploads whose check has not finished yet; beyond the limit uploads get RESOURCE_EXHAUSTED.
         self.pending_checks = ConcurrencyLimit.from_env("LWM_MAX_CONCURRENT_CHECKS", "learnware checks")
 
@@ -143,7 +148,9 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         owner = current_principal().name
 
         def forward() -> Iterator[organizer_pb2.AddLearnwareRequest]:
-            yield organizer_pb2.AddLearnwareRequest(metadata=organizer_pb2.AddLearnwareMetadata(semantic_spec=metadata.semantic_spec, owner=owner, zip_size=metadata.zip_size, market_id=market_id))
+            yield organizer_pb2.AddLearnwareRequest(
+                metadata=organizer_pb2.AddLearnwareMetadata(semantic_spec=metadata.semantic_spec, owner=owner, zip_size=metadata.zip_size, market_id=market_id, client_request_id=metadata.client_request_id)
+            )
             for message in request_iterator:
                 if message.WhichOneof("payload") != "chunk":
                     raise invalid_argument("after the metadata, AddLearnware accepts only chunks")
@@ -151,18 +158,19 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
 
         self.pending_checks.acquire()
         try:
-            added = self.organizer.AddLearnware(forward()).learnware
+            reply = self.organizer.AddLearnware(forward())
         except BaseException:
             self.pending_checks.release()
             raise
-        self.revisions.saw(added.revision)
+        added = reply.learnware
+        if reply.replayed:  # a retry of an upload already stored (and checked, or being checked)
+            self.pending_checks.release()
+            return market_pb2.MarketAddLearnwareResponse(learnware=added, revision=added.revision)
         if metadata.wait_for_check:
-            try:
-                return market_pb2.MarketAddLearnwareResponse(learnware=self.checks.run(added.id))
-            finally:
-                self.pending_checks.release()
+            checked = self.checks.wait(added.id, on_done=self.pending_checks.release)
+            return market_pb2.MarketAddLearnwareResponse(learnware=checked, revision=checked.revision)
         self.checks.submit(added.id, on_done=self.pending_checks.release)
-        return market_pb2.MarketAddLearnwareResponse(learnware=added)
+        return market_pb2.MarketAddLearnwareResponse(learnware=added, revision=added.revision)
 
     def _require_owner(self, learnware_id: str) -> None:
         """PERMISSION_DENIED unless the caller owns the learnware or is an admin."""
@@ -186,15 +194,13 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         self._require_owner(request.learnware_id)
         self._check_semantic(request.semantic_spec)
         updated = self.organizer.UpdateLearnware(organizer_pb2.UpdateLearnwareRequest(learnware_id=request.learnware_id, semantic_spec=request.semantic_spec, status=common_pb2.LEARNWARE_STATUS_PENDING)).learnware
-        self.revisions.saw(updated.revision)
         self.checks.submit(updated.id)  # the new spec must agree with the model again
-        return market_pb2.MarketUpdateLearnwareResponse(learnware=updated)
+        return market_pb2.MarketUpdateLearnwareResponse(learnware=updated, revision=updated.revision)
 
     def DeleteLearnware(self, request: market_pb2.MarketDeleteLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketDeleteLearnwareResponse:
         self._require_owner(request.learnware_id)
         reply = self.organizer.DeleteLearnware(organizer_pb2.DeleteLearnwareRequest(learnware_id=request.learnware_id))
-        self.revisions.saw(reply.revision)
-        return market_pb2.MarketDeleteLearnwareResponse()
+        return market_pb2.MarketDeleteLearnwareResponse(revision=reply.revision)
 
     def DownloadLearnware(self, request: market_pb2.MarketDownloadLearnwareRequest, context: grpc.ServicerContext) -> Iterator[market_pb2.MarketDownloadLearnwareResponse]:
         for reply in self.organizer.DownloadLearnware(organizer_pb2.DownloadLearnwareRequest(learnware_id=request.learnware_id)):
@@ -244,7 +250,7 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             mode=request.mode,
             max_results=request.max_results,
             learnware_ids=request.learnware_ids,
-            min_revision=self.revisions.latest,
+            min_revision=request.min_revision,
             market_id=market_id_of(request.market_id),
         )
         if self.kind == market_pb2.MARKET_KIND_HETERO and request.mode != searcher_pb2.SEARCH_MODE_HOMOGENEOUS:
@@ -270,9 +276,9 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
     def RecheckLearnware(self, request: market_pb2.MarketRecheckLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketRecheckLearnwareResponse:
         info = self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=request.learnware_id)).learnware
         if request.wait_for_check:
-            info = self.checks.run(info.id)
-        else:
-            self.checks.submit(info.id)
+            checked = self.checks.wait(info.id)
+            return market_pb2.MarketRecheckLearnwareResponse(learnware=checked, revision=checked.revision)
+        self.checks.submit(info.id)
         return market_pb2.MarketRecheckLearnwareResponse(learnware=info)
 
     def _hetero_searcher(self) -> searcher_pb2_grpc.SearcherServiceStub:
@@ -283,10 +289,7 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         return self.searchers[0]
 
     def TrainHeteroEngine(self, request: market_pb2.MarketTrainHeteroEngineRequest, context: grpc.ServicerContext) -> market_pb2.MarketTrainHeteroEngineResponse:
-        train = searcher_pb2.TrainHeteroEngineRequest()
-        train.CopyFrom(request.train)
-        train.min_revision = self.revisions.latest
-        return market_pb2.MarketTrainHeteroEngineResponse(trained=self._hetero_searcher().TrainHeteroEngine(train))
+        return market_pb2.MarketTrainHeteroEngineResponse(trained=self._hetero_searcher().TrainHeteroEngine(request.train))
 
     def GetHeteroEngine(self, request: market_pb2.MarketGetHeteroEngineRequest, context: grpc.ServicerContext) -> market_pb2.MarketGetHeteroEngineResponse:
         return market_pb2.MarketGetHeteroEngineResponse(engine=self._hetero_searcher().GetHeteroEngine(searcher_pb2.GetHeteroEngineRequest()))
@@ -321,16 +324,17 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         if others:
             raise ServiceError(grpc.StatusCode.PERMISSION_DENIED, f"market {market_id!r} holds learnwares of {others}: only an admin or the owner of all of its learnwares may clear it")
         deleted = []
+        revision = 0
         for info in members:
             try:
-                self.revisions.saw(self.organizer.DeleteLearnware(organizer_pb2.DeleteLearnwareRequest(learnware_id=info.id)).revision)
+                revision = max(revision, self.organizer.DeleteLearnware(organizer_pb2.DeleteLearnwareRequest(learnware_id=info.id)).revision)
             except grpc.RpcError as error:
                 if error.code() == grpc.StatusCode.NOT_FOUND:  # deleted meanwhile by its owner
                     continue
                 raise
             deleted.append(info.id)
         log.info("cleared market %s: %d learnwares deleted", market_id, len(deleted))
-        return market_pb2.MarketClearMarketResponse(deleted_ids=deleted)
+        return market_pb2.MarketClearMarketResponse(deleted_ids=deleted, revision=revision)
 
 
 def build_server(backends: Backends, port: int, host: str = "127.0.0.1", kind: market_pb2.MarketKind = market_pb2.MARKET_KIND_EASY) -> tuple[Server, MarketServicer]:

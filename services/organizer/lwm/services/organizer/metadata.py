@@ -23,9 +23,9 @@ from typing import Any
 import grpc
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text, create_engine, event, func, inspect, select, update
+from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint, create_engine, event, func, inspect, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -42,6 +42,7 @@ class Base(DeclarativeBase):
 
 class LearnwareRow(Base):
     __tablename__ = "learnwares"
+    __table_args__ = (UniqueConstraint("owner", "client_request_id", name="uq_learnwares_owner_client_request_id"),)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
@@ -58,6 +59,8 @@ class LearnwareRow(Base):
     updated_at: Mapped[float] = mapped_column(Float)
     revision: Mapped[int] = mapped_column(BigInteger, index=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # The id the client chose for the upload (idempotent retries); None when it gave none.
+    client_request_id: Mapped[str | None] = mapped_column(String(128), nullable=True, default=None)
 
 
 class CounterRow(Base):
@@ -102,6 +105,14 @@ def _record(row: LearnwareRow) -> LearnwareRecord:
         revision=row.revision,
         deleted=row.deleted,
     )
+
+
+class DuplicateRequest(Exception):
+    """An add repeated the owner's client request id of an earlier add: `first` is that learnware."""
+
+    def __init__(self, first: LearnwareRecord) -> None:
+        super().__init__(f"client request id already used for learnware {first.id}")
+        self.first = first
 
 
 class MetadataUnavailable(ServiceError):
@@ -165,7 +176,66 @@ class MetadataStore:
         with self.changed:
             self.changed.notify_all()
 
-    def add(self, *, learnware_id: str, owner: str, market_id: str = DEFAULT_MARKET_ID, status: str, semantic_spec: dict[str, Any], stat_specs: list[dict[str, Any]], zip_key: str, zip_size: int, zip_sha256: str, check_report: str = "", created_at: float | None = None) -> LearnwareRecord:
+    def add(
+        self,
+        *,
+        learnware_id: str,
+        owner: str,
+        market_id: str = DEFAULT_MARKET_ID,
+        status: str,
+        semantic_spec: dict[str, Any],
+        stat_specs: list[dict[str, Any]],
+        zip_key: str,
+        zip_size: int,
+        zip_sha256: str,
+        check_report: str = "",
+        created_at: float | None = None,
+        client_request_id: str = "",
+    ) -> LearnwareRecord:
+        """Insert a learnware; with a client_request_id this owner already used, DuplicateRequest carrying the first learnware."""
+        try:
+            return self._insert(
+                learnware_id=learnware_id,
+                owner=owner,
+                market_id=market_id,
+                status=status,
+                semantic_spec=semantic_spec,
+                stat_specs=stat_specs,
+                zip_key=zip_key,
+                zip_size=zip_size,
+                zip_sha256=zip_sha256,
+                check_report=check_report,
+                created_at=created_at,
+                client_request_id=client_request_id,
+            )
+        except IntegrityError:
+            first = self.by_client_request(owner, client_request_id) if client_request_id else None
+            if first is None:
+                raise
+            raise DuplicateRequest(first) from None
+
+    def by_client_request(self, owner: str, client_request_id: str) -> LearnwareRecord | None:
+        """The learnware (live or tombstone) this owner added with this client request id, if any."""
+        with self._session() as session:
+            row = session.scalar(select(LearnwareRow).where(LearnwareRow.owner == owner, LearnwareRow.client_request_id == client_request_id))
+            return _record(row) if row is not None else None
+
+    def _insert(
+        self,
+        *,
+        learnware_id: str,
+        owner: str,
+        market_id: str,
+        status: str,
+        semantic_spec: dict[str, Any],
+        stat_specs: list[dict[str, Any]],
+        zip_key: str,
+        zip_size: int,
+        zip_sha256: str,
+        check_report: str,
+        created_at: float | None,
+        client_request_id: str,
+    ) -> LearnwareRecord:
         now = time.time()
         with self._write_lock, self._session() as session:
             row = LearnwareRow(
@@ -183,6 +253,7 @@ class MetadataStore:
                 updated_at=now,
                 revision=0,
                 deleted=False,
+                client_request_id=client_request_id or None,
             )
             self._commit_change(session, row)
             return _record(row)

@@ -21,7 +21,7 @@ from lwm.rpc import convert, metrics
 from lwm.rpc.errors import ServiceError, caller_input, grpc_errors, invalid_argument, not_found
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import Server
-from lwm.services.organizer.metadata import DEFAULT_MARKET_ID, LearnwareRecord, MetadataStore
+from lwm.services.organizer.metadata import DEFAULT_MARKET_ID, DuplicateRequest, LearnwareRecord, MetadataStore
 from lwm.services.organizer.object_store import ObjectNotFound, ObjectStore, S3Config, open_object_store, sha256_file
 from lwm.services.organizer.sweeper import Sweeper
 
@@ -33,6 +33,7 @@ WATCH_POLL_S = 1.0
 CHECKPOINT_PREFIX = "checkpoints/"
 CHECKPOINT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
+MAX_CLIENT_REQUEST_ID_CHARS = 128
 
 
 @dataclass
@@ -125,6 +126,12 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
         if metadata.zip_size > self.config.max_zip_bytes:
             raise zip_too_large(f"zip of {metadata.zip_size} bytes exceeds the limit of {self.config.max_zip_bytes} bytes")
         semantic_spec = convert.semantic_to_dict(metadata.semantic_spec)
+        owner = metadata.owner or "anonymous"
+        request_id = metadata.client_request_id
+        if len(request_id) > MAX_CLIENT_REQUEST_ID_CHARS:
+            raise invalid_argument(f"client_request_id has {len(request_id)} characters; at most {MAX_CLIENT_REQUEST_ID_CHARS} are allowed")
+        if request_id and (earlier := self.metadata.by_client_request(owner, request_id)) is not None:
+            return self._replayed(earlier)  # the zip still in flight is not read
         with tempfile.TemporaryDirectory(prefix="lwm-upload-") as tmp:
             zip_path = Path(tmp) / "learnware.zip"
             size = 0
@@ -146,19 +153,31 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
             zip_sha256 = sha256_file(zip_path)
             # Object first, row second: a crash in between leaves only an unreferenced object (swept later).
             self.objects.put_file(zip_key, zip_path, zip_sha256)
-            record = self.metadata.add(
-                learnware_id=learnware_id,
-                owner=metadata.owner or "anonymous",
-                market_id=metadata.market_id or DEFAULT_MARKET_ID,
-                status="PENDING",
-                semantic_spec=semantic_spec,
-                stat_specs=stat_specs,
-                zip_key=zip_key,
-                zip_size=size,
-                zip_sha256=zip_sha256,
-            )
+            try:
+                record = self.metadata.add(
+                    learnware_id=learnware_id,
+                    owner=owner,
+                    market_id=metadata.market_id or DEFAULT_MARKET_ID,
+                    status="PENDING",
+                    semantic_spec=semantic_spec,
+                    stat_specs=stat_specs,
+                    zip_key=zip_key,
+                    zip_size=size,
+                    zip_sha256=zip_sha256,
+                    client_request_id=request_id,
+                )
+            except DuplicateRequest as duplicate:  # the same upload, committed meanwhile by a concurrent call
+                self.objects.delete(zip_key)
+                return self._replayed(duplicate.first)
         log.info("added learnware %s (%d bytes)", learnware_id, size)
         return organizer_pb2.AddLearnwareResponse(learnware=learnware_info(record))
+
+    @staticmethod
+    def _replayed(first: LearnwareRecord) -> organizer_pb2.AddLearnwareResponse:
+        if first.deleted:
+            raise not_found(f"the upload with this client_request_id added learnware {first.id}, which has been deleted since")
+        log.info("upload repeated (same owner and client_request_id): learnware %s, nothing stored", first.id)
+        return organizer_pb2.AddLearnwareResponse(learnware=learnware_info(first), replayed=True)
 
     def GetLearnware(self, request: organizer_pb2.GetLearnwareRequest, context: grpc.ServicerContext) -> organizer_pb2.GetLearnwareResponse:
         return organizer_pb2.GetLearnwareResponse(learnware=learnware_info(self._get(request.learnware_id)))

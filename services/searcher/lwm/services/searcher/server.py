@@ -7,6 +7,7 @@ import logging
 import grpc
 import torch
 
+from lwm.rpc.deadlines import serving_time_left_s
 from lwm.rpc.errors import ServiceError, failed_precondition, grpc_errors
 from lwm.rpc.learnware.v1 import organizer_pb2_grpc, searcher_pb2, searcher_pb2_grpc
 from lwm.rpc.server import Server, channel
@@ -31,9 +32,23 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
     def _query(self, request: searcher_pb2.SearchLearnwaresRequest) -> SearchQuery:
         """The validated query, scoped to its market once the index has caught up with the caller's writes."""
         query = parse_query(request, self.index.device)
-        if not self.index.wait_for(request.min_revision, SYNC_WAIT_S):
-            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
+        self._wait_for(request.min_revision)
         return query.restricted_to(self.index.market_members(request.market_id)) if request.market_id else query
+
+    def _wait_for(self, min_revision: int) -> None:
+        """Return once the index has loaded the organizer's backlog and applied min_revision; UNAVAILABLE after SYNC_WAIT_S.
+
+        A caller with less time left stops waiting when its deadline passes (its call has failed then: no thread waits for nobody).
+        """
+        left = serving_time_left_s()
+        bound_by_caller = left is not None and left < SYNC_WAIT_S
+        if self.index.wait_for(min_revision, left if left is not None and bound_by_caller else SYNC_WAIT_S):
+            return
+        if bound_by_caller:
+            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, f"the search index has not applied organizer revision {min_revision} before the caller's deadline (it is at {self.index.revision})")
+        if not self.index.synced:
+            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
+        raise ServiceError(grpc.StatusCode.UNAVAILABLE, f"the search index has not applied organizer revision {min_revision} within {SYNC_WAIT_S:g} s (it is at {self.index.revision}); retry shortly")
 
     def SearchLearnwares(self, request: searcher_pb2.SearchLearnwaresRequest, context: grpc.ServicerContext) -> searcher_pb2.SearchLearnwaresResponse:
         query = self._query(request)
@@ -64,8 +79,7 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
 
     def TrainHeteroEngine(self, request: searcher_pb2.TrainHeteroEngineRequest, context: grpc.ServicerContext) -> searcher_pb2.TrainHeteroEngineResponse:
         hetero = self._hetero_engine()
-        if not self.index.wait_for(request.min_revision, SYNC_WAIT_S):
-            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the search index is still loading from the organizer; retry shortly")
+        self._wait_for(request.min_revision)
         engine, summary = hetero.train_now(list(request.learnware_ids), request.steps)
         return searcher_pb2.TrainHeteroEngineResponse(engine=self._engine_stats(hetero), checkpoint=engine.to_bytes(), messages=[summary])
 

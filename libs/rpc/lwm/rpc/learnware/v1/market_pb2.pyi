@@ -21,16 +21,18 @@ MARKET_KIND_EASY: MarketKind
 MARKET_KIND_HETERO: MarketKind
 
 class MarketAddLearnwareMetadata(_message.Message):
-    __slots__ = ("semantic_spec", "zip_size", "wait_for_check", "market_id")
+    __slots__ = ("semantic_spec", "zip_size", "wait_for_check", "market_id", "client_request_id")
     SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
     ZIP_SIZE_FIELD_NUMBER: _ClassVar[int]
     WAIT_FOR_CHECK_FIELD_NUMBER: _ClassVar[int]
     MARKET_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     semantic_spec: _common_pb2.SemanticSpec
     zip_size: int
     wait_for_check: bool
     market_id: str
-    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., zip_size: _Optional[int] = ..., wait_for_check: bool = ..., market_id: _Optional[str] = ...) -> None: ...
+    client_request_id: str
+    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., zip_size: _Optional[int] = ..., wait_for_check: bool = ..., market_id: _Optional[str] = ..., client_request_id: _Optional[str] = ...) -> None: ...
 
 class MarketAddLearnwareRequest(_message.Message):
     __slots__ = ("metadata", "chunk")
@@ -41,10 +43,12 @@ class MarketAddLearnwareRequest(_message.Message):
     def __init__(self, metadata: _Optional[_Union[MarketAddLearnwareMetadata, _Mapping]] = ..., chunk: _Optional[_Union[_common_pb2.Chunk, _Mapping]] = ...) -> None: ...
 
 class MarketAddLearnwareResponse(_message.Message):
-    __slots__ = ("learnware",)
+    __slots__ = ("learnware", "revision")
     LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     learnware: _common_pb2.LearnwareInfo
-    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
+    revision: int
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class MarketGetLearnwareRequest(_message.Message):
     __slots__ = ("learnware_id",)
@@ -89,10 +93,12 @@ class MarketUpdateLearnwareRequest(_message.Message):
     def __init__(self, learnware_id: _Optional[str] = ..., semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ...) -> None: ...
 
 class MarketUpdateLearnwareResponse(_message.Message):
-    __slots__ = ("learnware",)
+    __slots__ = ("learnware", "revision")
     LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     learnware: _common_pb2.LearnwareInfo
-    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
+    revision: int
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class MarketDeleteLearnwareRequest(_message.Message):
     __slots__ = ("learnware_id",)
@@ -101,8 +107,10 @@ class MarketDeleteLearnwareRequest(_message.Message):
     def __init__(self, learnware_id: _Optional[str] = ...) -> None: ...
 
 class MarketDeleteLearnwareResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("revision",)
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    def __init__(self, revision: _Optional[int] = ...) -> None: ...
 
 class MarketDownloadLearnwareRequest(_message.Message):
     __slots__ = ("learnware_id",)
@@ -117,7 +125,7 @@ class MarketDownloadLearnwareResponse(_message.Message):
     def __init__(self, chunk: _Optional[_Union[_common_pb2.Chunk, _Mapping]] = ...) -> None: ...
 
 class MarketSearchLearnwareRequest(_message.Message):
-    __slots__ = ("semantic_spec", "stat_specs", "max_search_num", "mixture_strategy", "mode", "max_results", "learnware_ids", "market_id")
+    __slots__ = ("semantic_spec", "stat_specs", "max_search_num", "mixture_strategy", "mode", "max_results", "learnware_ids", "market_id", "min_revision")
     SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
     STAT_SPECS_FIELD_NUMBER: _ClassVar[int]
     MAX_SEARCH_NUM_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +134,7 @@ class MarketSearchLearnwareRequest(_message.Message):
     MAX_RESULTS_FIELD_NUMBER: _ClassVar[int]
     LEARNWARE_IDS_FIELD_NUMBER: _ClassVar[int]
     MARKET_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
     semantic_spec: _common_pb2.SemanticSpec
     stat_specs: _containers.RepeatedCompositeFieldContainer[_common_pb2.StatSpec]
     max_search_num: int
@@ -134,7 +143,8 @@ class MarketSearchLearnwareRequest(_message.Message):
     max_results: int
     learnware_ids: _containers.RepeatedScalarFieldContainer[str]
     market_id: str
-    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ..., max_search_num: _Optional[int] = ..., mixture_strategy: _Optional[_Union[_searcher_pb2.MixtureStrategy, str]] = ..., mode: _Optional[_Union[_searcher_pb2.SearchMode, str]] = ..., max_results: _Optional[int] = ..., learnware_ids: _Optional[_Iterable[str]] = ..., market_id: _Optional[str] = ...) -> None: ...
+    min_revision: int
+    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ..., max_search_num: _Optional[int] = ..., mixture_strategy: _Optional[_Union[_searcher_pb2.MixtureStrategy, str]] = ..., mode: _Optional[_Union[_searcher_pb2.SearchMode, str]] = ..., max_results: _Optional[int] = ..., learnware_ids: _Optional[_Iterable[str]] = ..., market_id: _Optional[str] = ..., min_revision: _Optional[int] = ...) -> None: ...
 
 class MarketSearchLearnwareResponse(_message.Message):
     __slots__ = ("single_results", "multiple_results", "search_path", "messages")
@@ -197,10 +207,12 @@ class MarketRecheckLearnwareRequest(_message.Message):
     def __init__(self, learnware_id: _Optional[str] = ..., wait_for_check: bool = ...) -> None: ...
 
 class MarketRecheckLearnwareResponse(_message.Message):
-    __slots__ = ("learnware",)
+    __slots__ = ("learnware", "revision")
     LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     learnware: _common_pb2.LearnwareInfo
-    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
+    revision: int
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class MarketGetMarketInfoRequest(_message.Message):
     __slots__ = ("market_id",)
@@ -236,10 +248,12 @@ class MarketClearMarketRequest(_message.Message):
     def __init__(self, market_id: _Optional[str] = ...) -> None: ...
 
 class MarketClearMarketResponse(_message.Message):
-    __slots__ = ("deleted_ids",)
+    __slots__ = ("deleted_ids", "revision")
     DELETED_IDS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     deleted_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, deleted_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    revision: int
+    def __init__(self, deleted_ids: _Optional[_Iterable[str]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class MarketTrainHeteroEngineRequest(_message.Message):
     __slots__ = ("train",)

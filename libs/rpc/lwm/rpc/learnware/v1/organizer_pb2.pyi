@@ -20,16 +20,18 @@ CHANGE_KIND_DELETED: ChangeKind
 CHANGE_KIND_SYNCED: ChangeKind
 
 class AddLearnwareMetadata(_message.Message):
-    __slots__ = ("semantic_spec", "owner", "zip_size", "market_id")
+    __slots__ = ("semantic_spec", "owner", "zip_size", "market_id", "client_request_id")
     SEMANTIC_SPEC_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     ZIP_SIZE_FIELD_NUMBER: _ClassVar[int]
     MARKET_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     semantic_spec: _common_pb2.SemanticSpec
     owner: str
     zip_size: int
     market_id: str
-    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., owner: _Optional[str] = ..., zip_size: _Optional[int] = ..., market_id: _Optional[str] = ...) -> None: ...
+    client_request_id: str
+    def __init__(self, semantic_spec: _Optional[_Union[_common_pb2.SemanticSpec, _Mapping]] = ..., owner: _Optional[str] = ..., zip_size: _Optional[int] = ..., market_id: _Optional[str] = ..., client_request_id: _Optional[str] = ...) -> None: ...
 
 class AddLearnwareRequest(_message.Message):
     __slots__ = ("metadata", "chunk")
@@ -40,10 +42,12 @@ class AddLearnwareRequest(_message.Message):
     def __init__(self, metadata: _Optional[_Union[AddLearnwareMetadata, _Mapping]] = ..., chunk: _Optional[_Union[_common_pb2.Chunk, _Mapping]] = ...) -> None: ...
 
 class AddLearnwareResponse(_message.Message):
-    __slots__ = ("learnware",)
+    __slots__ = ("learnware", "replayed")
     LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     learnware: _common_pb2.LearnwareInfo
-    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., replayed: bool = ...) -> None: ...
 
 class GetLearnwareRequest(_message.Message):
     __slots__ = ("learnware_id",)
