@@ -50,11 +50,23 @@ def test_upload_search_download_delete_in_a_browser(web_market, page, tmp_path: 
     (other_zip, other_semantic), (zip_path, semantic) = (world.write_learnware(task, tmp_path) for task in range(2))
     assert upload(base, other_zip, other_semantic, token["alice"]).json()["learnware"]["status"] == "LEARNWARE_STATUS_USABLE"
     try:
+        # The search form waits for the market's kind; the user goes to Upload before it comes.
+        # The late answer must not replace the upload form.
+        held: list = []
+        page.route("**/v1/market", lambda route: held.append(route))
         page.goto(base)
+        while not held:
+            page.wait_for_timeout(50)
         save_token(page, token["alice"])
+        page.get_by_role("link", name="Upload").click()
+        page.get_by_role("heading", name="Upload a learnware").wait_for()
+        with page.expect_response("**/v1/market"):
+            held[0].continue_()
+        page.unroute("**/v1/market")
+        page.wait_for_timeout(200)  # the stale view's last step runs after the response
+        assert page.get_by_role("heading", name="Search learnwares").count() == 0
 
         # Upload through the form; the page follows the check until the learnware is USABLE.
-        page.get_by_role("link", name="Upload").click()
         page.get_by_label("Name").fill("browser table learnware")
         page.get_by_label("Description").fill("uploaded by the browser test")
         page.get_by_label("Data type").select_option("Table")

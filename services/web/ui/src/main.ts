@@ -102,11 +102,13 @@ function featureInput(form: HTMLFormElement): SemanticSpec["input"] {
 }
 
 async function searchView(): Promise<void> {
+  const shown = navigation;
   main.innerHTML = "<p>Loading…</p>";
   let tags: Vocabulary;
   try {
     tags = await vocabulary();
   } catch (error) {
+    if (shown !== navigation) return;
     main.innerHTML = "<p>The search form needs the market's vocabulary, which cannot be read.</p>";
     return say(describe(error));
   }
@@ -116,6 +118,7 @@ async function searchView(): Promise<void> {
   } catch (error) {
     say(`The market's kind cannot be read (${describe(error)}); the form is that of an Easy market.`);
   }
+  if (shown !== navigation) return;
   main.innerHTML = `
     <h2>Search learnwares</h2>
     <form id="search-form" novalidate>
@@ -177,9 +180,11 @@ function reportHtml(info: LearnwareInfo): string {
 }
 
 async function learnwareView(id: string): Promise<void> {
+  const shown = navigation;
   main.innerHTML = "<p>Loading…</p>";
   try {
     const { learnware: info } = await call<{ learnware: LearnwareInfo }>("GET", `/v1/learnwares/${encodeURIComponent(id)}`);
+    if (shown !== navigation) return;
     const spec = info.semanticSpec ?? {};
     const row = (name: string, value: unknown) => `<dt>${name}</dt><dd>${escape(Array.isArray(value) ? value.join(", ") : value) || "—"}</dd>`;
     main.innerHTML = `
@@ -197,6 +202,7 @@ async function learnwareView(id: string): Promise<void> {
     document.getElementById("delete")?.addEventListener("click", () => void remove(info.id));
     document.getElementById("recheck")?.addEventListener("click", () => void recheck(info.id));
   } catch (error) {
+    if (shown !== navigation) return;
     main.innerHTML = "<p>This learnware cannot be shown.</p>";
     say(describe(error));
   }
@@ -227,14 +233,17 @@ async function recheck(id: string): Promise<void> {
 // ---- upload ----
 
 async function uploadView(): Promise<void> {
+  const shown = navigation;
   main.innerHTML = "<p>Loading…</p>";
   let tags: Vocabulary;
   try {
     tags = await vocabulary();
   } catch (error) {
+    if (shown !== navigation) return;
     main.innerHTML = "<p>The upload form needs the market's vocabulary, which cannot be read.</p>";
     return say(describe(error));
   }
+  if (shown !== navigation) return;
   main.innerHTML = `
     <h2>Upload a learnware</h2>
     <form id="upload-form">
@@ -303,18 +312,22 @@ function listHtml(learnwares: LearnwareInfo[]): string {
 }
 
 async function listView(admin: boolean): Promise<void> {
+  const shown = navigation;
   main.innerHTML = "<p>Loading…</p>";
   try {
     const list = await call<{ learnwares?: LearnwareInfo[]; total?: string }>("GET", "/v1/learnwares?page.pageSize=1000");
+    if (shown !== navigation) return;
     if (!admin) {
       main.innerHTML = `<h2>My learnwares (${escape(list.total ?? "0")})</h2>${listHtml(list.learnwares ?? [])}`;
       return;
     }
     const market = await call<{ kind?: string; version?: string; learnwareCounts?: Record<string, string> }>("GET", "/v1/market");
+    if (shown !== navigation) return;
     const counts = STATUSES.map((s) => statusName(s)).map((s) => `<dt>${s}</dt><dd>${escape(market.learnwareCounts?.[s] ?? "0")}</dd>`).join("");
     main.innerHTML = `<h2>Admin</h2><p>${escape(market.kind)} market, version ${escape(market.version)}</p><dl id="totals">${counts}</dl>
       <h3>All learnwares (${escape(list.total ?? "0")})</h3>${listHtml(list.learnwares ?? [])}`;
   } catch (error) {
+    if (shown !== navigation) return;
     main.innerHTML = "";
     say(describe(error));
   }
@@ -322,7 +335,12 @@ async function listView(admin: boolean): Promise<void> {
 
 // ---- routing ----
 
+// Counts navigations: a view whose data arrives after the user went elsewhere writes nothing
+// (it would replace the newer view, e.g. a slow search form over the upload form).
+let navigation = 0;
+
 async function route(): Promise<void> {
+  navigation += 1;
   const hash = location.hash || "#/";
   const learnware = /^#\/learnware\/([^/]+)$/.exec(hash);
   if (learnware) await learnwareView(decodeURIComponent(learnware[1]));
