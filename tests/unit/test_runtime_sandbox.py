@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -20,17 +22,10 @@ import pytest
 
 from lwm.runtime.runner import LearnwareRuntimeError, ModelRunner
 from lwm.runtime.sandbox import SandboxConfig, SandboxUnavailableError, gvisor_works
+from lwm.testing.processes import live_processes_with
 
 SECRET_ENV = "LWM_TEST_SERVICE_TOKEN"
 
-
-@pytest.fixture(params=["gvisor", "bwrap"])
-def isolation(request: pytest.FixtureRequest) -> str:
-    if request.param == "gvisor" and not gvisor_works():
-        pytest.skip("gVisor (runsc) is not installed or does not work here")
-    if request.param == "bwrap" and shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap (bwrap) is not installed")
-    return str(request.param)
 
 PROBE = """
     import os, socket
@@ -263,18 +258,6 @@ FLOOD = """
 """
 
 
-def host_processes_with(token: str) -> int:
-    """How many processes of the host have `token` in their command line."""
-    count = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                count += token.encode() in (entry / "cmdline").read_bytes()
-            except OSError:
-                pass  # it ended meanwhile
-    return count
-
-
 def descendants(pid: int) -> set[int]:
     """The host pids below `pid` in the process tree."""
     children: dict[int, list[int]] = {}
@@ -306,11 +289,11 @@ def test_fork_and_thread_floods_stop_at_the_process_limit(tmp_path: Path, isolat
         with pytest.raises(LearnwareRuntimeError, match=r"the sandbox allows at most 32 processes and threads"):
             runner.predict(np.zeros((1, 1)))
         during = descendants(runner.pid)
-        assert host_processes_with(token) <= 32
+        assert len(live_processes_with(token)) <= 32
         assert len(during) <= 32 + 8  # the flood, capped, plus the sandbox's own processes
     finally:
         runner.close()
-    assert host_processes_with(token) == 0
+    assert not live_processes_with(token)
     # gVisor's host processes (one ptrace stub per sandboxed process) end just after the sandbox.
     deadline = time.monotonic() + 30
     while (still_there := {pid for pid in during if Path(f"/proc/{pid}").exists()}) and time.monotonic() < deadline:
@@ -345,3 +328,13 @@ def test_a_sandbox_started_by_a_thread_that_ends_keeps_running(tmp_path: Path, i
         np.testing.assert_array_equal(runner.predict(np.ones((3, 2))), np.full((3, 2), 2.0))
     finally:
         runner.close()
+
+
+@pytest.mark.skipif(shutil.which("runsc") is None, reason="gVisor (runsc) is not installed")
+def test_processes_probing_gvisor_at_once_all_find_it(tmp_path: Path) -> None:
+    """Each service (and test worker) probes gVisor when it starts; probes at the same time must not collide."""
+    if not gvisor_works():
+        pytest.skip("gVisor (runsc) does not work here")
+    probe = "from lwm.runtime.sandbox import gvisor_works; print(gvisor_works())"
+    processes = [subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    assert [process.communicate(timeout=120)[0].strip() for process in processes] == ["True"] * 4

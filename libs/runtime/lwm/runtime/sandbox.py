@@ -40,6 +40,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,7 +360,9 @@ def gvisor_works() -> bool:
         scratch.mkdir()
         bundle.mkdir()
         probe = SandboxConfig(isolation="gvisor", uid=os.geteuid(), gid=os.getegid())
-        command = gvisor_command(probe, ["/bin/true"], read_only=[], scratch=scratch, env={}, bundle=bundle, container_id="probe")
+        # runsc names its control socket after the container id, host-wide: two processes probing
+        # at once with one id made one of them conclude that gVisor does not work.
+        command = gvisor_command(probe, ["/bin/true"], read_only=[], scratch=scratch, env={}, bundle=bundle, container_id=f"lwm-probe-{uuid.uuid4().hex}")
         try:
             result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired):
