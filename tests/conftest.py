@@ -1,7 +1,8 @@
-"""Shared fixtures: a real market (`lwm serve --all`) on free loopback ports."""
+"""Shared fixtures: a real market (`lwm serve --all`) on free loopback ports; the sandbox backends installed here."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lwm.rpc.server import stop_process, wait_until_serving
+from lwm.runtime.sandbox import gvisor_works
 
 
 def free_port() -> int:
@@ -56,3 +58,12 @@ def market_process(tmp_path: Path) -> Iterator[MarketProcess]:
     market = MarketProcess(tmp_path / "market-data", tmp_path / "market.log")
     yield market
     market.stop()
+
+
+@pytest.fixture(params=["gvisor", "bwrap"])
+def isolation(request: pytest.FixtureRequest) -> str:
+    if request.param == "gvisor" and not gvisor_works():
+        pytest.skip("gVisor (runsc) is not installed or does not work here")
+    if request.param == "bwrap" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap (bwrap) is not installed")
+    return str(request.param)

@@ -18,6 +18,7 @@ from lwm.learnware.archive import LearnwareArchive
 from lwm.learnware.template import write_learnware_zip
 from lwm.runtime.runner import LearnwareRuntimeError, LearnwareTimeoutError, ModelRunner, open_learnware
 from lwm.runtime.sandbox import SandboxConfig
+from lwm.testing.processes import live_processes_with
 
 
 def write_learnware(folder: Path, files: dict[str, str]) -> Path:
@@ -52,22 +53,6 @@ def eventually(condition: Callable[[], object], timeout_s: float = 10.0) -> bool
             return False
         time.sleep(0.05)
     return True
-
-
-def processes_with_marker(marker: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose command line contains `marker`."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 class StandInSpec:
@@ -179,7 +164,7 @@ def test_timeout_kills_process_group(tmp_path: Path) -> None:
     runner.timeout_s = 1.5  # only for predict: a loaded machine may take longer to start the runner
     pgid = runner.pid
     assert pgid is not None
-    assert eventually(lambda: processes_with_marker(marker))  # the grandchild was started
+    assert eventually(lambda: live_processes_with(marker))  # the grandchild was started
     started = time.monotonic()
     with pytest.raises(LearnwareTimeoutError, match="did not finish within 1.5 s"):
         runner.predict(np.zeros((1, 1)))
@@ -187,7 +172,7 @@ def test_timeout_kills_process_group(tmp_path: Path) -> None:
     assert not runner.alive
     # The child and its grandchild were both killed (PID 1 may reap orphans a little late, and a
     # killed process stays in the group until it is reaped).
-    assert eventually(lambda: not processes_with_marker(marker)), processes_with_marker(marker)
+    assert eventually(lambda: not live_processes_with(marker)), live_processes_with(marker)
     assert eventually(lambda: not live_processes_in_group(pgid)), live_processes_in_group(pgid)
     runner.close()
 

@@ -32,18 +32,9 @@ from lwm.runtime.environment import (
     parse_requirements_txt,
 )
 from lwm.runtime.index_proxy import IndexProxy, index_hosts
-from lwm.runtime.sandbox import SandboxConfig, gvisor_works
+from lwm.runtime.sandbox import SandboxConfig
 
 SECRET_ENV = "LWM_TEST_SERVICE_TOKEN"
-
-
-@pytest.fixture(params=["gvisor", "bwrap"])
-def isolation(request: pytest.FixtureRequest) -> str:
-    if request.param == "gvisor" and not gvisor_works():
-        pytest.skip("gVisor (runsc) is not installed or does not work here")
-    if request.param == "bwrap" and shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap (bwrap) is not installed")
-    return str(request.param)
 
 
 def _sdist(links: Path, name: str, setup_py: str) -> None:
@@ -248,8 +239,8 @@ def test_build_that_never_ends_is_killed_at_its_deadline(tmp_path: Path, isolati
         while True:
             time.sleep(1)
     """)
-    manager = make_manager(links, isolation, build_timeout_s=30)
-    with pytest.raises(EnvironmentBuildError, match="took longer than 30 s"):
+    manager = make_manager(links, isolation, build_timeout_s=15)
+    with pytest.raises(EnvironmentBuildError, match="took longer than 15 s"):
         manager.prepare_requirements(parse_requirements_txt("lwm-test-endless-sdist\n"))
     assert list((tmp_path / "envs").iterdir()) == []  # the build and scratch folders are gone
     # The sandbox dies with its killed parent (runsc's sandbox within a few seconds). Its host processes
