@@ -101,17 +101,25 @@ function featureInput(form: HTMLFormElement): SemanticSpec["input"] {
   return { dimension, descriptions };
 }
 
-async function searchView(): Promise<void> {
+/** The vocabulary a form offers; undefined (the page says why) when it cannot be read or the user went elsewhere. */
+async function formVocabulary(form: string): Promise<Vocabulary | undefined> {
   const shown = navigation;
   main.innerHTML = "<p>Loading…</p>";
-  let tags: Vocabulary;
   try {
-    tags = await vocabulary();
+    const tags = await vocabulary();
+    return shown === navigation ? tags : undefined;
   } catch (error) {
-    if (shown !== navigation) return;
-    main.innerHTML = "<p>The search form needs the market's vocabulary, which cannot be read.</p>";
-    return say(describe(error));
+    if (shown !== navigation) return undefined;
+    main.innerHTML = `<p>The ${form} form needs the market's vocabulary, which cannot be read.</p>`;
+    say(describe(error));
+    return undefined;
   }
+}
+
+async function searchView(): Promise<void> {
+  const shown = navigation;
+  const tags = await formVocabulary("search");
+  if (tags === undefined) return;
   let hetero = false;
   try {
     hetero = (await call<MarketInfo>("GET", "/v1/market")).kind === "MARKET_KIND_HETERO";
@@ -233,17 +241,8 @@ async function recheck(id: string): Promise<void> {
 // ---- upload ----
 
 async function uploadView(): Promise<void> {
-  const shown = navigation;
-  main.innerHTML = "<p>Loading…</p>";
-  let tags: Vocabulary;
-  try {
-    tags = await vocabulary();
-  } catch (error) {
-    if (shown !== navigation) return;
-    main.innerHTML = "<p>The upload form needs the market's vocabulary, which cannot be read.</p>";
-    return say(describe(error));
-  }
-  if (shown !== navigation) return;
+  const tags = await formVocabulary("upload");
+  if (tags === undefined) return;
   main.innerHTML = `
     <h2>Upload a learnware</h2>
     <form id="upload-form">
