@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 # Test files run in parallel, one file per worker (its servers and fixtures stay together): the
 # suite mostly waits on servers, sandboxes and builds, so more workers than cores pay.
-PYTEST_WORKERS ?= 6
+PYTEST_WORKERS ?= 4
 TS_DIR := clients/typescript
 TS_STAMP := $(TS_DIR)/dist/.built-stamp
 DESCRIPTOR_SET := build/learnware.v1.desc

@@ -20,7 +20,7 @@ from lwm.rpc.auth import TokenStore
 from lwm.spec import RKMETableSpecification
 from lwm.testing.synthetic import TableWorld
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # make test-all (make test stays under 12 minutes on 2 cores)
 
 
 def lwm(*args: str, token: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from lwm.client.reuse import HeteroMapAlignLearnware, JobSelectorReuser
 from lwm.learnware.template import write_learnware_zip
 from lwm.spec import RKMETextSpecification, generate_semantic_spec
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # make test-all (make test stays under 12 minutes on 2 cores)
 
 TOPICS = {
     "coffee": ["coffee", "espresso", "tea", "latte", "brew"],

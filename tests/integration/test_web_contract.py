@@ -24,7 +24,7 @@ from lwm.testing.local_servers import free_port
 from lwm.testing.synthetic import TableWorld
 from lwm.testing.web import WebProcess
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # make test-all (make test stays under 12 minutes on 2 cores)
 CHECKS = [schemathesis.checks.not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # make test-all (make test stays under 12 minutes on 2 cores)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 START_TIMEOUT_S = 600  # a market start and a learnware check, on a loaded machine
 

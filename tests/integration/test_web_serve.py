@@ -15,7 +15,7 @@ from web_testing import http, post_json
 from lwm.client.cli import EXIT_USAGE
 from lwm.testing.local_servers import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # make test-all (make test stays under 12 minutes on 2 cores)
 
 
 def test_serve_all_with_web_port(market_process) -> None:
