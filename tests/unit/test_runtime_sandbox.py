@@ -239,25 +239,6 @@ def test_sandbox_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         SandboxConfig.from_env()
 
 
-FLOOD = """
-    import os, sys, threading, time
-    from learnware.model import BaseModel
-
-    class Flood(BaseModel):
-        def __init__(self, kind, token):
-            super().__init__(input_shape=(1,), output_shape=(1,))
-            self.kind, self.token = kind, token
-
-        def predict(self, X):
-            for _ in range(300):
-                if self.kind == "threads":
-                    threading.Thread(target=time.sleep, args=(20,), daemon=True).start()
-                elif os.fork() == 0:
-                    os.execv("/bin/sleep", ["sleep", "20", self.token])
-            return X
-"""
-
-
 def descendants(pid: int) -> set[int]:
     """The host pids below `pid` in the process tree."""
     children: dict[int, list[int]] = {}
@@ -280,14 +261,14 @@ def descendants(pid: int) -> set[int]:
 
 @pytest.mark.parametrize("kind", ["processes", "threads"])
 def test_fork_and_thread_floods_stop_at_the_process_limit(tmp_path: Path, isolation: str, kind: str) -> None:
-    folder = write_learnware(tmp_path / "lw", FLOOD)
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "learnwares" / "floods"
     token = f"0.0000{uuid.uuid4().int % 10**8:08d}"  # a valid extra sleep argument, unique to this test
     sandbox = SandboxConfig(isolation=isolation, max_processes=32)
-    runner = ModelRunner(folder, "Flood", {"kind": kind, "token": token}, timeout_s=60, sandbox=sandbox).start()
+    runner = ModelRunner(folder, "Model", {"kind": kind, "token": token}, timeout_s=60, sandbox=sandbox).start()
     assert runner.pid is not None
     try:
         with pytest.raises(LearnwareRuntimeError, match=r"the sandbox allows at most 32 processes and threads"):
-            runner.predict(np.zeros((1, 1)))
+            runner.predict(np.zeros((1, 4)))
         during = descendants(runner.pid)
         assert len(live_processes_with(token)) <= 32
         assert len(during) <= 32 + 8  # the flood, capped, plus the sandbox's own processes

@@ -193,21 +193,28 @@ class MetadataStore:
         client_request_id: str = "",
     ) -> LearnwareRecord:
         """Insert a learnware; with a client_request_id this owner already used, DuplicateRequest carrying the first learnware."""
+        now = time.time()
         try:
-            return self._insert(
-                learnware_id=learnware_id,
-                owner=owner,
-                market_id=market_id,
-                status=status,
-                semantic_spec=semantic_spec,
-                stat_specs=stat_specs,
-                zip_key=zip_key,
-                zip_size=zip_size,
-                zip_sha256=zip_sha256,
-                check_report=check_report,
-                created_at=created_at,
-                client_request_id=client_request_id,
-            )
+            with self._write_lock, self._session() as session:
+                row = LearnwareRow(
+                    id=learnware_id,
+                    owner=owner,
+                    market_id=market_id,
+                    status=status,
+                    semantic_spec=json.dumps(semantic_spec),
+                    stat_specs=json.dumps(stat_specs),
+                    check_report=check_report,
+                    zip_key=zip_key,
+                    zip_size=zip_size,
+                    zip_sha256=zip_sha256,
+                    created_at=created_at if created_at is not None else now,
+                    updated_at=now,
+                    revision=0,
+                    deleted=False,
+                    client_request_id=client_request_id or None,
+                )
+                self._commit_change(session, row)
+                return _record(row)
         except IntegrityError:
             first = self.by_client_request(owner, client_request_id) if client_request_id else None
             if first is None:
@@ -219,44 +226,6 @@ class MetadataStore:
         with self._session() as session:
             row = session.scalar(select(LearnwareRow).where(LearnwareRow.owner == owner, LearnwareRow.client_request_id == client_request_id))
             return _record(row) if row is not None else None
-
-    def _insert(
-        self,
-        *,
-        learnware_id: str,
-        owner: str,
-        market_id: str,
-        status: str,
-        semantic_spec: dict[str, Any],
-        stat_specs: list[dict[str, Any]],
-        zip_key: str,
-        zip_size: int,
-        zip_sha256: str,
-        check_report: str,
-        created_at: float | None,
-        client_request_id: str,
-    ) -> LearnwareRecord:
-        now = time.time()
-        with self._write_lock, self._session() as session:
-            row = LearnwareRow(
-                id=learnware_id,
-                owner=owner,
-                market_id=market_id,
-                status=status,
-                semantic_spec=json.dumps(semantic_spec),
-                stat_specs=json.dumps(stat_specs),
-                check_report=check_report,
-                zip_key=zip_key,
-                zip_size=zip_size,
-                zip_sha256=zip_sha256,
-                created_at=created_at if created_at is not None else now,
-                updated_at=now,
-                revision=0,
-                deleted=False,
-                client_request_id=client_request_id or None,
-            )
-            self._commit_change(session, row)
-            return _record(row)
 
     def exists(self, learnware_id: str) -> bool:
         """Whether a row (live or tombstone) has this id."""
