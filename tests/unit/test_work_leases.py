@@ -14,8 +14,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from lwm.rpc.leases import LeaseKeeper
 from lwm.rpc.learnware.v1 import organizer_pb2, organizer_pb2_grpc
+from lwm.rpc.leases import LeaseKeeper
 from lwm.rpc.server import channel
 from lwm.services.organizer.leases import Fence, LeaseStore, StaleFence
 from lwm.services.organizer.metadata import MetadataStore

@@ -38,7 +38,7 @@ import torch
 
 from lwm.learnware.vocabulary import HETERO_SPEC_TYPE, TABLE_SPEC_TYPE
 from lwm.rpc import convert
-from lwm.rpc.errors import failed_precondition, invalid_argument
+from lwm.rpc.errors import ServiceError, failed_precondition, invalid_argument
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc, searcher_pb2
 from lwm.rpc.leases import LeaseKeeper
 from lwm.rpc.tensors import from_tensor
@@ -94,6 +94,13 @@ def training_sample(sources: list[HeteroSource], limit: int) -> list[HeteroSourc
     if len(sources) <= limit:
         return sources
     return heapq.nsmallest(limit, sources, key=lambda source: hashlib.blake2b(source.info.id.encode(), digest_size=8).digest())
+
+
+class TrainerLeaseLost(ServiceError):
+    """A training's engine was discarded: another searcher took the trainer lease over while it ran."""
+
+    def __init__(self, engine_id: str, details: str) -> None:
+        super().__init__(grpc.StatusCode.FAILED_PRECONDITION, f"hetero engine {engine_id} discarded: another searcher took the trainer lease over during its training ({details})")
 
 
 @dataclass(frozen=True)
@@ -295,6 +302,8 @@ class HeteroIndex:
                     if fence is not None:  # else the lease lapsed since _work() looked
                         self._train(training_sample(sources, self.settings.max_training_learnwares), len(sources), self.settings.steps, fence)
                 self.last_error = ""
+            except TrainerLeaseLost as lost:
+                log.warning("%s; following its checkpoints now", lost.message)
             except Exception as error:  # the thread must outlive a failed training or an unreachable organizer
                 self.last_error = str(error)
                 log.exception("hetero engine %s failed; retrying in 5 s", work)
@@ -386,7 +395,7 @@ class HeteroIndex:
                 version = self.organizer.PutCheckpoint(organizer_pb2.PutCheckpointRequest(name=CHECKPOINT_NAME, data=engine.to_bytes(), fence=fence)).version
             except grpc.RpcError as error:
                 if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                    raise failed_precondition(f"hetero engine {engine.engine_id} discarded: another searcher took the trainer lease over during its training ({error.details()})") from None
+                    raise TrainerLeaseLost(engine.engine_id, error.details() or "") from None
                 raise
             self._install(engine, version)
         summary = f"hetero engine {engine.engine_id} trained on {len(sources)} of {qualifying} qualifying learnwares ({steps} steps) in {time.perf_counter() - started:.1f} s"
