@@ -277,14 +277,8 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
                 if self.metadata.latest_revision() <= revision:
                     self.metadata.changed.wait(WATCH_POLL_S)
 
-    def _checkpoint_key(self, name: str) -> str:
-        """A new object key for a version of checkpoint `name` (each version is its own object)."""
-        if not CHECKPOINT_NAME.fullmatch(name) or ".." in name:
-            raise invalid_argument(f"bad checkpoint name {name!r}: use lowercase letters, digits, '-', '_' and '.'")
-        return f"{CHECKPOINT_PREFIX}{name}.{uuid.uuid4().hex}"
-
     def PutCheckpoint(self, request: organizer_pb2.PutCheckpointRequest, context: grpc.ServicerContext) -> organizer_pb2.PutCheckpointResponse:
-        key = self._checkpoint_key(request.name)
+        key = f"{CHECKPOINT_PREFIX}{_checkpoint_name(request.name)}.{uuid.uuid4().hex}"  # each version is its own object
         if len(request.data) > MAX_CHECKPOINT_BYTES:
             raise invalid_argument(f"checkpoint of {len(request.data)} bytes exceeds the limit of {MAX_CHECKPOINT_BYTES} bytes")
         fence = None
@@ -301,10 +295,11 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
             self.objects.put_file(key, path, sha256)
         try:
             record, replaced = self.leases.record_checkpoint(request.name, key, sha256, len(request.data), fence)
-        except BaseException as error:
+        except StaleFence as error:
             self.objects.delete(key)
-            if isinstance(error, StaleFence):
-                raise failed_precondition(str(error)) from None
+            raise failed_precondition(str(error)) from None
+        except BaseException:
+            self.objects.delete(key)
             raise
         if replaced is not None:
             self.objects.delete(replaced)  # a crash before this leaves an unreferenced object under checkpoints/
@@ -312,7 +307,7 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
         return organizer_pb2.PutCheckpointResponse(sha256=sha256, version=record.version)
 
     def GetCheckpoint(self, request: organizer_pb2.GetCheckpointRequest, context: grpc.ServicerContext) -> organizer_pb2.GetCheckpointResponse:
-        self._checkpoint_key(request.name)  # validates the name
+        _checkpoint_name(request.name)
         for _ in range(3):  # a write may replace (and delete) the version between reading its row and its object
             record = self.leases.checkpoint(request.name)
             if record is None:
@@ -336,6 +331,12 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
 
     def ReleaseLease(self, request: organizer_pb2.ReleaseLeaseRequest, context: grpc.ServicerContext) -> organizer_pb2.ReleaseLeaseResponse:
         return organizer_pb2.ReleaseLeaseResponse(released=self.leases.release(_lease_name(request.name), _lease_holder(request.holder)))
+
+
+def _checkpoint_name(name: str) -> str:
+    if not CHECKPOINT_NAME.fullmatch(name) or ".." in name:
+        raise invalid_argument(f"bad checkpoint name {name!r}: use lowercase letters, digits, '-', '_' and '.'")
+    return name
 
 
 def _lease_name(name: str) -> str:
