@@ -41,6 +41,8 @@ class LeaseKeeper:
         self.ttl_s = ttl_s
         self.holder = holder or process_holder_name()
         self.on_change = on_change  # called with the new epoch (None: lost) when the holding changes
+        # A slow answer still counts from when it was asked, so waiting longer than the renewal period is harmless.
+        self._call_timeout_s = max(5.0, ttl_s / 3)
         self._epoch: int | None = None
         self._valid_until = 0.0  # monotonic
         self._lock = threading.Lock()
@@ -70,12 +72,12 @@ class LeaseKeeper:
     def stop(self) -> None:
         """Stop renewing and release the lease if held, so another process can take it at once."""
         self._stop.set()
-        self._thread.join(timeout=self.ttl_s)
+        self._thread.join(timeout=self._call_timeout_s)
         with self._lock:
             held, self._epoch = self._epoch is not None, None
         if held:
             try:
-                self.organizer.ReleaseLease(organizer_pb2.ReleaseLeaseRequest(name=self.name, holder=self.holder), timeout=max(1.0, self.ttl_s / 3))
+                self.organizer.ReleaseLease(organizer_pb2.ReleaseLeaseRequest(name=self.name, holder=self.holder), timeout=self._call_timeout_s)
             except grpc.RpcError as error:
                 log.warning("could not release lease %s (it lapses in at most %.0f s): %s", self.name, self.ttl_s, error.details() if isinstance(error, grpc.Call) else error)
 
@@ -83,7 +85,7 @@ class LeaseKeeper:
         request = organizer_pb2.AcquireLeaseRequest(name=self.name, holder=self.holder, ttl_s=self.ttl_s, take_over=take_over)
         with self._asking:
             sent = time.monotonic()
-            reply = self.organizer.AcquireLease(request, timeout=max(1.0, self.ttl_s / 3))
+            reply = self.organizer.AcquireLease(request, timeout=self._call_timeout_s)
             return self._answered(reply, sent)
 
     def _answered(self, reply: organizer_pb2.AcquireLeaseResponse, sent: float) -> int | None:
