@@ -121,7 +121,7 @@ def _hetero_search(device: str, checkpoint: bytes, world, specs: list, user_tabl
     for change in changes:
         hetero.apply(change)
         index.apply(change)
-    hetero._install(HeteroEngine.from_bytes(checkpoint, device))
+    hetero._install(HeteroEngine.from_bytes(checkpoint, device), 1)
     request = searcher_pb2.SearchLearnwaresRequest(mode=searcher_pb2.SEARCH_MODE_HETERO, semantic_spec=convert.semantic_from_dict(world.user_semantic_spec(user_table)), max_search_num=3)
     request.stat_specs.append(common_pb2.StatSpec(type=TABLE, z=to_tensor(user_spec.get_z()), beta=to_tensor(user_spec.get_beta()), gamma=user_spec.gamma))
     return SearcherServicer(index, IndexSettings(), hetero).SearchLearnwares(request, None)

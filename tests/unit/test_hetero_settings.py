@@ -30,3 +30,13 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LWM_HETERO_MAX_TRAINING_LEARNWARES", "2")
     with pytest.raises(ValueError, match="below LWM_HETERO_MIN_LEARNWARES"):
         HeteroSettings.from_env()
+
+
+def test_trainer_lease_and_checkpoint_poll_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LWM_HETERO_TRAINER_LEASE_S", "12")
+    monkeypatch.setenv("LWM_HETERO_CHECKPOINT_POLL_S", "0.5")
+    settings = HeteroSettings.from_env()
+    assert (settings.trainer_lease_s, settings.checkpoint_poll_s) == (12.0, 0.5)
+    monkeypatch.setenv("LWM_HETERO_TRAINER_LEASE_S", "0")
+    with pytest.raises(ValueError, match="must be positive"):
+        HeteroSettings.from_env()

@@ -56,7 +56,7 @@ def test_migrations_adopt_a_skeleton_database_and_keep_its_revisions(tmp_path: P
     assert [record.id for _, record in metadata.list(after_seq=0, limit=10, market_id="default")[0]] == ["old1"]
     assert metadata.list(after_seq=0, limit=10, market_id="alpha")[1] == 1 and metadata.list(after_seq=0, limit=10)[1] == 2
     with sqlite3.connect(db) as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == ("0005",)
     MetadataStore(f"sqlite:///{db}")  # opening again is a no-op migration
 
 

@@ -18,9 +18,10 @@ from google.protobuf import json_format
 
 from lwm.learnware.archive import LearnwareArchive
 from lwm.rpc import convert, metrics
-from lwm.rpc.errors import ServiceError, caller_input, grpc_errors, invalid_argument, not_found
+from lwm.rpc.errors import ServiceError, caller_input, failed_precondition, grpc_errors, invalid_argument, not_found
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import Server
+from lwm.services.organizer.leases import CheckpointRecord, Fence, LeaseStore, StaleFence
 from lwm.services.organizer.metadata import DEFAULT_MARKET_ID, DuplicateRequest, LearnwareRecord, MetadataStore
 from lwm.services.organizer.object_store import ObjectNotFound, ObjectStore, S3Config, open_object_store, sha256_file
 from lwm.services.organizer.sweeper import Sweeper
@@ -34,6 +35,9 @@ CHECKPOINT_PREFIX = "checkpoints/"
 CHECKPOINT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
 MAX_CLIENT_REQUEST_ID_CHARS = 128
+LEASE_NAME = re.compile(r"[a-z0-9][a-z0-9._/-]{0,127}")
+MAX_LEASE_HOLDER_CHARS = 256
+MAX_LEASE_TTL_S = 86400.0
 
 
 @dataclass
@@ -109,6 +113,7 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
         self.metadata = metadata
         self.objects = objects
         self.config = config
+        self.leases = LeaseStore(metadata)
 
     def _get(self, learnware_id: str) -> LearnwareRecord:
         if not learnware_id:
@@ -272,30 +277,82 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
                 if self.metadata.latest_revision() <= revision:
                     self.metadata.changed.wait(WATCH_POLL_S)
 
-    def _checkpoint_key(self, name: str) -> str:
-        if not CHECKPOINT_NAME.fullmatch(name) or ".." in name:
-            raise invalid_argument(f"bad checkpoint name {name!r}: use lowercase letters, digits, '-', '_' and '.'")
-        return CHECKPOINT_PREFIX + name
-
     def PutCheckpoint(self, request: organizer_pb2.PutCheckpointRequest, context: grpc.ServicerContext) -> organizer_pb2.PutCheckpointResponse:
-        key = self._checkpoint_key(request.name)
+        key = f"{CHECKPOINT_PREFIX}{_checkpoint_name(request.name)}.{uuid.uuid4().hex}"  # each version is its own object
         if len(request.data) > MAX_CHECKPOINT_BYTES:
             raise invalid_argument(f"checkpoint of {len(request.data)} bytes exceeds the limit of {MAX_CHECKPOINT_BYTES} bytes")
+        fence = None
+        if request.HasField("fence"):
+            fence = Fence(_lease_name(request.fence.name), _lease_holder(request.fence.holder), request.fence.epoch)
+            try:
+                self.leases.check_fence(fence)  # refuse a stale writer before storing its bytes
+            except StaleFence as error:
+                raise failed_precondition(str(error)) from None
         sha256 = hashlib.sha256(request.data).hexdigest()
         with tempfile.TemporaryDirectory(prefix="lwm_checkpoint_") as tmp:
             path = Path(tmp) / "checkpoint"
             path.write_bytes(request.data)
             self.objects.put_file(key, path, sha256)
-        log.info("stored checkpoint %s (%d bytes)", request.name, len(request.data))
-        return organizer_pb2.PutCheckpointResponse(sha256=sha256)
+        try:
+            record, replaced = self.leases.record_checkpoint(request.name, key, sha256, len(request.data), fence)
+        except StaleFence as error:
+            self.objects.delete(key)
+            raise failed_precondition(str(error)) from None
+        except BaseException:
+            self.objects.delete(key)
+            raise
+        if replaced is not None:
+            self.objects.delete(replaced)  # a crash before this leaves an unreferenced object under checkpoints/
+        log.info("stored checkpoint %s version %d (%d bytes%s)", request.name, record.version, len(request.data), f", lease epoch {fence.epoch} of {fence.holder}" if fence else "")
+        return organizer_pb2.PutCheckpointResponse(sha256=sha256, version=record.version)
 
     def GetCheckpoint(self, request: organizer_pb2.GetCheckpointRequest, context: grpc.ServicerContext) -> organizer_pb2.GetCheckpointResponse:
-        key = self._checkpoint_key(request.name)
-        try:
-            data = b"".join(self.objects.open_chunks(key))
-        except ObjectNotFound:
-            raise not_found(f"no checkpoint named {request.name!r}") from None
-        return organizer_pb2.GetCheckpointResponse(data=data, sha256=hashlib.sha256(data).hexdigest())
+        _checkpoint_name(request.name)
+        for _ in range(3):  # a write may replace (and delete) the version between reading its row and its object
+            record = self.leases.checkpoint(request.name)
+            if record is None:
+                raise not_found(f"no checkpoint named {request.name!r}")
+            if record.version <= request.after_version:
+                return checkpoint_reply(record, b"")
+            try:
+                return checkpoint_reply(record, b"".join(self.objects.open_chunks(record.object_key)))
+            except ObjectNotFound:
+                continue
+        raise ServiceError(grpc.StatusCode.UNAVAILABLE, f"checkpoint {request.name!r} kept changing while it was read; retry")
+
+    def AcquireLease(self, request: organizer_pb2.AcquireLeaseRequest, context: grpc.ServicerContext) -> organizer_pb2.AcquireLeaseResponse:
+        name, holder = _lease_name(request.name), _lease_holder(request.holder)
+        if not 0 < request.ttl_s <= MAX_LEASE_TTL_S:
+            raise invalid_argument(f"ttl_s must be in (0, {MAX_LEASE_TTL_S:g}] seconds, got {request.ttl_s}")
+        lease = self.leases.acquire(name, holder, request.ttl_s, take_over=request.take_over)
+        if lease.granted and request.take_over:
+            log.info("lease %s taken over by %s (epoch %d)", name, holder, lease.epoch)
+        return organizer_pb2.AcquireLeaseResponse(granted=lease.granted, epoch=lease.epoch, expires_at=lease.expires_at, holder=lease.holder)
+
+    def ReleaseLease(self, request: organizer_pb2.ReleaseLeaseRequest, context: grpc.ServicerContext) -> organizer_pb2.ReleaseLeaseResponse:
+        return organizer_pb2.ReleaseLeaseResponse(released=self.leases.release(_lease_name(request.name), _lease_holder(request.holder)))
+
+
+def _checkpoint_name(name: str) -> str:
+    if not CHECKPOINT_NAME.fullmatch(name) or ".." in name:
+        raise invalid_argument(f"bad checkpoint name {name!r}: use lowercase letters, digits, '-', '_' and '.'")
+    return name
+
+
+def _lease_name(name: str) -> str:
+    if not LEASE_NAME.fullmatch(name) or ".." in name:
+        raise invalid_argument(f"bad lease name {name!r}: use lowercase letters, digits, '-', '_', '.' and '/' (at most 128)")
+    return name
+
+
+def _lease_holder(holder: str) -> str:
+    if not holder or len(holder) > MAX_LEASE_HOLDER_CHARS:
+        raise invalid_argument(f"a lease holder must be 1 to {MAX_LEASE_HOLDER_CHARS} characters, got {len(holder)}")
+    return holder
+
+
+def checkpoint_reply(record: CheckpointRecord, data: bytes) -> organizer_pb2.GetCheckpointResponse:
+    return organizer_pb2.GetCheckpointResponse(data=data, sha256=record.sha256, version=record.version, writer=record.writer, epoch=record.epoch)
 
 
 def zip_too_large(message: str) -> ServiceError:

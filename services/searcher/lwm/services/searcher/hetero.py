@@ -6,14 +6,19 @@ description of every input feature) and, once an engine exists, their
 HeteroMapTableSpecifications in one SpecStack: the same stacked specs the homogeneous
 search ranks, so hetero search has the same scores and mixtures.
 
-A background thread owns the engine's life cycle: after the backlog is loaded it loads
-the last checkpoint from the organizer (so a restarted searcher does not retrain), trains
-when at least `min_learnwares` learnwares qualify and no engine exists, and retrains
-once `retrain_after` qualifying learnwares arrived since the last training started. A
-training sees at most `max_training_learnwares` of them (a stable sample); every
-qualifying learnware is mapped and searched.
+A background thread owns the engine's life cycle. Of a market's searcher replicas only the
+one holding the organizer's "hetero-trainer" lease trains (lwm.rpc.leases; a dead trainer's
+lease lapses and another replica takes it over): it trains when at least `min_learnwares`
+learnwares qualify and no engine exists, retrains once `retrain_after` qualifying
+learnwares arrived since the last training started, and checkpoints each engine in the
+organizer, fenced by its lease's epoch so that a trainer that lost its lease cannot
+overwrite its successor's checkpoint. Every replica, the trainer included, loads the
+checkpoint after the backlog (a restarted searcher does not retrain) and then polls its
+version every `checkpoint_poll_s`, swapping in each newer engine. A training sees at most
+`max_training_learnwares` learnwares (a stable sample); every qualifying learnware is
+mapped and searched.
 A new engine's specs are built beside the old ones and swapped in at once: searches
-meanwhile use the old engine and never wait for training.
+meanwhile use the old engine and never wait for training or loading.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ import torch
 
 from lwm.learnware.vocabulary import HETERO_SPEC_TYPE, TABLE_SPEC_TYPE
 from lwm.rpc import convert
-from lwm.rpc.errors import failed_precondition, invalid_argument
-from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
+from lwm.rpc.errors import ServiceError, failed_precondition, invalid_argument
+from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc, searcher_pb2
+from lwm.rpc.leases import LeaseKeeper
 from lwm.rpc.tensors import from_tensor
 from lwm.services.searcher.index import GroupKey
 from lwm.services.searcher.search import SearchQuery
@@ -46,6 +52,8 @@ from lwm.spec.rkme import RKMETableSpecification
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "hetero-engine"
+# One engine serves all of a deployment's named markets, so one lease covers its training.
+TRAINER_LEASE = "hetero-trainer"
 QUALIFYING_RULE = "USABLE table learnwares of Task Classification or Regression whose semantic Input describes every feature"
 
 
@@ -59,6 +67,10 @@ class HeteroSettings:
     # LWM_HETERO_MAX_TRAINING_LEARNWARES: a training herds pseudo-rows from at most this many (a stable sample by
     # id hash); its steps are fixed, so more would only cost memory and herding time. Every learnware is still mapped.
     max_training_learnwares: int = 1_000
+    # LWM_HETERO_TRAINER_LEASE_S: time to live of the trainer lease (renewed every third of it); a dead
+    # trainer's replica takes over within about 4/3 of it.
+    trainer_lease_s: float = 30.0
+    checkpoint_poll_s: float = 5.0  # LWM_HETERO_CHECKPOINT_POLL_S: how often a searcher looks for a newer checkpoint
 
     @classmethod
     def from_env(cls) -> HeteroSettings:
@@ -67,9 +79,13 @@ class HeteroSettings:
             int(os.environ.get("LWM_HETERO_RETRAIN_AFTER", cls.retrain_after)),
             int(os.environ.get("LWM_HETERO_TRAIN_STEPS", cls.steps)),
             int(os.environ.get("LWM_HETERO_MAX_TRAINING_LEARNWARES", cls.max_training_learnwares)),
+            float(os.environ.get("LWM_HETERO_TRAINER_LEASE_S", cls.trainer_lease_s)),
+            float(os.environ.get("LWM_HETERO_CHECKPOINT_POLL_S", cls.checkpoint_poll_s)),
         )
         if settings.max_training_learnwares < settings.min_learnwares:
             raise ValueError(f"LWM_HETERO_MAX_TRAINING_LEARNWARES ({settings.max_training_learnwares}) is below LWM_HETERO_MIN_LEARNWARES ({settings.min_learnwares})")
+        if settings.trainer_lease_s <= 0 or settings.checkpoint_poll_s <= 0:
+            raise ValueError(f"LWM_HETERO_TRAINER_LEASE_S ({settings.trainer_lease_s}) and LWM_HETERO_CHECKPOINT_POLL_S ({settings.checkpoint_poll_s}) must be positive")
         return settings
 
 
@@ -78,6 +94,13 @@ def training_sample(sources: list[HeteroSource], limit: int) -> list[HeteroSourc
     if len(sources) <= limit:
         return sources
     return heapq.nsmallest(limit, sources, key=lambda source: hashlib.blake2b(source.info.id.encode(), digest_size=8).digest())
+
+
+class TrainerLeaseLost(ServiceError):
+    """A training's engine was discarded: another searcher took the trainer lease over while it ran."""
+
+    def __init__(self, engine_id: str, details: str) -> None:
+        super().__init__(grpc.StatusCode.FAILED_PRECONDITION, f"hetero engine {engine_id} discarded: another searcher took the trainer lease over during its training ({details})")
 
 
 @dataclass(frozen=True)
@@ -145,8 +168,9 @@ class HeteroIndex:
         self._sources: dict[str, HeteroSource] = {}
         self._arrived = 0  # qualifying learnwares added or changed since the current engine's training started
         self._space: HeteroSpace | None = None
+        self._version = 0  # the organizer's checkpoint version of the serving engine (0: none)
         self._synced = False
-        self._checkpoint_tried = False
+        self._next_poll = 0.0  # monotonic time of the next look for a newer checkpoint
         self.training = False
         self.last_error = ""
         self._lock = threading.Lock()
@@ -154,6 +178,7 @@ class HeteroIndex:
         self._wake = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hetero-engine", daemon=True)
+        self.lease = LeaseKeeper(organizer, TRAINER_LEASE, settings.trainer_lease_s, on_change=self._lease_changed)
 
     # ----- change feed ---------------------------------------------------
     def apply(self, change: organizer_pb2.WatchLearnwaresResponse) -> None:
@@ -211,30 +236,44 @@ class HeteroIndex:
         state = ("; retraining" if training else "") + failed
         return f"hetero engine {space.engine.engine_id} trained on {len(space.engine.learnware_ids)} learnwares, {len(space.stack)} of {qualifying} qualifying learnwares mapped{state}"
 
-    def stats(self) -> tuple[str, int, int, bool]:
-        """Engine id ('' if none), learnwares it was trained on, qualifying learnwares, training now."""
+    def stats(self) -> searcher_pb2.HeteroEngineStats:
+        """The serving engine, the qualifying learnwares, and whether this searcher trains."""
+        trainer = self.lease.epoch() is not None
         with self._lock:
-            space = self._space
-            return ("", 0, len(self._sources), self.training) if space is None else (space.engine.engine_id, len(space.engine.learnware_ids), len(self._sources), self.training)
+            stats = searcher_pb2.HeteroEngineStats(qualifying=len(self._sources), training=self.training, trainer=trainer, checkpoint_version=self._version)
+            if self._space is not None:
+                stats.engine_id, stats.trained_on = self._space.engine.engine_id, len(self._space.engine.learnware_ids)
+            return stats
 
     # ----- engine life cycle --------------------------------------------
     def start(self) -> None:
+        self.lease.start()
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the engine thread; a training in progress is abandoned with the process (the thread is a daemon,
-        and the organizer writes a checkpoint atomically, so nothing is left half-written)."""
+        """Stop the engine thread and give the trainer lease up; a training in progress is abandoned with the process
+        (the thread is a daemon, and the organizer writes a checkpoint atomically, so nothing is left half-written)."""
         self._stop.set()
         with self._lock:
             self._wake.notify_all()
         self._thread.join(timeout=5)
+        self.lease.stop()
+
+    def _lease_changed(self, epoch: int | None) -> None:
+        if epoch is not None:
+            log.info("hetero engine: this searcher is the trainer now (lease epoch %d); loading the latest checkpoint first", epoch)
+            with self._lock:
+                self._next_poll = 0.0  # a new trainer starts from its predecessor's last checkpoint
+                self._wake.notify_all()
 
     def _work(self) -> str | None:
-        """What the engine thread should do now: 'load', 'train' or None."""
+        """What the engine thread should do now: 'load' (look for a newer checkpoint), 'train' or None."""
         if not self._synced:
             return None
-        if not self._checkpoint_tried:
+        if time.monotonic() >= self._next_poll:
             return "load"
+        if self.lease.epoch() is None:
+            return None
         if self._space is None:
             return "train" if len(self._sources) >= self.settings.min_learnwares else None
         return "train" if self._arrived >= self.settings.retrain_after else None
@@ -244,7 +283,7 @@ class HeteroIndex:
             with self._lock:
                 work = self._work()
                 while work is None and not self._stop.is_set():
-                    self._wake.wait(1.0)
+                    self._wake.wait(min(1.0, max(0.01, self._next_poll - time.monotonic())))
                     work = self._work()
                 if self._stop.is_set():
                     return
@@ -259,8 +298,12 @@ class HeteroIndex:
                 if work == "load":
                     self._load_checkpoint()
                 else:
-                    self._train(training_sample(sources, self.settings.max_training_learnwares), len(sources), self.settings.steps)
+                    fence = self.lease.fence()
+                    if fence is not None:  # else the lease lapsed since _work() looked
+                        self._train(training_sample(sources, self.settings.max_training_learnwares), len(sources), self.settings.steps, fence)
                 self.last_error = ""
+            except TrainerLeaseLost as lost:
+                log.warning("%s; following its checkpoints now", lost.message)
             except Exception as error:  # the thread must outlive a failed training or an unreachable organizer
                 self.last_error = str(error)
                 log.exception("hetero engine %s failed; retrying in 5 s", work)
@@ -269,27 +312,36 @@ class HeteroIndex:
                 with self._lock:
                     self.training = False
                     if work == "load":
-                        self._checkpoint_tried = True
+                        self._next_poll = time.monotonic() + self.settings.checkpoint_poll_s
 
     def _same_sample(self, sources: list[HeteroSource], engine: HeteroEngine) -> bool:
         """Whether training now would use exactly the learnwares `engine` was trained on."""
         return {source.info.id for source in training_sample(sources, self.settings.max_training_learnwares)} == set(engine.learnware_ids)
 
     def _load_checkpoint(self) -> None:
+        """Swap in the organizer's checkpoint if it is newer than the serving engine's (a cheap call when it is not)."""
+        with self._lock:
+            known = self._version
         try:
-            data = self.organizer.GetCheckpoint(organizer_pb2.GetCheckpointRequest(name=CHECKPOINT_NAME)).data
+            reply = self.organizer.GetCheckpoint(organizer_pb2.GetCheckpointRequest(name=CHECKPOINT_NAME, after_version=known))
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
-                log.info("no hetero engine checkpoint in the market yet")
-                return
+                return  # no engine trained in this market yet
             raise
-        engine = HeteroEngine.from_bytes(data, self.device)
-        self._install(engine)
+        if reply.version <= known:
+            return
+        engine = HeteroEngine.from_bytes(reply.data, self.device)
+        with self._training:  # a train_now may have installed a newer engine meanwhile
+            with self._lock:
+                if reply.version <= self._version:
+                    return
+            self._install(engine, reply.version)
         with self._lock:  # qualifying learnwares the checkpoint's training did not see count as arrivals
             trained_on = set(engine.learnware_ids)
             unseen = sum(1 for learnware_id in self._sources if learnware_id not in trained_on)
             self._arrived = unseen if len(self._sources) <= self.settings.max_training_learnwares else 0
-        log.info("hetero engine %s loaded from its checkpoint (trained on %d learnwares)", engine.engine_id, len(engine.learnware_ids))
+        writer = f"written by {reply.writer}, lease epoch {reply.epoch}" if reply.writer else "unfenced"
+        log.info("hetero engine %s loaded from checkpoint version %d (%s; trained on %d learnwares)", engine.engine_id, reply.version, writer, len(engine.learnware_ids))
 
     def train_now(self, learnware_ids: list[str], steps: int) -> tuple[HeteroEngine, str]:
         """Train an engine in the caller's thread and install it (the reference's organizer.train): the engine and a summary.
@@ -297,6 +349,10 @@ class HeteroIndex:
         learnware_ids: train on these (each must qualify), else on the training sample of
         every qualifying learnware. steps: 0 = the settings' steps. A background training
         in progress finishes first: trainings are serialised.
+        The searcher serving the call takes the trainer lease over (a new epoch if another
+        replica held it: that replica's training in progress, if any, is refused when it
+        checkpoints, and it follows the checkpoints from then on). The call returns when the
+        engine serves here; the other replicas load it within checkpoint_poll_s.
         """
         if steps < 0:
             raise invalid_argument(f"steps must be positive (0 = the searcher's default), got {steps}")
@@ -313,28 +369,37 @@ class HeteroIndex:
             sources = [qualifying[learnware_id] for learnware_id in sorted(set(learnware_ids))]
         else:
             sources = training_sample(list(qualifying.values()), self.settings.max_training_learnwares)
+        fence = self.lease.take_over()
         with self._lock:
             self.training = True
             self._arrived = 0
         try:
-            engine, summary = self._train(sources, len(qualifying), steps or self.settings.steps)
+            engine, summary = self._train(sources, len(qualifying), steps or self.settings.steps, fence)
         finally:
             with self._lock:
                 self.training = False
         return engine, summary
 
-    def _train(self, sources: list[HeteroSource], qualifying: int, steps: int) -> tuple[HeteroEngine, str]:
-        """Train on `sources` (of `qualifying` learnwares), install the engine and checkpoint it."""
+    def _train(self, sources: list[HeteroSource], qualifying: int, steps: int, fence: organizer_pb2.LeaseFence) -> tuple[HeteroEngine, str]:
+        """Train on `sources` (of `qualifying` learnwares), checkpoint the engine under the trainer lease's `fence`, install it.
+
+        FAILED_PRECONDITION, nothing installed, if the lease passed to another searcher meanwhile.
+        """
         with self._training:
             started = time.perf_counter()
             config = replace(EngineConfig(), steps=steps)
-            log.info("hetero engine: training on %d of %d qualifying learnwares (%d steps)", len(sources), qualifying, steps)
+            log.info("hetero engine: training on %d of %d qualifying learnwares (%d steps, lease epoch %d)", len(sources), qualifying, steps, fence.epoch)
             tables = [herd_training_table(source.table_spec, source.descriptions, config.pseudo_rows, seed=row) for row, source in enumerate(sources)]
             engine = train_engine(tables, [source.info.id for source in sources], config, self.device)
-            self._install(engine)
-            self.organizer.PutCheckpoint(organizer_pb2.PutCheckpointRequest(name=CHECKPOINT_NAME, data=engine.to_bytes()))
+            try:
+                version = self.organizer.PutCheckpoint(organizer_pb2.PutCheckpointRequest(name=CHECKPOINT_NAME, data=engine.to_bytes(), fence=fence)).version
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    raise TrainerLeaseLost(engine.engine_id, error.details() or "") from None
+                raise
+            self._install(engine, version)
         summary = f"hetero engine {engine.engine_id} trained on {len(sources)} of {qualifying} qualifying learnwares ({steps} steps) in {time.perf_counter() - started:.1f} s"
-        log.info("%s and checkpointed", summary)
+        log.info("%s and checkpointed as version %d", summary, version)
         return engine, summary
 
     def serving(self) -> HeteroEngine:
@@ -345,8 +410,8 @@ class HeteroIndex:
             raise failed_precondition(f"the hetero engine is not trained yet: {qualifying} learnwares qualify, it trains from {self.settings.min_learnwares} (or train it now)")
         return space.engine
 
-    def _install(self, engine: HeteroEngine) -> None:
-        """Map every source with the new engine beside the old space, then swap them (changes meanwhile included)."""
+    def _install(self, engine: HeteroEngine, version: int) -> None:
+        """Map every source with the new engine (checkpoint `version`) beside the old space, then swap them (changes meanwhile included)."""
         with self._lock:
             sources = dict(self._sources)
         space = HeteroSpace(engine, SpecStack((engine.out_dim,), HETERO_GAMMA, self.device), GroupKey(HETERO_SPEC_TYPE, (engine.out_dim,), HETERO_GAMMA))
@@ -358,4 +423,4 @@ class HeteroIndex:
                     self._add_spec(space, source)
             for learnware_id in set(sources) - set(self._sources):
                 space.stack.remove(learnware_id)
-            self._space = space
+            self._space, self._version = space, version

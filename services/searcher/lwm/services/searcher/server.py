@@ -81,17 +81,12 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
         hetero = self._hetero_engine()
         self._wait_for(request.min_revision)
         engine, summary = hetero.train_now(list(request.learnware_ids), request.steps)
-        return searcher_pb2.TrainHeteroEngineResponse(engine=self._engine_stats(hetero), checkpoint=engine.to_bytes(), messages=[summary])
+        return searcher_pb2.TrainHeteroEngineResponse(engine=hetero.stats(), checkpoint=engine.to_bytes(), messages=[summary])
 
     def GetHeteroEngine(self, request: searcher_pb2.GetHeteroEngineRequest, context: grpc.ServicerContext) -> searcher_pb2.GetHeteroEngineResponse:
         hetero = self._hetero_engine()
         engine = hetero.serving()
-        return searcher_pb2.GetHeteroEngineResponse(engine=self._engine_stats(hetero), checkpoint=engine.to_bytes())
-
-    @staticmethod
-    def _engine_stats(hetero: HeteroIndex) -> searcher_pb2.HeteroEngineStats:
-        engine_id, trained_on, qualifying, training = hetero.stats()
-        return searcher_pb2.HeteroEngineStats(engine_id=engine_id, trained_on=trained_on, qualifying=qualifying, training=training)
+        return searcher_pb2.GetHeteroEngineResponse(engine=hetero.stats(), checkpoint=engine.to_bytes())
 
     def GetIndexStats(self, request: searcher_pb2.GetIndexStatsRequest, context: grpc.ServicerContext) -> searcher_pb2.GetIndexStatsResponse:
         count, by_type, nbytes = self.index.stats()
@@ -99,7 +94,7 @@ class SearcherServicer(searcher_pb2_grpc.SearcherServiceServicer):
             learnware_count=count, stat_spec_counts=by_type, revision=self.index.revision, synced=self.index.synced, shard=str(self.index.shard), index_bytes=nbytes
         )
         if self.hetero is not None:
-            response.hetero.CopyFrom(self._engine_stats(self.hetero))
+            response.hetero.CopyFrom(self.hetero.stats())
         return response
 
 

@@ -166,29 +166,89 @@ class WatchLearnwaresResponse(_message.Message):
     def __init__(self, kind: _Optional[_Union[ChangeKind, str]] = ..., revision: _Optional[int] = ..., learnware_id: _Optional[str] = ..., learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., stat_specs: _Optional[_Iterable[_Union[_common_pb2.StatSpec, _Mapping]]] = ...) -> None: ...
 
 class PutCheckpointRequest(_message.Message):
-    __slots__ = ("name", "data")
+    __slots__ = ("name", "data", "fence")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     data: bytes
-    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+    fence: LeaseFence
+    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ..., fence: _Optional[_Union[LeaseFence, _Mapping]] = ...) -> None: ...
+
+class LeaseFence(_message.Message):
+    __slots__ = ("name", "holder", "epoch")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    holder: str
+    epoch: int
+    def __init__(self, name: _Optional[str] = ..., holder: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class PutCheckpointResponse(_message.Message):
-    __slots__ = ("sha256",)
+    __slots__ = ("sha256", "version")
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     sha256: str
-    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, sha256: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetCheckpointRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "after_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    after_version: int
+    def __init__(self, name: _Optional[str] = ..., after_version: _Optional[int] = ...) -> None: ...
 
 class GetCheckpointResponse(_message.Message):
-    __slots__ = ("data", "sha256")
+    __slots__ = ("data", "sha256", "version", "writer", "epoch")
     DATA_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WRITER_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     sha256: str
-    def __init__(self, data: _Optional[bytes] = ..., sha256: _Optional[str] = ...) -> None: ...
+    version: int
+    writer: str
+    epoch: int
+    def __init__(self, data: _Optional[bytes] = ..., sha256: _Optional[str] = ..., version: _Optional[int] = ..., writer: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class AcquireLeaseRequest(_message.Message):
+    __slots__ = ("name", "holder", "ttl_s", "take_over")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    TTL_S_FIELD_NUMBER: _ClassVar[int]
+    TAKE_OVER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    holder: str
+    ttl_s: float
+    take_over: bool
+    def __init__(self, name: _Optional[str] = ..., holder: _Optional[str] = ..., ttl_s: _Optional[float] = ..., take_over: bool = ...) -> None: ...
+
+class AcquireLeaseResponse(_message.Message):
+    __slots__ = ("granted", "epoch", "expires_at", "holder")
+    GRANTED_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    granted: bool
+    epoch: int
+    expires_at: float
+    holder: str
+    def __init__(self, granted: bool = ..., epoch: _Optional[int] = ..., expires_at: _Optional[float] = ..., holder: _Optional[str] = ...) -> None: ...
+
+class ReleaseLeaseRequest(_message.Message):
+    __slots__ = ("name", "holder")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    holder: str
+    def __init__(self, name: _Optional[str] = ..., holder: _Optional[str] = ...) -> None: ...
+
+class ReleaseLeaseResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    def __init__(self, released: bool = ...) -> None: ...

@@ -86,6 +86,16 @@ class OrganizerServiceStub(object):
                 request_serializer=learnware_dot_v1_dot_organizer__pb2.GetCheckpointRequest.SerializeToString,
                 response_deserializer=learnware_dot_v1_dot_organizer__pb2.GetCheckpointResponse.FromString,
                 _registered_method=True)
+        self.AcquireLease = channel.unary_unary(
+                '/learnware.v1.OrganizerService/AcquireLease',
+                request_serializer=learnware_dot_v1_dot_organizer__pb2.AcquireLeaseRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_organizer__pb2.AcquireLeaseResponse.FromString,
+                _registered_method=True)
+        self.ReleaseLease = channel.unary_unary(
+                '/learnware.v1.OrganizerService/ReleaseLease',
+                request_serializer=learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseResponse.FromString,
+                _registered_method=True)
 
 
 class OrganizerServiceServicer(object):
@@ -166,6 +176,21 @@ class OrganizerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcquireLease(self, request, context):
+        """Take or renew a named lease on background work (e.g. "hetero-trainer"): granted when it is
+        free, expired or already held by the caller (a renewal), or always with take_over.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseLease(self, request, context):
+        """End a lease before it expires (only its holder can); the next holder gets a new epoch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrganizerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +243,16 @@ def add_OrganizerServiceServicer_to_server(servicer, server):
                     servicer.GetCheckpoint,
                     request_deserializer=learnware_dot_v1_dot_organizer__pb2.GetCheckpointRequest.FromString,
                     response_serializer=learnware_dot_v1_dot_organizer__pb2.GetCheckpointResponse.SerializeToString,
+            ),
+            'AcquireLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcquireLease,
+                    request_deserializer=learnware_dot_v1_dot_organizer__pb2.AcquireLeaseRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_organizer__pb2.AcquireLeaseResponse.SerializeToString,
+            ),
+            'ReleaseLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseLease,
+                    request_deserializer=learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -492,6 +527,60 @@ class OrganizerService(object):
             '/learnware.v1.OrganizerService/GetCheckpoint',
             learnware_dot_v1_dot_organizer__pb2.GetCheckpointRequest.SerializeToString,
             learnware_dot_v1_dot_organizer__pb2.GetCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcquireLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.OrganizerService/AcquireLease',
+            learnware_dot_v1_dot_organizer__pb2.AcquireLeaseRequest.SerializeToString,
+            learnware_dot_v1_dot_organizer__pb2.AcquireLeaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.OrganizerService/ReleaseLease',
+            learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseRequest.SerializeToString,
+            learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from lwm.rpc.learnware.v1 import common_pb2 as learnware_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnware/v1/searcher.proto\x12\x0clearnware.v1\x1a\x19learnware/v1/common.proto\"\xc6\x02\n\x17SearchLearnwaresRequest\x12\x31\n\rsemantic_spec\x18\x01 \x01(\x0b\x32\x1a.learnware.v1.SemanticSpec\x12*\n\nstat_specs\x18\x02 \x03(\x0b\x32\x16.learnware.v1.StatSpec\x12\x16\n\x0emax_search_num\x18\x03 \x01(\x05\x12\x37\n\x10mixture_strategy\x18\x04 \x01(\x0e\x32\x1d.learnware.v1.MixtureStrategy\x12&\n\x04mode\x18\x05 \x01(\x0e\x32\x18.learnware.v1.SearchMode\x12\x13\n\x0bmax_results\x18\x06 \x01(\x05\x12\x15\n\rlearnware_ids\x18\x07 \x03(\t\x12\x14\n\x0cmin_revision\x18\x08 \x01(\x03\x12\x11\n\tmarket_id\x18\t \x01(\t\"M\n\x0cSingleResult\x12.\n\tlearnware\x18\x01 \x01(\x0b\x32\x1b.learnware.v1.LearnwareInfo\x12\r\n\x05score\x18\x02 \x01(\x01\"`\n\rMixtureResult\x12/\n\nlearnwares\x18\x01 \x03(\x0b\x32\x1b.learnware.v1.LearnwareInfo\x12\x0f\n\x07weights\x18\x02 \x03(\x01\x12\r\n\x05score\x18\x03 \x01(\x01\"\xac\x01\n\x18SearchLearnwaresResponse\x12\x32\n\x0esingle_results\x18\x01 \x03(\x0b\x32\x1a.learnware.v1.SingleResult\x12\x35\n\x10multiple_results\x18\x02 \x03(\x0b\x32\x1b.learnware.v1.MixtureResult\x12\x13\n\x0bsearch_path\x18\x03 \x01(\t\x12\x10\n\x08messages\x18\x04 \x03(\t\"\x16\n\x14GetIndexStatsRequest\"\xc1\x02\n\x15GetIndexStatsResponse\x12\x17\n\x0flearnware_count\x18\x01 \x01(\x03\x12Q\n\x10stat_spec_counts\x18\x02 \x03(\x0b\x32\x37.learnware.v1.GetIndexStatsResponse.StatSpecCountsEntry\x12\x10\n\x08revision\x18\x03 \x01(\x03\x12\x0e\n\x06synced\x18\x04 \x01(\x08\x12\r\n\x05shard\x18\x05 \x01(\t\x12\x13\n\x0bindex_bytes\x18\x06 \x01(\x03\x12\x34\n\x06hetero\x18\x07 \x01(\x0b\x32\x1f.learnware.v1.HeteroEngineStatsH\x00\x88\x01\x01\x1a\x35\n\x13StatSpecCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x42\t\n\x07_hetero\"`\n\x11HeteroEngineStats\x12\x11\n\tengine_id\x18\x01 \x01(\t\x12\x12\n\ntrained_on\x18\x02 \x01(\x03\x12\x12\n\nqualifying\x18\x03 \x01(\x03\x12\x10\n\x08training\x18\x04 \x01(\x08\"V\n\x18TrainHeteroEngineRequest\x12\x15\n\rlearnware_ids\x18\x01 \x03(\t\x12\r\n\x05steps\x18\x02 \x01(\x05\x12\x14\n\x0cmin_revision\x18\x03 \x01(\x03\"r\n\x19TrainHeteroEngineResponse\x12/\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x1f.learnware.v1.HeteroEngineStats\x12\x12\n\ncheckpoint\x18\x02 \x01(\x0c\x12\x10\n\x08messages\x18\x03 \x03(\t\"\x18\n\x16GetHeteroEngineRequest\"^\n\x17GetHeteroEngineResponse\x12/\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x1f.learnware.v1.HeteroEngineStats\x12\x12\n\ncheckpoint\x18\x02 \x01(\x0c\"K\n\x12SearchShardRequest\x12\x35\n\x06search\x18\x01 \x01(\x0b\x32%.learnware.v1.SearchLearnwaresRequest\"@\n\x13SearchShardResponse\x12)\n\x06result\x18\x01 \x01(\x0b\x32\x19.learnware.v1.ShardResult\"}\n\x19MergeSearchResultsRequest\x12\x35\n\x06search\x18\x01 \x01(\x0b\x32%.learnware.v1.SearchLearnwaresRequest\x12)\n\x06shards\x18\x02 \x03(\x0b\x32\x19.learnware.v1.ShardResult\"T\n\x1aMergeSearchResultsResponse\x12\x36\n\x06result\x18\x01 \x01(\x0b\x32&.learnware.v1.SearchLearnwaresResponse\"G\n\x0f\x44istanceSummary\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x0b\n\x03sum\x18\x02 \x01(\x01\x12\x0b\n\x03min\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\"\xa3\x01\n\x0eShardCandidate\x12.\n\tlearnware\x18\x01 \x01(\x0b\x32\x1b.learnware.v1.LearnwareInfo\x12\x16\n\x0esemantic_score\x18\x02 \x01(\x01\x12\x0b\n\x03mmd\x18\x03 \x01(\x01\x12)\n\tstat_spec\x18\x04 \x01(\x0b\x32\x16.learnware.v1.StatSpec\x12\x11\n\tself_term\x18\x05 \x01(\x01\"\xfc\x01\n\x0bShardResult\x12\r\n\x05shard\x18\x01 \x01(\t\x12\x18\n\x10semantic_matches\x18\x02 \x01(\x03\x12\x18\n\x10\x66uzzy_text_match\x18\x03 \x01(\x08\x12\x30\n\ncandidates\x18\x04 \x03(\x0b\x32\x1c.learnware.v1.ShardCandidate\x12\x30\n\tdistances\x18\x05 \x01(\x0b\x32\x1d.learnware.v1.DistanceSummary\x12\x18\n\x10\x63omparable_count\x18\x06 \x01(\x03\x12\x1b\n\x13incomparable_groups\x18\x07 \x03(\t\x12\x0f\n\x07indexed\x18\x08 \x01(\x08*k\n\x0fMixtureStrategy\x12 \n\x1cMIXTURE_STRATEGY_UNSPECIFIED\x10\x00\x12\x1b\n\x17MIXTURE_STRATEGY_GREEDY\x10\x01\x12\x19\n\x15MIXTURE_STRATEGY_AUTO\x10\x02*^\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SEARCH_MODE_HOMOGENEOUS\x10\x01\x12\x16\n\x12SEARCH_MODE_HETERO\x10\x02\x32\xd1\x04\n\x0fSearcherService\x12\x61\n\x10SearchLearnwares\x12%.learnware.v1.SearchLearnwaresRequest\x1a&.learnware.v1.SearchLearnwaresResponse\x12X\n\rGetIndexStats\x12\".learnware.v1.GetIndexStatsRequest\x1a#.learnware.v1.GetIndexStatsResponse\x12\x64\n\x11TrainHeteroEngine\x12&.learnware.v1.TrainHeteroEngineRequest\x1a\'.learnware.v1.TrainHeteroEngineResponse\x12^\n\x0fGetHeteroEngine\x12$.learnware.v1.GetHeteroEngineRequest\x1a%.learnware.v1.GetHeteroEngineResponse\x12R\n\x0bSearchShard\x12 .learnware.v1.SearchShardRequest\x1a!.learnware.v1.SearchShardResponse\x12g\n\x12MergeSearchResults\x12\'.learnware.v1.MergeSearchResultsRequest\x1a(.learnware.v1.MergeSearchResultsResponseB^\n\x13market.learnware.v1P\x01ZEgithub.com/learnware-market/learnware/gen/go/learnware/v1;learnwarev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnware/v1/searcher.proto\x12\x0clearnware.v1\x1a\x19learnware/v1/common.proto\"\xc6\x02\n\x17SearchLearnwaresRequest\x12\x31\n\rsemantic_spec\x18\x01 \x01(\x0b\x32\x1a.learnware.v1.SemanticSpec\x12*\n\nstat_specs\x18\x02 \x03(\x0b\x32\x16.learnware.v1.StatSpec\x12\x16\n\x0emax_search_num\x18\x03 \x01(\x05\x12\x37\n\x10mixture_strategy\x18\x04 \x01(\x0e\x32\x1d.learnware.v1.MixtureStrategy\x12&\n\x04mode\x18\x05 \x01(\x0e\x32\x18.learnware.v1.SearchMode\x12\x13\n\x0bmax_results\x18\x06 \x01(\x05\x12\x15\n\rlearnware_ids\x18\x07 \x03(\t\x12\x14\n\x0cmin_revision\x18\x08 \x01(\x03\x12\x11\n\tmarket_id\x18\t \x01(\t\"M\n\x0cSingleResult\x12.\n\tlearnware\x18\x01 \x01(\x0b\x32\x1b.learnware.v1.LearnwareInfo\x12\r\n\x05score\x18\x02 \x01(\x01\"`\n\rMixtureResult\x12/\n\nlearnwares\x18\x01 \x03(\x0b\x32\x1b.learnware.v1.LearnwareInfo\x12\x0f\n\x07weights\x18\x02 \x03(\x01\x12\r\n\x05score\x18\x03 \x01(\x01\"\xac\x01\n\x18SearchLearnwaresResponse\x12\x32\n\x0esingle_results\x18\x01 \x03(\x0b\x32\x1a.learnware.v1.SingleResult\x12\x35\n\x10multiple_results\x18\x02 \x03(\x0b\x32\x1b.learnware.v1.MixtureResult\x12\x13\n\x0bsearch_path\x18\x03 \x01(\t\x12\x10\n\x08messages\x18\x04 \x03(\t\"\x16\n\x14GetIndexStatsRequest\"\xc1\x02\n\x15GetIndexStatsResponse\x12\x17\n\x0flearnware_count\x18\x01 \x01(\x03\x12Q\n\x10stat_spec_counts\x18\x02 \x03(\x0b\x32\x37.learnware.v1.GetIndexStatsResponse.StatSpecCountsEntry\x12\x10\n\x08revision\x18\x03 \x01(\x03\x12\x0e\n\x06synced\x18\x04 \x01(\x08\x12\r\n\x05shard\x18\x05 \x01(\t\x12\x13\n\x0bindex_bytes\x18\x06 \x01(\x03\x12\x34\n\x06hetero\x18\x07 \x01(\x0b\x32\x1f.learnware.v1.HeteroEngineStatsH\x00\x88\x01\x01\x1a\x35\n\x13StatSpecCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x42\t\n\x07_hetero\"\x8d\x01\n\x11HeteroEngineStats\x12\x11\n\tengine_id\x18\x01 \x01(\t\x12\x12\n\ntrained_on\x18\x02 \x01(\x03\x12\x12\n\nqualifying\x18\x03 \x01(\x03\x12\x10\n\x08training\x18\x04 \x01(\x08\x12\x0f\n\x07trainer\x18\x05 \x01(\x08\x12\x1a\n\x12\x63heckpoint_version\x18\x06 \x01(\x03\"V\n\x18TrainHeteroEngineRequest\x12\x15\n\rlearnware_ids\x18\x01 \x03(\t\x12\r\n\x05steps\x18\x02 \x01(\x05\x12\x14\n\x0cmin_revision\x18\x03 \x01(\x03\"r\n\x19TrainHeteroEngineResponse\x12/\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x1f.learnware.v1.HeteroEngineStats\x12\x12\n\ncheckpoint\x18\x02 \x01(\x0c\x12\x10\n\x08messages\x18\x03 \x03(\t\"\x18\n\x16GetHeteroEngineRequest\"^\n\x17GetHeteroEngineResponse\x12/\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x1f.learnware.v1.HeteroEngineStats\x12\x12\n\ncheckpoint\x18\x02 \x01(\x0c\"K\n\x12SearchShardRequest\x12\x35\n\x06search\x18\x01 \x01(\x0b\x32%.learnware.v1.SearchLearnwaresRequest\"@\n\x13SearchShardResponse\x12)\n\x06result\x18\x01 \x01(\x0b\x32\x19.learnware.v1.ShardResult\"}\n\x19MergeSearchResultsRequest\x12\x35\n\x06search\x18\x01 \x01(\x0b\x32%.learnware.v1.SearchLearnwaresRequest\x12)\n\x06shards\x18\x02 \x03(\x0b\x32\x19.learnware.v1.ShardResult\"T\n\x1aMergeSearchResultsResponse\x12\x36\n\x06result\x18\x01 \x01(\x0b\x32&.learnware.v1.SearchLearnwaresResponse\"G\n\x0f\x44istanceSummary\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x0b\n\x03sum\x18\x02 \x01(\x01\x12\x0b\n\x03min\x18\x03 \x01(\x01\x12\x0b\n\x03max\x18\x04 \x01(\x01\"\xa3\x01\n\x0eShardCandidate\x12.\n\tlearnware\x18\x01 \x01(\x0b\x32\x1b.learnware.v1.LearnwareInfo\x12\x16\n\x0esemantic_score\x18\x02 \x01(\x01\x12\x0b\n\x03mmd\x18\x03 \x01(\x01\x12)\n\tstat_spec\x18\x04 \x01(\x0b\x32\x16.learnware.v1.StatSpec\x12\x11\n\tself_term\x18\x05 \x01(\x01\"\xfc\x01\n\x0bShardResult\x12\r\n\x05shard\x18\x01 \x01(\t\x12\x18\n\x10semantic_matches\x18\x02 \x01(\x03\x12\x18\n\x10\x66uzzy_text_match\x18\x03 \x01(\x08\x12\x30\n\ncandidates\x18\x04 \x03(\x0b\x32\x1c.learnware.v1.ShardCandidate\x12\x30\n\tdistances\x18\x05 \x01(\x0b\x32\x1d.learnware.v1.DistanceSummary\x12\x18\n\x10\x63omparable_count\x18\x06 \x01(\x03\x12\x1b\n\x13incomparable_groups\x18\x07 \x03(\t\x12\x0f\n\x07indexed\x18\x08 \x01(\x08*k\n\x0fMixtureStrategy\x12 \n\x1cMIXTURE_STRATEGY_UNSPECIFIED\x10\x00\x12\x1b\n\x17MIXTURE_STRATEGY_GREEDY\x10\x01\x12\x19\n\x15MIXTURE_STRATEGY_AUTO\x10\x02*^\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SEARCH_MODE_HOMOGENEOUS\x10\x01\x12\x16\n\x12SEARCH_MODE_HETERO\x10\x02\x32\xd1\x04\n\x0fSearcherService\x12\x61\n\x10SearchLearnwares\x12%.learnware.v1.SearchLearnwaresRequest\x1a&.learnware.v1.SearchLearnwaresResponse\x12X\n\rGetIndexStats\x12\".learnware.v1.GetIndexStatsRequest\x1a#.learnware.v1.GetIndexStatsResponse\x12\x64\n\x11TrainHeteroEngine\x12&.learnware.v1.TrainHeteroEngineRequest\x1a\'.learnware.v1.TrainHeteroEngineResponse\x12^\n\x0fGetHeteroEngine\x12$.learnware.v1.GetHeteroEngineRequest\x1a%.learnware.v1.GetHeteroEngineResponse\x12R\n\x0bSearchShard\x12 .learnware.v1.SearchShardRequest\x1a!.learnware.v1.SearchShardResponse\x12g\n\x12MergeSearchResults\x12\'.learnware.v1.MergeSearchResultsRequest\x1a(.learnware.v1.MergeSearchResultsResponseB^\n\x13market.learnware.v1P\x01ZEgithub.com/learnware-market/learnware/gen/go/learnware/v1;learnwarev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\023market.learnware.v1P\001ZEgithub.com/learnware-market/learnware/gen/go/learnware/v1;learnwarev1'
   _globals['_GETINDEXSTATSRESPONSE_STATSPECCOUNTSENTRY']._loaded_options = None
   _globals['_GETINDEXSTATSRESPONSE_STATSPECCOUNTSENTRY']._serialized_options = b'8\001'
-  _globals['_MIXTURESTRATEGY']._serialized_start=2375
-  _globals['_MIXTURESTRATEGY']._serialized_end=2482
-  _globals['_SEARCHMODE']._serialized_start=2484
-  _globals['_SEARCHMODE']._serialized_end=2578
+  _globals['_MIXTURESTRATEGY']._serialized_start=2421
+  _globals['_MIXTURESTRATEGY']._serialized_end=2528
+  _globals['_SEARCHMODE']._serialized_start=2530
+  _globals['_SEARCHMODE']._serialized_end=2624
   _globals['_SEARCHLEARNWARESREQUEST']._serialized_start=73
   _globals['_SEARCHLEARNWARESREQUEST']._serialized_end=399
   _globals['_SINGLERESULT']._serialized_start=401
@@ -53,30 +53,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETINDEXSTATSRESPONSE']._serialized_end=1099
   _globals['_GETINDEXSTATSRESPONSE_STATSPECCOUNTSENTRY']._serialized_start=1035
   _globals['_GETINDEXSTATSRESPONSE_STATSPECCOUNTSENTRY']._serialized_end=1088
-  _globals['_HETEROENGINESTATS']._serialized_start=1101
-  _globals['_HETEROENGINESTATS']._serialized_end=1197
-  _globals['_TRAINHETEROENGINEREQUEST']._serialized_start=1199
-  _globals['_TRAINHETEROENGINEREQUEST']._serialized_end=1285
-  _globals['_TRAINHETEROENGINERESPONSE']._serialized_start=1287
-  _globals['_TRAINHETEROENGINERESPONSE']._serialized_end=1401
-  _globals['_GETHETEROENGINEREQUEST']._serialized_start=1403
-  _globals['_GETHETEROENGINEREQUEST']._serialized_end=1427
-  _globals['_GETHETEROENGINERESPONSE']._serialized_start=1429
-  _globals['_GETHETEROENGINERESPONSE']._serialized_end=1523
-  _globals['_SEARCHSHARDREQUEST']._serialized_start=1525
-  _globals['_SEARCHSHARDREQUEST']._serialized_end=1600
-  _globals['_SEARCHSHARDRESPONSE']._serialized_start=1602
-  _globals['_SEARCHSHARDRESPONSE']._serialized_end=1666
-  _globals['_MERGESEARCHRESULTSREQUEST']._serialized_start=1668
-  _globals['_MERGESEARCHRESULTSREQUEST']._serialized_end=1793
-  _globals['_MERGESEARCHRESULTSRESPONSE']._serialized_start=1795
-  _globals['_MERGESEARCHRESULTSRESPONSE']._serialized_end=1879
-  _globals['_DISTANCESUMMARY']._serialized_start=1881
-  _globals['_DISTANCESUMMARY']._serialized_end=1952
-  _globals['_SHARDCANDIDATE']._serialized_start=1955
-  _globals['_SHARDCANDIDATE']._serialized_end=2118
-  _globals['_SHARDRESULT']._serialized_start=2121
-  _globals['_SHARDRESULT']._serialized_end=2373
-  _globals['_SEARCHERSERVICE']._serialized_start=2581
-  _globals['_SEARCHERSERVICE']._serialized_end=3174
+  _globals['_HETEROENGINESTATS']._serialized_start=1102
+  _globals['_HETEROENGINESTATS']._serialized_end=1243
+  _globals['_TRAINHETEROENGINEREQUEST']._serialized_start=1245
+  _globals['_TRAINHETEROENGINEREQUEST']._serialized_end=1331
+  _globals['_TRAINHETEROENGINERESPONSE']._serialized_start=1333
+  _globals['_TRAINHETEROENGINERESPONSE']._serialized_end=1447
+  _globals['_GETHETEROENGINEREQUEST']._serialized_start=1449
+  _globals['_GETHETEROENGINEREQUEST']._serialized_end=1473
+  _globals['_GETHETEROENGINERESPONSE']._serialized_start=1475
+  _globals['_GETHETEROENGINERESPONSE']._serialized_end=1569
+  _globals['_SEARCHSHARDREQUEST']._serialized_start=1571
+  _globals['_SEARCHSHARDREQUEST']._serialized_end=1646
+  _globals['_SEARCHSHARDRESPONSE']._serialized_start=1648
+  _globals['_SEARCHSHARDRESPONSE']._serialized_end=1712
+  _globals['_MERGESEARCHRESULTSREQUEST']._serialized_start=1714
+  _globals['_MERGESEARCHRESULTSREQUEST']._serialized_end=1839
+  _globals['_MERGESEARCHRESULTSRESPONSE']._serialized_start=1841
+  _globals['_MERGESEARCHRESULTSRESPONSE']._serialized_end=1925
+  _globals['_DISTANCESUMMARY']._serialized_start=1927
+  _globals['_DISTANCESUMMARY']._serialized_end=1998
+  _globals['_SHARDCANDIDATE']._serialized_start=2001
+  _globals['_SHARDCANDIDATE']._serialized_end=2164
+  _globals['_SHARDRESULT']._serialized_start=2167
+  _globals['_SHARDRESULT']._serialized_end=2419
+  _globals['_SEARCHERSERVICE']._serialized_start=2627
+  _globals['_SEARCHERSERVICE']._serialized_end=3220
 # @@protoc_insertion_point(module_scope)

@@ -108,16 +108,20 @@ class GetIndexStatsResponse(_message.Message):
     def __init__(self, learnware_count: _Optional[int] = ..., stat_spec_counts: _Optional[_Mapping[str, int]] = ..., revision: _Optional[int] = ..., synced: bool = ..., shard: _Optional[str] = ..., index_bytes: _Optional[int] = ..., hetero: _Optional[_Union[HeteroEngineStats, _Mapping]] = ...) -> None: ...
 
 class HeteroEngineStats(_message.Message):
-    __slots__ = ("engine_id", "trained_on", "qualifying", "training")
+    __slots__ = ("engine_id", "trained_on", "qualifying", "training", "trainer", "checkpoint_version")
     ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     TRAINED_ON_FIELD_NUMBER: _ClassVar[int]
     QUALIFYING_FIELD_NUMBER: _ClassVar[int]
     TRAINING_FIELD_NUMBER: _ClassVar[int]
+    TRAINER_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_VERSION_FIELD_NUMBER: _ClassVar[int]
     engine_id: str
     trained_on: int
     qualifying: int
     training: bool
-    def __init__(self, engine_id: _Optional[str] = ..., trained_on: _Optional[int] = ..., qualifying: _Optional[int] = ..., training: bool = ...) -> None: ...
+    trainer: bool
+    checkpoint_version: int
+    def __init__(self, engine_id: _Optional[str] = ..., trained_on: _Optional[int] = ..., qualifying: _Optional[int] = ..., training: bool = ..., trainer: bool = ..., checkpoint_version: _Optional[int] = ...) -> None: ...
 
 class TrainHeteroEngineRequest(_message.Message):
     __slots__ = ("learnware_ids", "steps", "min_revision")

@@ -88,7 +88,8 @@ class SearcherServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def TrainHeteroEngine(self, request, context):
-        """Train the hetero engine now and return once it serves (Hetero markets; the background trainer stays).
+        """Train the hetero engine now and return once it serves here (Hetero markets). This searcher takes the
+        trainer lease over and trains on; the other replicas load its checkpoint within LWM_HETERO_CHECKPOINT_POLL_S.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
