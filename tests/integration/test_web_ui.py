@@ -77,7 +77,9 @@ def test_upload_search_download_delete_in_a_browser(web_market, page, tmp_path: 
         page.get_by_label("Input dimension").fill(str(world.dim))
         page.get_by_label("Output dimension").fill(str(world.n_classes))
         page.get_by_label("Learnware zip").set_input_files(str(zip_path))
-        page.get_by_role("button", name="Upload and check").click()
+        with page.expect_response(lambda response: response.url.endswith("/v1/learnwares") and response.request.method == "POST") as upload_response:
+            page.get_by_role("button", name="Upload and check").click()
+        upload_revision = int(upload_response.value.json()["revision"])
         page.locator("#upload-status").filter(has_text="USABLE").wait_for(timeout=CHECK_TIMEOUT_MS)
         assert page.get_by_role("table").filter(has_text="Check report").is_visible()
         uploaded = page.locator("#upload-result a").get_attribute("href")
@@ -102,7 +104,10 @@ def test_upload_search_download_delete_in_a_browser(web_market, page, tmp_path: 
         spec.save(str(spec_file))
         page.get_by_label("Data type").select_option("Table")
         page.get_by_label("Statistical specification (JSON file)").set_input_files(str(spec_file))
-        page.get_by_role("button", name="Search").click()
+        with page.expect_request("**/v1/learnwares:search") as search_request:
+            page.get_by_role("button", name="Search").click()
+        # The page's own upload is searched for through any gateway replica: the search waits for its revision.
+        assert int(search_request.value.post_data_json["minRevision"]) >= upload_revision > 0
         first = page.locator("ol.results li").first
         first.wait_for()
         assert first.get_by_role("link").get_attribute("href") == uploaded

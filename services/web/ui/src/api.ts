@@ -98,6 +98,20 @@ async function errorOf(response: Response): Promise<ApiError> {
   return new ApiError(response.status, message);
 }
 
+// The highest organizer revision among this page's write responses: searches send it as
+// minRevision, so a search through any gateway replica sees this user's own uploads and deletions.
+let seenRevision = 0n;
+
+function sawRevision(body: unknown): void {
+  const revision = (body as { revision?: string | number } | null)?.revision;
+  if (revision !== undefined && BigInt(revision) > seenRevision) seenRevision = BigInt(revision);
+}
+
+/** The revision a search must wait for (proto3 JSON writes int64 as a string); undefined before any write. */
+export function minRevision(): string | undefined {
+  return seenRevision > 0n ? seenRevision.toString() : undefined;
+}
+
 export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   const response = await fetch(path, {
     method,
@@ -105,7 +119,9 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) throw await errorOf(response);
-  return (await response.json()) as T;
+  const reply = (await response.json()) as T;
+  sawRevision(reply);
+  return reply;
 }
 
 /** Uploads a zip as the multipart form of AddLearnware, reporting the sent fraction. */
@@ -127,6 +143,7 @@ export function upload(metadata: unknown, zip: File, progress: (fraction: number
       } catch {
         // handled below
       }
+      if (request.status === 200) sawRevision(body);
       if (request.status === 200 && body.learnware) resolve({ learnware: body.learnware });
       else reject(new ApiError(request.status, body.message ? `${body.status}: ${body.message}` : `upload failed (HTTP ${request.status})`));
     };

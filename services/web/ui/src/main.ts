@@ -1,7 +1,7 @@
 // The web UI: search, a page per learnware, upload, the caller's learnwares and an admin view.
 // Views are chosen by the URL hash; every error is shown in the alert region, never thrown away.
 import "./style.css";
-import { ApiError, call, saveToken, statSpecOf, token, upload, type LearnwareInfo, type MarketInfo, type SearchResponse, type SemanticSpec, type Vocabulary } from "./api";
+import { ApiError, call, minRevision, saveToken, statSpecOf, token, upload, type LearnwareInfo, type MarketInfo, type SearchResponse, type SemanticSpec, type Vocabulary } from "./api";
 
 const STATUSES = ["LEARNWARE_STATUS_PENDING", "LEARNWARE_STATUS_INVALID", "LEARNWARE_STATUS_NONUSABLE", "LEARNWARE_STATUS_USABLE"];
 
@@ -159,7 +159,7 @@ async function runSearch(form: HTMLFormElement): Promise<void> {
     const semanticSpec: SemanticSpec = { data: selected(form, "data"), task: selected(form, "task"), library: selected(form, "library"), scenario: selected(form, "scenario"), name: text(form, "name"), description: text(form, "description") };
     const input = featureInput(form);
     if (input) semanticSpec.input = input;
-    const request: Record<string, unknown> = { semanticSpec, maxResults: wholeNumber(form, "max", "Most results", 1, 100) ?? 10 };
+    const request: Record<string, unknown> = { semanticSpec, maxResults: wholeNumber(form, "max", "Most results", 1, 100) ?? 10, minRevision: minRevision() };
     const file = (form.elements.namedItem("spec") as HTMLInputElement).files?.[0];
     if (file) request.statSpecs = [statSpecOf(await file.text(), "RKMETableSpecification")];
     results.innerHTML = "<p>Searching…</p>";
