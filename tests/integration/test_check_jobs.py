@@ -93,8 +93,9 @@ def test_an_expired_lease_passes_the_job_to_another_checker_and_the_first_cannot
     with pytest.raises(LeaseLost):
         store.complete_check_job(first.id, "checker-a", "USABLE", REPORT)
     store.heartbeat_check_job(second.id, "checker-b", lease_s=60)
-    _, record = store.complete_check_job(second.id, "checker-b", "USABLE", REPORT)
+    ended, record = store.complete_check_job(second.id, "checker-b", "USABLE", REPORT)
     assert record is not None and record.status == "USABLE"
+    assert ended.last_error == second.last_error  # the job keeps why its first attempt did not finish
     store.close()
 
 

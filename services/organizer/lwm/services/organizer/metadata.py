@@ -523,7 +523,10 @@ class MetadataStore:
             held = and_(held, CheckJobRow.lease_expires_at < only_if_expired_at)
         with self._write_lock, self._session() as session:
             ended = session.scalars(
-                update(CheckJobRow).where(held).values(state=state, finished_at=time.time(), lease_expires_at=None, last_error=error).returning(CheckJobRow)
+                update(CheckJobRow)
+                .where(held)
+                .values(state=state, finished_at=time.time(), lease_expires_at=None, last_error=error or CheckJobRow.last_error)  # a done job keeps why earlier attempts failed
+                .returning(CheckJobRow)
             ).one_or_none()
             if ended is None:
                 session.rollback()
