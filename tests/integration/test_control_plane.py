@@ -29,7 +29,9 @@ from lwm.testing.local_servers import LocalPostgres, LocalS3Server
 from lwm.testing.processes import ServiceProcess, start_control_plane
 from lwm.testing.synthetic import TableWorld
 
-pytestmark = pytest.mark.integration
+# Eight processes start (about 3 minutes on a loaded 2-core machine): make test-all only. The
+# organizer's job semantics are tested unmarked in test_check_jobs.py and test_checker_workers.py.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 STARTUP_S = 180.0
 # Short leases so the killed checker's job passes on quickly; heartbeats come every lease / 3.
 LEASE_S = "8"
@@ -92,7 +94,7 @@ def wait_for(condition: object, timeout_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("uploads", [pytest.param(8, id="8-uploads"), pytest.param(30, id="30-uploads", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("uploads", [8, 30])
 def test_uploads_survive_a_killed_checker_and_gateway_and_each_is_checked_once(plane: Plane, uploads: int) -> None:
     world = TableWorld.make(tasks=2, seed=17)
     zip_path, semantic = world.write_learnware(0, plane.folder)
