@@ -59,6 +59,8 @@ class Backends:
 
 # Longest single WaitCheckJob call; a caller without a deadline waits in such slices until the check ends.
 CHECK_WAIT_SLICE_S = 20.0
+# Pause between WaitCheckJob calls that the organizer answered at once (too many waiting callers).
+CHECK_POLL_S = 1.0
 
 
 def wait_for_check(organizer: organizer_pb2_grpc.OrganizerServiceStub, job_id: int) -> common_pb2.LearnwareInfo:
@@ -74,11 +76,14 @@ def wait_for_check(organizer: organizer_pb2_grpc.OrganizerServiceStub, job_id: i
             )
         # Ask the organizer to answer well before the call's own deadline, so that running out is seen here.
         wait_s = CHECK_WAIT_SLICE_S if left is None else min(CHECK_WAIT_SLICE_S, 0.8 * left)
+        asked = time.monotonic()
         reply = organizer.WaitCheckJob(organizer_pb2.WaitCheckJobRequest(job_id=job_id, wait_s=wait_s))
         if reply.job.state in (organizer_pb2.CHECK_JOB_STATE_DONE, organizer_pb2.CHECK_JOB_STATE_FAILED):
             if not reply.HasField("learnware"):
                 raise ServiceError(grpc.StatusCode.NOT_FOUND, f"learnware {reply.job.learnware_id} was deleted while it was checked")
             return reply.learnware
+        if time.monotonic() - asked < wait_s / 2:  # the organizer had no thread to wait with: poll
+            time.sleep(min(CHECK_POLL_S, wait_s))
 
 
 @grpc_errors

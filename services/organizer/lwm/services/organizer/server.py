@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -48,6 +49,9 @@ CHECKPOINT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
 MAX_CLIENT_REQUEST_ID_CHARS = 128
 MAX_JOB_WAIT_S = 30.0
+# WaitCheckJob calls that may block at once, each holding one of the server's 16 threads; beyond
+# it a call answers at once (its caller polls) so that claims and completions always find a thread.
+MAX_JOB_WAITERS = 6
 JOB_STATES = {JOB_QUEUED: organizer_pb2.CHECK_JOB_STATE_QUEUED, JOB_RUNNING: organizer_pb2.CHECK_JOB_STATE_RUNNING, JOB_DONE: organizer_pb2.CHECK_JOB_STATE_DONE, JOB_FAILED: organizer_pb2.CHECK_JOB_STATE_FAILED}
 
 
@@ -145,6 +149,7 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
         self.metadata = metadata
         self.objects = objects
         self.config = config
+        self._waiters = threading.BoundedSemaphore(MAX_JOB_WAITERS)
 
     def _get(self, learnware_id: str) -> LearnwareRecord:
         if not learnware_id:
@@ -384,16 +389,21 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
         return reply
 
     def WaitCheckJob(self, request: organizer_pb2.WaitCheckJobRequest, context: grpc.ServicerContext) -> organizer_pb2.WaitCheckJobResponse:
-        until = time.monotonic() + min(max(request.wait_s, 0.0), MAX_JOB_WAIT_S)
-        while True:
-            job = self.metadata.get_job(request.job_id)
-            if job is None:
-                raise not_found(f"no check job with id {request.job_id}")
-            left = until - time.monotonic()
-            if job.finished or left <= 0 or not context.is_active():
-                break
-            with self.metadata.changed:  # a job ends with a learnware change; poll too (another organizer may end it)
-                self.metadata.changed.wait(min(left, WATCH_POLL_S))
+        may_block = self._waiters.acquire(blocking=False)
+        try:
+            until = time.monotonic() + (min(max(request.wait_s, 0.0), MAX_JOB_WAIT_S) if may_block else 0.0)
+            while True:
+                job = self.metadata.get_job(request.job_id)
+                if job is None:
+                    raise not_found(f"no check job with id {request.job_id}")
+                left = until - time.monotonic()
+                if job.finished or left <= 0 or not context.is_active():
+                    break
+                with self.metadata.changed:  # a job ends with a learnware change; poll too (another organizer may end it)
+                    self.metadata.changed.wait(min(left, WATCH_POLL_S))
+        finally:
+            if may_block:
+                self._waiters.release()
         reply = organizer_pb2.WaitCheckJobResponse(job=check_job_message(job))
         record = self.metadata.get(job.learnware_id) if job.finished else None
         if record is not None:

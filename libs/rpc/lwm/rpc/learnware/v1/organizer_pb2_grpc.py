@@ -223,7 +223,8 @@ class OrganizerServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def WaitCheckJob(self, request, context):
-        """The job's state once it has finished, or after wait_s seconds, whichever comes first.
+        """The job's state once it has finished, or after wait_s seconds, whichever comes first
+        (at once while 6 other calls are waiting: the caller polls).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
