@@ -31,6 +31,7 @@ CREATE INDEX ix_learnwares_status ON learnwares (status);
 CREATE INDEX ix_learnwares_revision ON learnwares (revision);
 CREATE INDEX ix_learnwares_deleted ON learnwares (deleted);
 INSERT INTO learnwares VALUES (1, 'old1', 'alice', 'USABLE', '{}', '[]', '', 'learnwares/old1.zip', 3, 'abc', 1.0, 1.0, 5, 0);
+INSERT INTO learnwares VALUES (2, 'old2', 'alice', 'PENDING', '{}', '[]', '', 'learnwares/old2.zip', 3, 'abc', 1.0, 1.0, 4, 0);
 """
 
 
@@ -53,10 +54,13 @@ def test_migrations_adopt_a_skeleton_database_and_keep_its_revisions(tmp_path: P
     assert metadata.get("old1").market_id == "default"  # learnwares from before named markets
     added = metadata.add(learnware_id="new1", owner="bob", status="PENDING", semantic_spec={}, stat_specs=[], zip_key="learnwares/new1.zip", zip_size=1, zip_sha256="x", market_id="alpha")
     assert added.revision == 6 and added.market_id == "alpha"
-    assert [record.id for _, record in metadata.list(after_seq=0, limit=10, market_id="default")[0]] == ["old1"]
-    assert metadata.list(after_seq=0, limit=10, market_id="alpha")[1] == 1 and metadata.list(after_seq=0, limit=10)[1] == 2
+    assert [record.id for _, record in metadata.list(after_seq=0, limit=10, market_id="default")[0]] == ["old1", "old2"]
+    assert metadata.list(after_seq=0, limit=10, market_id="alpha")[1] == 1 and metadata.list(after_seq=0, limit=10)[1] == 3
+    # A learnware left PENDING by the gateway's former in-memory queue gets a check job (0006), as does a new one.
+    assert [job.state for job in metadata.jobs_of("old2")] == ["queued"] and metadata.jobs_of("old1") == []
+    assert [job.state for job in metadata.jobs_of("new1")] == ["queued"]
     with sqlite3.connect(db) as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == ("0005",)
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == ("0006",)
     MetadataStore(f"sqlite:///{db}")  # opening again is a no-op migration
 
 

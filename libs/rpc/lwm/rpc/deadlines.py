@@ -32,6 +32,12 @@ DEFAULT_DEADLINES_S: dict[str, float | None] = {
     "organizer.WatchLearnwares": None,
     "organizer.PutCheckpoint": 120.0,
     "organizer.GetCheckpoint": 120.0,
+    "organizer.CreateCheckJob": 10.0,
+    "organizer.ClaimCheckJob": 10.0,
+    "organizer.HeartbeatCheckJob": 10.0,
+    "organizer.CompleteCheckJob": 30.0,
+    # Answers after at most 30 s (WaitCheckJobRequest.wait_s is capped there).
+    "organizer.WaitCheckJob": 60.0,
     "checker.CheckSemanticSpec": 10.0,
     # Builds the learnware's environment and runs its model: the longest step.
     "checker.CheckLearnware": 1800.0,

@@ -7,17 +7,15 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
 
 from lwm.learnware.semantic import hetero_search_problem
 from lwm.learnware.vocabulary import TABLE_SPEC_TYPE
-from lwm.rpc import convert, metrics
-from lwm.rpc.auth import MARKET_POLICY, ConcurrencyLimit
+from lwm.rpc import convert
+from lwm.rpc.auth import MARKET_POLICY
 from lwm.rpc.deadlines import STEP_TIMED_OUT, time_to_pass_on_s
 from lwm.rpc.errors import ServiceError, failed_precondition, grpc_errors, invalid_argument
 from lwm.rpc.interceptors import current_principal
@@ -59,65 +57,33 @@ class Backends:
     reuse: str
 
 
-class CheckScheduler:
-    """Runs learnware checks (checker -> organizer status) in the background; a caller may wait for one.
+# Longest single WaitCheckJob call; a caller without a deadline waits in such slices until the check ends.
+CHECK_WAIT_SLICE_S = 20.0
+# Pause between WaitCheckJob calls that the organizer answered at once (too many waiting callers).
+CHECK_POLL_S = 1.0
 
-    Checks run on threads of their own, not on the caller's: a check outlives the deadline
-    of a caller that waited for it, so its result is stored even when that caller gave up.
-    """
 
-    def __init__(self, organizer: organizer_pb2_grpc.OrganizerServiceStub, checker: checker_pb2_grpc.CheckerServiceStub, workers: int = 2, waited_workers: int = 16) -> None:
-        self.organizer = organizer
-        self.checker = checker
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
-        # Checks a caller waits for do not queue behind background checks.
-        self._waited = ThreadPoolExecutor(max_workers=waited_workers, thread_name_prefix="check-waited")
-
-    def run(self, learnware_id: str) -> common_pb2.LearnwareInfo:
-        started = time.perf_counter()
-        report = self.checker.CheckLearnware(checker_pb2.CheckLearnwareRequest(learnware_id=learnware_id)).report
-        metrics.CHECK_DURATION.labels(convert.STATUS_NAMES[report.status]).observe(time.perf_counter() - started)
-        updated = self.organizer.UpdateLearnware(organizer_pb2.UpdateLearnwareRequest(learnware_id=learnware_id, status=report.status, check_report=report)).learnware
-        log.info("learnware %s is %s", learnware_id, convert.STATUS_NAMES[updated.status])
-        return updated
-
-    def submit(self, learnware_id: str, on_done: Callable[[], None] = lambda: None, waited: bool = False) -> Future[common_pb2.LearnwareInfo]:
-        """Start the check; the future holds the learnware after it (or the error that stopped it)."""
-
-        def job() -> common_pb2.LearnwareInfo:
-            try:
-                return self.run(learnware_id)
-            except grpc.RpcError as error:
-                log.error("check of %s failed (%s: %s); it stays PENDING until rechecked", learnware_id, error.code(), error.details())
-                raise
-            finally:
-                on_done()
-
-        return (self._waited if waited else self._executor).submit(job)
-
-    def wait(self, learnware_id: str, on_done: Callable[[], None] = lambda: None) -> common_pb2.LearnwareInfo:
-        """Check now and return the learnware after the check; DEADLINE_EXCEEDED when the caller's time runs out first (the check goes on)."""
-        check = self.submit(learnware_id, on_done, waited=True)
+def wait_for_check(organizer: organizer_pb2_grpc.OrganizerServiceStub, job_id: int) -> common_pb2.LearnwareInfo:
+    """The learnware once its check job has ended; DEADLINE_EXCEEDED when the caller's time runs out first (the job goes on)."""
+    started = time.monotonic()
+    while True:
         left = time_to_pass_on_s()
-        try:
-            return check.result(timeout=left)
-        except FutureTimeout:
-            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, f"checker.CheckLearnware {STEP_TIMED_OUT} {left or 0:.1f} s (the time the caller had left); the check goes on: GetLearnware shows its result") from None
-
-    def resume_pending(self) -> None:
-        """Queue checks of learnwares left PENDING (e.g. by a gateway that stopped mid-check)."""
-        token = ""
-        while True:
-            page = self.organizer.ListLearnwares(organizer_pb2.ListLearnwaresRequest(page=common_pb2.PageRequest(page_size=1000, page_token=token), statuses=[common_pb2.LEARNWARE_STATUS_PENDING]))
-            for info in page.learnwares:
-                self.submit(info.id)
-            token = page.next_page_token
-            if not token:
-                return
-
-    def close(self) -> None:
-        self._waited.shutdown(wait=True, cancel_futures=False)
-        self._executor.shutdown(wait=True, cancel_futures=False)
+        if left is not None and left < 0.05:
+            waited = time.monotonic() - started
+            raise ServiceError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"checker.CheckLearnware {STEP_TIMED_OUT} {waited:.1f} s (the time the caller had left); the check goes on: GetLearnware shows its result (check job {job_id})",
+            )
+        # Ask the organizer to answer well before the call's own deadline, so that running out is seen here.
+        wait_s = CHECK_WAIT_SLICE_S if left is None else min(CHECK_WAIT_SLICE_S, 0.8 * left)
+        asked = time.monotonic()
+        reply = organizer.WaitCheckJob(organizer_pb2.WaitCheckJobRequest(job_id=job_id, wait_s=wait_s))
+        if reply.job.state in (organizer_pb2.CHECK_JOB_STATE_DONE, organizer_pb2.CHECK_JOB_STATE_FAILED):
+            if not reply.HasField("learnware"):
+                raise ServiceError(grpc.StatusCode.NOT_FOUND, f"learnware {reply.job.learnware_id} was deleted while it was checked")
+            return reply.learnware
+        if time.monotonic() - asked < wait_s / 2:  # the organizer had no thread to wait with: poll
+            time.sleep(min(CHECK_POLL_S, wait_s))
 
 
 @grpc_errors
@@ -129,9 +95,6 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         self._merges = itertools.count()
         self.reuse = reuse_pb2_grpc.ReuseServiceStub(channel(backends.reuse))
         self.kind = kind
-        self.checks = CheckScheduler(self.organizer, self.checker)
-        # Uploads whose check has not finished yet; beyond the limit uploads get RESOURCE_EXHAUSTED.
-        self.pending_checks = ConcurrencyLimit.from_env("LWM_MAX_CONCURRENT_CHECKS", "learnware checks")
 
     def _check_semantic(self, spec: common_pb2.SemanticSpec) -> None:
         reply = self.checker.CheckSemanticSpec(checker_pb2.CheckSemanticSpecRequest(semantic_spec=spec))
@@ -156,20 +119,12 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
                     raise invalid_argument("after the metadata, AddLearnware accepts only chunks")
                 yield organizer_pb2.AddLearnwareRequest(chunk=message.chunk)
 
-        self.pending_checks.acquire()
-        try:
-            reply = self.organizer.AddLearnware(forward())
-        except BaseException:
-            self.pending_checks.release()
-            raise
+        # The organizer stores the learnware and queues its check job in one transaction; checkers pull the job.
+        reply = self.organizer.AddLearnware(forward())
         added = reply.learnware
-        if reply.replayed:  # a retry of an upload already stored (and checked, or being checked)
-            self.pending_checks.release()
-            return market_pb2.MarketAddLearnwareResponse(learnware=added, revision=added.revision)
-        if metadata.wait_for_check:
-            checked = self.checks.wait(added.id, on_done=self.pending_checks.release)
+        if metadata.wait_for_check and not reply.replayed:  # a replayed upload is already checked, or being checked
+            checked = wait_for_check(self.organizer, reply.check_job_id)
             return market_pb2.MarketAddLearnwareResponse(learnware=checked, revision=checked.revision)
-        self.checks.submit(added.id, on_done=self.pending_checks.release)
         return market_pb2.MarketAddLearnwareResponse(learnware=added, revision=added.revision)
 
     def _require_owner(self, learnware_id: str) -> None:
@@ -193,8 +148,8 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
     def UpdateLearnware(self, request: market_pb2.MarketUpdateLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketUpdateLearnwareResponse:
         self._require_owner(request.learnware_id)
         self._check_semantic(request.semantic_spec)
+        # PENDING again, with a check job queued in the same transaction: the new spec must agree with the model again.
         updated = self.organizer.UpdateLearnware(organizer_pb2.UpdateLearnwareRequest(learnware_id=request.learnware_id, semantic_spec=request.semantic_spec, status=common_pb2.LEARNWARE_STATUS_PENDING)).learnware
-        self.checks.submit(updated.id)  # the new spec must agree with the model again
         return market_pb2.MarketUpdateLearnwareResponse(learnware=updated, revision=updated.revision)
 
     def DeleteLearnware(self, request: market_pb2.MarketDeleteLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketDeleteLearnwareResponse:
@@ -275,10 +230,10 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
 
     def RecheckLearnware(self, request: market_pb2.MarketRecheckLearnwareRequest, context: grpc.ServicerContext) -> market_pb2.MarketRecheckLearnwareResponse:
         info = self.organizer.GetLearnware(organizer_pb2.GetLearnwareRequest(learnware_id=request.learnware_id)).learnware
+        job = self.organizer.CreateCheckJob(organizer_pb2.CreateCheckJobRequest(learnware_id=info.id)).job
         if request.wait_for_check:
-            checked = self.checks.wait(info.id)
+            checked = wait_for_check(self.organizer, job.id)
             return market_pb2.MarketRecheckLearnwareResponse(learnware=checked, revision=checked.revision)
-        self.checks.submit(info.id)
         return market_pb2.MarketRecheckLearnwareResponse(learnware=info)
 
     def _hetero_searcher(self) -> searcher_pb2_grpc.SearcherServiceStub:

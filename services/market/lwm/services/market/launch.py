@@ -63,7 +63,7 @@ class ServeConfig:
 
 @dataclass
 class Running:
-    """Started servers and their background work (followers, runner pools, check queues)."""
+    """Started servers and their background work (followers, runner pools, check workers)."""
 
     servers: list[Server] = field(default_factory=list)
     _stops: list[Callable[[], None]] = field(default_factory=list)
@@ -106,7 +106,12 @@ def start_service(name: str, port: int, config: ServeConfig, running: Running) -
     elif name == "checker":
         from lwm.services.checker.server import build_server as build_checker
 
-        server = build_checker(config.organizer, port, config.host, config.check_timeout_s)
+        server, workers = build_checker(config.organizer, port, config.host, config.check_timeout_s)
+        server.start()
+        running.add_server(server)
+        workers.start()  # after the server: its cleanup runs first, so workers stop before the server
+        running.add_cleanup(workers.stop)
+        return server
     elif name == "searcher":
         from lwm.services.searcher.index import Shard
         from lwm.services.searcher.server import build_server as build_searcher
@@ -126,12 +131,7 @@ def start_service(name: str, port: int, config: ServeConfig, running: Running) -
         from lwm.services.gateway.server import Backends
         from lwm.services.gateway.server import build_server as build_gateway
 
-        server, market = build_gateway(Backends(config.organizer, config.checker, config.searcher, config.reuse), port, config.host, kind=market_kind(config))
-        running.add_cleanup(market.checks.close)
-        server.start()
-        running.add_server(server)
-        market.checks.resume_pending()
-        return server
+        server, _ = build_gateway(Backends(config.organizer, config.checker, config.searcher, config.reuse), port, config.host, kind=market_kind(config))
     server.start()
     running.add_server(server)
     return server

@@ -6,6 +6,13 @@ Every change bumps a global revision stored on the row; deleted learnwares stay
 as tombstones so that the change feed (`changes_after`) can replay deletions.
 Revisions come from a counter row updated in the writing transaction: its row lock
 serialises writers (also across organizer processes), so revisions commit in order.
+
+Checks are durable jobs (table check_jobs): a learnware made PENDING gets a queued job
+in the same transaction; checkers lease a job (claim), extend the lease while the check
+runs (heartbeat) and write its outcome (complete); a lease that expires lets another
+checker take the job, and after `max_check_attempts` attempts the learnware gets an
+INVALID report saying so. Every job transition is a compare-and-set on (state, holder),
+so only the holder of a lease can end a job and a job ends once (docs/operators.md).
 """
 
 from __future__ import annotations
@@ -23,17 +30,21 @@ from typing import Any
 import grpc
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint, create_engine, event, func, inspect, select, update
+from google.protobuf import json_format
+from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint, and_, case, create_engine, event, func, inspect, literal, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from lwm.rpc.errors import ServiceError
+from lwm.rpc.learnware.v1 import common_pb2
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 FIRST_MIGRATION = "0001"  # the schema the walking skeleton made with create_all
 DEFAULT_MARKET_ID = "default"
+DEFAULT_MAX_CHECK_ATTEMPTS = 3
+JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED = "queued", "running", "done", "failed"
 
 
 class Base(DeclarativeBase):
@@ -68,6 +79,65 @@ class CounterRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class CheckJobRow(Base):
+    __tablename__ = "check_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    learnware_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_holder: Mapped[str | None] = mapped_column(String(256), nullable=True, default=None)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    created_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    id: int
+    learnware_id: str
+    state: str
+    attempts: int
+    lease_holder: str
+    lease_expires_at: float
+    created_at: float
+    finished_at: float
+    last_error: str
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (JOB_DONE, JOB_FAILED)
+
+
+def _job(row: CheckJobRow) -> CheckJob:
+    return CheckJob(
+        id=row.id,
+        learnware_id=row.learnware_id,
+        state=row.state,
+        attempts=row.attempts,
+        lease_holder=row.lease_holder or "",
+        lease_expires_at=row.lease_expires_at or 0.0,
+        created_at=row.created_at,
+        finished_at=row.finished_at or 0.0,
+        last_error=row.last_error,
+    )
+
+
+def exhausted_report(attempts: int, last_error: str) -> str:
+    """The INVALID check report (proto JSON) of a learnware whose check never finished."""
+    step = common_pb2.CheckStep(name="check", passed=False, messages=[f"the check was attempted {attempts} times and never finished; last error: {last_error}"])
+    return json_format.MessageToJson(common_pb2.CheckReport(status=common_pb2.LEARNWARE_STATUS_INVALID, steps=[step], checked_at=time.time()))
+
+
+class LeaseLost(Exception):
+    """A checker acted on a job whose lease it no longer holds (it expired and another took it, or the job ended)."""
+
+    def __init__(self, job_id: int, holder: str) -> None:
+        super().__init__(f"check job {job_id} is not leased by {holder!r} (its lease expired or the job ended)")
 
 
 @dataclass(frozen=True)
@@ -137,7 +207,10 @@ def migrate(engine: Engine) -> None:
 class MetadataStore:
     """All SQL access of the organizer. Writes are serialised so revisions are gap-free and ordered."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, max_check_attempts: int = DEFAULT_MAX_CHECK_ATTEMPTS) -> None:
+        if max_check_attempts < 1:
+            raise ValueError(f"max_check_attempts must be at least 1, got {max_check_attempts}")
+        self.max_check_attempts = max_check_attempts
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -167,12 +240,19 @@ class MetadataStore:
         with self._session() as session:
             return int(session.scalar(select(CounterRow.value).where(CounterRow.name == "revision")) or 0)
 
-    def _commit_change(self, session: Session, row: LearnwareRow) -> None:
+    def _stage_change(self, session: Session, row: LearnwareRow) -> None:
+        """Give the row the next revision (committed with the session's transaction)."""
         revision = session.execute(update(CounterRow).where(CounterRow.name == "revision").values(value=CounterRow.value + 1).returning(CounterRow.value)).scalar_one()
         row.revision = int(revision)
         row.updated_at = time.time()
         session.add(row)
+
+    def _commit_change(self, session: Session, row: LearnwareRow) -> None:
+        self._stage_change(session, row)
         session.commit()
+        self._notify()
+
+    def _notify(self) -> None:
         with self.changed:
             self.changed.notify_all()
 
@@ -192,7 +272,7 @@ class MetadataStore:
         created_at: float | None = None,
         client_request_id: str = "",
     ) -> LearnwareRecord:
-        """Insert a learnware; with a client_request_id this owner already used, DuplicateRequest carrying the first learnware."""
+        """Insert a learnware (PENDING: with its check job); with a client_request_id this owner already used, DuplicateRequest carrying the first learnware."""
         now = time.time()
         try:
             with self._write_lock, self._session() as session:
@@ -213,6 +293,8 @@ class MetadataStore:
                     deleted=False,
                     client_request_id=client_request_id or None,
                 )
+                if status == "PENDING":
+                    session.add(CheckJobRow(learnware_id=learnware_id, state=JOB_QUEUED, attempts=0, created_at=now, last_error=""))
                 self._commit_change(session, row)
                 return _record(row)
         except IntegrityError:
@@ -286,6 +368,8 @@ class MetadataStore:
                 row.semantic_spec = json.dumps(semantic_spec)
             if status is not None:
                 row.status = status
+                if status == "PENDING":
+                    self._stage_job(session, learnware_id)
             if check_report is not None:
                 row.check_report = check_report
             self._commit_change(session, row)
@@ -312,6 +396,149 @@ class MetadataStore:
             rows = session.execute(select(LearnwareRow.status, func.count()).where(LearnwareRow.deleted.is_(False)).group_by(LearnwareRow.status))
             return {status: int(count) for status, count in rows}
 
+
+    # Check jobs.
+
+    def _stage_job(self, session: Session, learnware_id: str) -> CheckJobRow:
+        """A queued job for the learnware in the session's transaction; an already queued one is reused (it checks the newest state)."""
+        queued = session.scalar(select(CheckJobRow).where(CheckJobRow.learnware_id == learnware_id, CheckJobRow.state == JOB_QUEUED).order_by(CheckJobRow.id).limit(1))
+        if queued is not None:
+            return queued
+        job = CheckJobRow(learnware_id=learnware_id, state=JOB_QUEUED, attempts=0, created_at=time.time(), last_error="")
+        session.add(job)
+        return job
+
+    def create_check_job(self, learnware_id: str) -> CheckJob | None:
+        """Queue a check of a live learnware (None if unknown or deleted); its status stays as it is until the check ends."""
+        with self._write_lock, self._session() as session:
+            if session.scalar(select(LearnwareRow.seq).where(LearnwareRow.id == learnware_id, LearnwareRow.deleted.is_(False))) is None:
+                return None
+            job = self._stage_job(session, learnware_id)
+            session.commit()
+            return _job(job)
+
+    def get_job(self, job_id: int) -> CheckJob | None:
+        with self._session() as session:
+            row = session.get(CheckJobRow, job_id)
+            return _job(row) if row is not None else None
+
+    def jobs_of(self, learnware_id: str) -> builtins.list[CheckJob]:
+        """Every check job of a learnware, oldest first."""
+        with self._session() as session:
+            return [_job(row) for row in session.scalars(select(CheckJobRow).where(CheckJobRow.learnware_id == learnware_id).order_by(CheckJobRow.id))]
+
+    def unfinished_jobs(self) -> int:
+        """Check jobs queued or running."""
+        with self._session() as session:
+            return int(session.scalar(select(func.count()).select_from(CheckJobRow).where(CheckJobRow.state.in_([JOB_QUEUED, JOB_RUNNING]))) or 0)
+
+    def claim_check_job(self, holder: str, lease_s: float) -> CheckJob | None:
+        """Lease the oldest queued job, or a running one whose lease expired, to `holder` for lease_s seconds; None when there is none.
+
+        Running jobs whose lease expired after their last attempt are failed first.
+        """
+        if not holder:
+            raise ValueError("a check job's lease needs a holder name")
+        if lease_s <= 0:
+            raise ValueError(f"lease_s must be positive, got {lease_s}")
+        now = time.time()
+        self._fail_exhausted(now)
+        claimable = or_(CheckJobRow.state == JOB_QUEUED, and_(CheckJobRow.state == JOB_RUNNING, CheckJobRow.lease_expires_at < now))
+        with self._session() as session:
+            if session.scalar(select(CheckJobRow.id).where(claimable).limit(1)) is None:
+                return None  # the common idle case: a read, no write lock taken
+            # One statement: PostgreSQL skips rows other claimers hold locked; SQLite runs it under its write lock.
+            pick = select(CheckJobRow.id).where(claimable, CheckJobRow.attempts < self.max_check_attempts).order_by(CheckJobRow.id).limit(1).with_for_update(skip_locked=True).scalar_subquery()
+            expired_error = literal("the lease of ") + func.coalesce(CheckJobRow.lease_holder, "") + literal(" expired (the checker stopped or lost contact)")
+            claimed = session.scalars(
+                update(CheckJobRow)
+                .where(CheckJobRow.id == pick, claimable)
+                .values(
+                    state=JOB_RUNNING,
+                    attempts=CheckJobRow.attempts + 1,
+                    lease_holder=holder,
+                    lease_expires_at=now + lease_s,
+                    heartbeat_at=now,
+                    last_error=case((CheckJobRow.state == JOB_RUNNING, expired_error), else_=CheckJobRow.last_error),
+                )
+                .returning(CheckJobRow)
+            ).one_or_none()
+            session.commit()
+            return _job(claimed) if claimed is not None else None
+
+    def _fail_exhausted(self, now: float) -> None:
+        """End running jobs whose lease expired on their last attempt: job failed, learnware INVALID with a report saying why."""
+        exhausted = and_(CheckJobRow.state == JOB_RUNNING, CheckJobRow.lease_expires_at < now, CheckJobRow.attempts >= self.max_check_attempts)
+        with self._session() as session:
+            candidates = [_job(row) for row in session.scalars(select(CheckJobRow).where(exhausted))]
+        for job in candidates:
+            error = f"the lease of {job.lease_holder} expired (the checker stopped or lost contact)"
+            try:
+                self._end_job(job.id, job.lease_holder, JOB_FAILED, error, "INVALID", exhausted_report(job.attempts, error), only_if_expired_at=now)
+            except LeaseLost:
+                pass  # renewed by a late heartbeat, or ended by another organizer meanwhile
+
+    def heartbeat_check_job(self, job_id: int, holder: str, lease_s: float) -> CheckJob:
+        """Extend the holder's lease to lease_s seconds from now; LeaseLost if it no longer holds the job."""
+        now = time.time()
+        with self._session() as session:
+            renewed = session.scalars(
+                update(CheckJobRow)
+                .where(CheckJobRow.id == job_id, CheckJobRow.state == JOB_RUNNING, CheckJobRow.lease_holder == holder)
+                .values(lease_expires_at=now + lease_s, heartbeat_at=now)
+                .returning(CheckJobRow)
+            ).one_or_none()
+            session.commit()
+            if renewed is None:
+                raise LeaseLost(job_id, holder)
+            return _job(renewed)
+
+    def complete_check_job(self, job_id: int, holder: str, status: str, check_report: str) -> tuple[CheckJob, LearnwareRecord | None]:
+        """Store the check's outcome and end the job, in one transaction; LeaseLost (nothing written) unless `holder` holds the job."""
+        return self._end_job(job_id, holder, JOB_DONE, "", status, check_report)
+
+    def fail_check_attempt(self, job_id: int, holder: str, error: str) -> tuple[CheckJob, LearnwareRecord | None]:
+        """The holder could not finish the check: the job is queued again, or after its last attempt failed with an INVALID report."""
+        job = self.get_job(job_id)
+        if job is None or job.state != JOB_RUNNING or job.lease_holder != holder:
+            raise LeaseLost(job_id, holder)
+        if job.attempts >= self.max_check_attempts:
+            return self._end_job(job_id, holder, JOB_FAILED, error, "INVALID", exhausted_report(job.attempts, error))
+        with self._session() as session:
+            requeued = session.scalars(
+                update(CheckJobRow)
+                .where(CheckJobRow.id == job_id, CheckJobRow.state == JOB_RUNNING, CheckJobRow.lease_holder == holder)
+                .values(state=JOB_QUEUED, lease_holder=None, lease_expires_at=None, last_error=error)
+                .returning(CheckJobRow)
+            ).one_or_none()
+            session.commit()
+            if requeued is None:
+                raise LeaseLost(job_id, holder)
+            return _job(requeued), None
+
+    def _end_job(self, job_id: int, holder: str, state: str, error: str, status: str, check_report: str, only_if_expired_at: float | None = None) -> tuple[CheckJob, LearnwareRecord | None]:
+        """Move the job held by `holder` to its end state and write the learnware's status and report, in one transaction."""
+        held = and_(CheckJobRow.id == job_id, CheckJobRow.state == JOB_RUNNING, CheckJobRow.lease_holder == holder)
+        if only_if_expired_at is not None:
+            held = and_(held, CheckJobRow.lease_expires_at < only_if_expired_at)
+        with self._write_lock, self._session() as session:
+            ended = session.scalars(
+                update(CheckJobRow)
+                .where(held)
+                .values(state=state, finished_at=time.time(), lease_expires_at=None, last_error=error or CheckJobRow.last_error)  # a done job keeps why earlier attempts failed
+                .returning(CheckJobRow)
+            ).one_or_none()
+            if ended is None:
+                session.rollback()
+                raise LeaseLost(job_id, holder)
+            row = session.scalar(select(LearnwareRow).where(LearnwareRow.id == ended.learnware_id, LearnwareRow.deleted.is_(False)))
+            if row is not None:
+                row.status = status
+                row.check_report = check_report
+                self._stage_change(session, row)
+            session.commit()
+            self._notify()
+            return _job(ended), _record(row) if row is not None else None
 
 def _connection_error_types(engine: Engine) -> tuple[type[BaseException], ...]:
     """The driver's exception types that mean the server is unreachable (not a bad query)."""

@@ -8,6 +8,8 @@ import logging
 import os
 import re
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,19 @@ from lwm.rpc.errors import ServiceError, caller_input, failed_precondition, grpc
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.server import Server
 from lwm.services.organizer.leases import CheckpointRecord, Fence, LeaseStore, StaleFence
-from lwm.services.organizer.metadata import DEFAULT_MARKET_ID, DuplicateRequest, LearnwareRecord, MetadataStore
+from lwm.services.organizer.metadata import (
+    DEFAULT_MARKET_ID,
+    DEFAULT_MAX_CHECK_ATTEMPTS,
+    JOB_DONE,
+    JOB_FAILED,
+    JOB_QUEUED,
+    JOB_RUNNING,
+    CheckJob,
+    DuplicateRequest,
+    LearnwareRecord,
+    LeaseLost,
+    MetadataStore,
+)
 from lwm.services.organizer.object_store import ObjectNotFound, ObjectStore, S3Config, open_object_store, sha256_file
 from lwm.services.organizer.sweeper import Sweeper
 
@@ -38,6 +52,11 @@ MAX_CLIENT_REQUEST_ID_CHARS = 128
 LEASE_NAME = re.compile(r"[a-z0-9][a-z0-9._/-]{0,127}")
 MAX_LEASE_HOLDER_CHARS = 256
 MAX_LEASE_TTL_S = 86400.0
+MAX_JOB_WAIT_S = 30.0
+# WaitCheckJob calls that may block at once, each holding one of the server's 16 threads; beyond
+# it a call answers at once (its caller polls) so that claims and completions always find a thread.
+MAX_JOB_WAITERS = 6
+JOB_STATES = {JOB_QUEUED: organizer_pb2.CHECK_JOB_STATE_QUEUED, JOB_RUNNING: organizer_pb2.CHECK_JOB_STATE_RUNNING, JOB_DONE: organizer_pb2.CHECK_JOB_STATE_DONE, JOB_FAILED: organizer_pb2.CHECK_JOB_STATE_FAILED}
 
 
 @dataclass
@@ -49,6 +68,10 @@ class OrganizerConfig:
     sweep_interval_s: float = 600.0
     # Unreferenced objects younger than this may belong to an upload in flight and are kept.
     sweep_grace_s: float = 3600.0
+    # Attempts of a check job before the learnware is reported INVALID (a lease that expires is an attempt).
+    max_check_attempts: int = DEFAULT_MAX_CHECK_ATTEMPTS
+    # Check jobs queued or running beyond which uploads get RESOURCE_EXHAUSTED (0 = no limit).
+    max_unfinished_checks: int = 0
 
     @classmethod
     def in_directory(cls, data_dir: Path) -> OrganizerConfig:
@@ -58,17 +81,20 @@ class OrganizerConfig:
 
     @classmethod
     def from_env(cls, data_dir: Path, db_url: str = "") -> OrganizerConfig:
-        """Defaults in data_dir, overridden by db_url and LWM_S3_*, LWM_MAX_ZIP_BYTES, LWM_SWEEP_INTERVAL_S, LWM_SWEEP_GRACE_S."""
+        """Defaults in data_dir, overridden by db_url and LWM_S3_*, LWM_MAX_ZIP_BYTES, LWM_SWEEP_INTERVAL_S, LWM_SWEEP_GRACE_S,
+        LWM_CHECK_MAX_ATTEMPTS, LWM_MAX_CONCURRENT_CHECKS."""
         config = cls.in_directory(data_dir)
         config.db_url = db_url or config.db_url
         config.s3 = S3Config.from_env()
         config.max_zip_bytes = int(os.environ.get("LWM_MAX_ZIP_BYTES", config.max_zip_bytes))
         config.sweep_interval_s = float(os.environ.get("LWM_SWEEP_INTERVAL_S", config.sweep_interval_s))
         config.sweep_grace_s = float(os.environ.get("LWM_SWEEP_GRACE_S", config.sweep_grace_s))
+        config.max_check_attempts = int(os.environ.get("LWM_CHECK_MAX_ATTEMPTS", config.max_check_attempts))
+        config.max_unfinished_checks = int(os.environ.get("LWM_MAX_CONCURRENT_CHECKS", "0") or 0)
         return config
 
     def open_storage(self) -> tuple[MetadataStore, ObjectStore]:
-        return MetadataStore(self.db_url), open_object_store(self.object_dir, self.s3)
+        return MetadataStore(self.db_url, self.max_check_attempts), open_object_store(self.object_dir, self.s3)
 
 
 def learnware_info(record: LearnwareRecord) -> common_pb2.LearnwareInfo:
@@ -88,6 +114,20 @@ def learnware_info(record: LearnwareRecord) -> common_pb2.LearnwareInfo:
     if record.check_report:
         json_format.Parse(record.check_report, info.check_report)
     return info
+
+
+def check_job_message(job: CheckJob) -> organizer_pb2.CheckJob:
+    return organizer_pb2.CheckJob(
+        id=job.id,
+        learnware_id=job.learnware_id,
+        state=JOB_STATES[job.state],
+        attempts=job.attempts,
+        lease_holder=job.lease_holder,
+        lease_expires_at=job.lease_expires_at,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        last_error=job.last_error,
+    )
 
 
 def read_stat_specs(archive: LearnwareArchive) -> list[dict]:
@@ -114,6 +154,7 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
         self.objects = objects
         self.config = config
         self.leases = LeaseStore(metadata)
+        self._waiters = threading.BoundedSemaphore(MAX_JOB_WAITERS)
 
     def _get(self, learnware_id: str) -> LearnwareRecord:
         if not learnware_id:
@@ -137,6 +178,10 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
             raise invalid_argument(f"client_request_id has {len(request_id)} characters; at most {MAX_CLIENT_REQUEST_ID_CHARS} are allowed")
         if request_id and (earlier := self.metadata.by_client_request(owner, request_id)) is not None:
             return self._replayed(earlier)  # the zip still in flight is not read
+        limit = self.config.max_unfinished_checks
+        if limit and (unfinished := self.metadata.unfinished_jobs()) >= limit:
+            metrics.LIMIT_REFUSALS.labels("learnware checks").inc()
+            raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{unfinished} learnware checks are already queued or running (limit {limit}); try again later")
         with tempfile.TemporaryDirectory(prefix="lwm-upload-") as tmp:
             zip_path = Path(tmp) / "learnware.zip"
             size = 0
@@ -175,7 +220,8 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
                 self.objects.delete(zip_key)
                 return self._replayed(duplicate.first)
         log.info("added learnware %s (%d bytes)", learnware_id, size)
-        return organizer_pb2.AddLearnwareResponse(learnware=learnware_info(record))
+        job = self.metadata.jobs_of(learnware_id)[-1]
+        return organizer_pb2.AddLearnwareResponse(learnware=learnware_info(record), check_job_id=job.id)
 
     @staticmethod
     def _replayed(first: LearnwareRecord) -> organizer_pb2.AddLearnwareResponse:
@@ -331,6 +377,74 @@ class OrganizerServicer(organizer_pb2_grpc.OrganizerServiceServicer):
 
     def ReleaseLease(self, request: organizer_pb2.ReleaseLeaseRequest, context: grpc.ServicerContext) -> organizer_pb2.ReleaseLeaseResponse:
         return organizer_pb2.ReleaseLeaseResponse(released=self.leases.release(_lease_name(request.name), _lease_holder(request.holder)))
+
+
+    def CreateCheckJob(self, request: organizer_pb2.CreateCheckJobRequest, context: grpc.ServicerContext) -> organizer_pb2.CreateCheckJobResponse:
+        job = self.metadata.create_check_job(self._get(request.learnware_id).id)
+        if job is None:
+            raise not_found(f"no learnware with id {request.learnware_id!r}")
+        log.info("queued check job %d of learnware %s", job.id, job.learnware_id)
+        return organizer_pb2.CreateCheckJobResponse(job=check_job_message(job))
+
+    def ClaimCheckJob(self, request: organizer_pb2.ClaimCheckJobRequest, context: grpc.ServicerContext) -> organizer_pb2.ClaimCheckJobResponse:
+        if not request.holder or request.lease_s <= 0:
+            raise invalid_argument(f"ClaimCheckJob needs a holder name and a positive lease_s (got {request.holder!r}, {request.lease_s})")
+        job = self.metadata.claim_check_job(request.holder, request.lease_s)
+        if job is None:
+            return organizer_pb2.ClaimCheckJobResponse()
+        log.info("check job %d of learnware %s leased to %s (attempt %d)", job.id, job.learnware_id, job.lease_holder, job.attempts)
+        return organizer_pb2.ClaimCheckJobResponse(job=check_job_message(job))
+
+    def HeartbeatCheckJob(self, request: organizer_pb2.HeartbeatCheckJobRequest, context: grpc.ServicerContext) -> organizer_pb2.HeartbeatCheckJobResponse:
+        if request.lease_s <= 0:
+            raise invalid_argument(f"lease_s must be positive, got {request.lease_s}")
+        try:
+            job = self.metadata.heartbeat_check_job(request.job_id, request.holder, request.lease_s)
+        except LeaseLost as lost:
+            raise failed_precondition(str(lost)) from None
+        return organizer_pb2.HeartbeatCheckJobResponse(job=check_job_message(job))
+
+    def CompleteCheckJob(self, request: organizer_pb2.CompleteCheckJobRequest, context: grpc.ServicerContext) -> organizer_pb2.CompleteCheckJobResponse:
+        outcome = request.WhichOneof("outcome")
+        try:
+            if outcome == "report":
+                status = convert.STATUS_NAMES.get(request.report.status, "")
+                if status not in ("USABLE", "INVALID", "NONUSABLE"):
+                    raise invalid_argument(f"a check report's status must be USABLE, INVALID or NONUSABLE, got {status or request.report.status!r}")
+                job, record = self.metadata.complete_check_job(request.job_id, request.holder, status, json_format.MessageToJson(request.report))
+            elif outcome == "error":
+                job, record = self.metadata.fail_check_attempt(request.job_id, request.holder, request.error or "unknown error")
+            else:
+                raise invalid_argument("CompleteCheckJob needs a report or an error")
+        except LeaseLost as lost:
+            raise failed_precondition(str(lost)) from None
+        log.info("check job %d of learnware %s: %s after attempt %d", job.id, job.learnware_id, job.state, job.attempts)
+        reply = organizer_pb2.CompleteCheckJobResponse(job=check_job_message(job))
+        if record is not None:
+            reply.learnware.CopyFrom(learnware_info(record))
+        return reply
+
+    def WaitCheckJob(self, request: organizer_pb2.WaitCheckJobRequest, context: grpc.ServicerContext) -> organizer_pb2.WaitCheckJobResponse:
+        may_block = self._waiters.acquire(blocking=False)
+        try:
+            until = time.monotonic() + (min(max(request.wait_s, 0.0), MAX_JOB_WAIT_S) if may_block else 0.0)
+            while True:
+                job = self.metadata.get_job(request.job_id)
+                if job is None:
+                    raise not_found(f"no check job with id {request.job_id}")
+                left = until - time.monotonic()
+                if job.finished or left <= 0 or not context.is_active():
+                    break
+                with self.metadata.changed:  # a job ends with a learnware change; poll too (another organizer may end it)
+                    self.metadata.changed.wait(min(left, WATCH_POLL_S))
+        finally:
+            if may_block:
+                self._waiters.release()
+        reply = organizer_pb2.WaitCheckJobResponse(job=check_job_message(job))
+        record = self.metadata.get(job.learnware_id) if job.finished else None
+        if record is not None:
+            reply.learnware.CopyFrom(learnware_info(record))
+        return reply
 
 
 def _checkpoint_name(name: str) -> str:

@@ -8,16 +8,129 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CheckJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHECK_JOB_STATE_UNSPECIFIED: _ClassVar[CheckJobState]
+    CHECK_JOB_STATE_QUEUED: _ClassVar[CheckJobState]
+    CHECK_JOB_STATE_RUNNING: _ClassVar[CheckJobState]
+    CHECK_JOB_STATE_DONE: _ClassVar[CheckJobState]
+    CHECK_JOB_STATE_FAILED: _ClassVar[CheckJobState]
+
 class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CHANGE_KIND_UNSPECIFIED: _ClassVar[ChangeKind]
     CHANGE_KIND_UPSERTED: _ClassVar[ChangeKind]
     CHANGE_KIND_DELETED: _ClassVar[ChangeKind]
     CHANGE_KIND_SYNCED: _ClassVar[ChangeKind]
+CHECK_JOB_STATE_UNSPECIFIED: CheckJobState
+CHECK_JOB_STATE_QUEUED: CheckJobState
+CHECK_JOB_STATE_RUNNING: CheckJobState
+CHECK_JOB_STATE_DONE: CheckJobState
+CHECK_JOB_STATE_FAILED: CheckJobState
 CHANGE_KIND_UNSPECIFIED: ChangeKind
 CHANGE_KIND_UPSERTED: ChangeKind
 CHANGE_KIND_DELETED: ChangeKind
 CHANGE_KIND_SYNCED: ChangeKind
+
+class CheckJob(_message.Message):
+    __slots__ = ("id", "learnware_id", "state", "attempts", "lease_holder", "lease_expires_at", "created_at", "finished_at", "last_error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LEARNWARE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_HOLDER_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    learnware_id: str
+    state: CheckJobState
+    attempts: int
+    lease_holder: str
+    lease_expires_at: float
+    created_at: float
+    finished_at: float
+    last_error: str
+    def __init__(self, id: _Optional[int] = ..., learnware_id: _Optional[str] = ..., state: _Optional[_Union[CheckJobState, str]] = ..., attempts: _Optional[int] = ..., lease_holder: _Optional[str] = ..., lease_expires_at: _Optional[float] = ..., created_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class CreateCheckJobRequest(_message.Message):
+    __slots__ = ("learnware_id",)
+    LEARNWARE_ID_FIELD_NUMBER: _ClassVar[int]
+    learnware_id: str
+    def __init__(self, learnware_id: _Optional[str] = ...) -> None: ...
+
+class CreateCheckJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: CheckJob
+    def __init__(self, job: _Optional[_Union[CheckJob, _Mapping]] = ...) -> None: ...
+
+class ClaimCheckJobRequest(_message.Message):
+    __slots__ = ("holder", "lease_s")
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    LEASE_S_FIELD_NUMBER: _ClassVar[int]
+    holder: str
+    lease_s: float
+    def __init__(self, holder: _Optional[str] = ..., lease_s: _Optional[float] = ...) -> None: ...
+
+class ClaimCheckJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: CheckJob
+    def __init__(self, job: _Optional[_Union[CheckJob, _Mapping]] = ...) -> None: ...
+
+class HeartbeatCheckJobRequest(_message.Message):
+    __slots__ = ("job_id", "holder", "lease_s")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    LEASE_S_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    holder: str
+    lease_s: float
+    def __init__(self, job_id: _Optional[int] = ..., holder: _Optional[str] = ..., lease_s: _Optional[float] = ...) -> None: ...
+
+class HeartbeatCheckJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: CheckJob
+    def __init__(self, job: _Optional[_Union[CheckJob, _Mapping]] = ...) -> None: ...
+
+class CompleteCheckJobRequest(_message.Message):
+    __slots__ = ("job_id", "holder", "report", "error")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    holder: str
+    report: _common_pb2.CheckReport
+    error: str
+    def __init__(self, job_id: _Optional[int] = ..., holder: _Optional[str] = ..., report: _Optional[_Union[_common_pb2.CheckReport, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class CompleteCheckJobResponse(_message.Message):
+    __slots__ = ("job", "learnware")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    job: CheckJob
+    learnware: _common_pb2.LearnwareInfo
+    def __init__(self, job: _Optional[_Union[CheckJob, _Mapping]] = ..., learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
+
+class WaitCheckJobRequest(_message.Message):
+    __slots__ = ("job_id", "wait_s")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    wait_s: float
+    def __init__(self, job_id: _Optional[int] = ..., wait_s: _Optional[float] = ...) -> None: ...
+
+class WaitCheckJobResponse(_message.Message):
+    __slots__ = ("job", "learnware")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    LEARNWARE_FIELD_NUMBER: _ClassVar[int]
+    job: CheckJob
+    learnware: _common_pb2.LearnwareInfo
+    def __init__(self, job: _Optional[_Union[CheckJob, _Mapping]] = ..., learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ...) -> None: ...
 
 class AddLearnwareMetadata(_message.Message):
     __slots__ = ("semantic_spec", "owner", "zip_size", "market_id", "client_request_id")
@@ -42,12 +155,14 @@ class AddLearnwareRequest(_message.Message):
     def __init__(self, metadata: _Optional[_Union[AddLearnwareMetadata, _Mapping]] = ..., chunk: _Optional[_Union[_common_pb2.Chunk, _Mapping]] = ...) -> None: ...
 
 class AddLearnwareResponse(_message.Message):
-    __slots__ = ("learnware", "replayed")
+    __slots__ = ("learnware", "replayed", "check_job_id")
     LEARNWARE_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    CHECK_JOB_ID_FIELD_NUMBER: _ClassVar[int]
     learnware: _common_pb2.LearnwareInfo
     replayed: bool
-    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., replayed: bool = ...) -> None: ...
+    check_job_id: int
+    def __init__(self, learnware: _Optional[_Union[_common_pb2.LearnwareInfo, _Mapping]] = ..., replayed: bool = ..., check_job_id: _Optional[int] = ...) -> None: ...
 
 class GetLearnwareRequest(_message.Message):
     __slots__ = ("learnware_id",)

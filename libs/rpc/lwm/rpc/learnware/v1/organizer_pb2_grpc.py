@@ -96,6 +96,31 @@ class OrganizerServiceStub(object):
                 request_serializer=learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseRequest.SerializeToString,
                 response_deserializer=learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseResponse.FromString,
                 _registered_method=True)
+        self.CreateCheckJob = channel.unary_unary(
+                '/learnware.v1.OrganizerService/CreateCheckJob',
+                request_serializer=learnware_dot_v1_dot_organizer__pb2.CreateCheckJobRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_organizer__pb2.CreateCheckJobResponse.FromString,
+                _registered_method=True)
+        self.ClaimCheckJob = channel.unary_unary(
+                '/learnware.v1.OrganizerService/ClaimCheckJob',
+                request_serializer=learnware_dot_v1_dot_organizer__pb2.ClaimCheckJobRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_organizer__pb2.ClaimCheckJobResponse.FromString,
+                _registered_method=True)
+        self.HeartbeatCheckJob = channel.unary_unary(
+                '/learnware.v1.OrganizerService/HeartbeatCheckJob',
+                request_serializer=learnware_dot_v1_dot_organizer__pb2.HeartbeatCheckJobRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_organizer__pb2.HeartbeatCheckJobResponse.FromString,
+                _registered_method=True)
+        self.CompleteCheckJob = channel.unary_unary(
+                '/learnware.v1.OrganizerService/CompleteCheckJob',
+                request_serializer=learnware_dot_v1_dot_organizer__pb2.CompleteCheckJobRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_organizer__pb2.CompleteCheckJobResponse.FromString,
+                _registered_method=True)
+        self.WaitCheckJob = channel.unary_unary(
+                '/learnware.v1.OrganizerService/WaitCheckJob',
+                request_serializer=learnware_dot_v1_dot_organizer__pb2.WaitCheckJobRequest.SerializeToString,
+                response_deserializer=learnware_dot_v1_dot_organizer__pb2.WaitCheckJobResponse.FromString,
+                _registered_method=True)
 
 
 class OrganizerServiceServicer(object):
@@ -191,6 +216,45 @@ class OrganizerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateCheckJob(self, request, context):
+        """Check jobs (docs/operators.md): AddLearnware, and UpdateLearnware to PENDING, queue one in
+        their transaction; CreateCheckJob queues a recheck. Checkers claim, heartbeat and complete them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimCheckJob(self, request, context):
+        """Lease the oldest claimable job (queued, or running with an expired lease); none when idle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HeartbeatCheckJob(self, request, context):
+        """Extend a lease; FAILED_PRECONDITION when the caller no longer holds it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteCheckJob(self, request, context):
+        """End an attempt: store the report (and status) and end the job, or record the error and
+        queue the job again (INVALID report after the last attempt); FAILED_PRECONDITION when
+        the caller no longer holds the lease (nothing is written).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WaitCheckJob(self, request, context):
+        """The job's state once it has finished, or after wait_s seconds, whichever comes first
+        (at once while 6 other calls are waiting: the caller polls).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrganizerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -253,6 +317,31 @@ def add_OrganizerServiceServicer_to_server(servicer, server):
                     servicer.ReleaseLease,
                     request_deserializer=learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseRequest.FromString,
                     response_serializer=learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseResponse.SerializeToString,
+            ),
+            'CreateCheckJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCheckJob,
+                    request_deserializer=learnware_dot_v1_dot_organizer__pb2.CreateCheckJobRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_organizer__pb2.CreateCheckJobResponse.SerializeToString,
+            ),
+            'ClaimCheckJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimCheckJob,
+                    request_deserializer=learnware_dot_v1_dot_organizer__pb2.ClaimCheckJobRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_organizer__pb2.ClaimCheckJobResponse.SerializeToString,
+            ),
+            'HeartbeatCheckJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.HeartbeatCheckJob,
+                    request_deserializer=learnware_dot_v1_dot_organizer__pb2.HeartbeatCheckJobRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_organizer__pb2.HeartbeatCheckJobResponse.SerializeToString,
+            ),
+            'CompleteCheckJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteCheckJob,
+                    request_deserializer=learnware_dot_v1_dot_organizer__pb2.CompleteCheckJobRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_organizer__pb2.CompleteCheckJobResponse.SerializeToString,
+            ),
+            'WaitCheckJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitCheckJob,
+                    request_deserializer=learnware_dot_v1_dot_organizer__pb2.WaitCheckJobRequest.FromString,
+                    response_serializer=learnware_dot_v1_dot_organizer__pb2.WaitCheckJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -581,6 +670,141 @@ class OrganizerService(object):
             '/learnware.v1.OrganizerService/ReleaseLease',
             learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseRequest.SerializeToString,
             learnware_dot_v1_dot_organizer__pb2.ReleaseLeaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCheckJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.OrganizerService/CreateCheckJob',
+            learnware_dot_v1_dot_organizer__pb2.CreateCheckJobRequest.SerializeToString,
+            learnware_dot_v1_dot_organizer__pb2.CreateCheckJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimCheckJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.OrganizerService/ClaimCheckJob',
+            learnware_dot_v1_dot_organizer__pb2.ClaimCheckJobRequest.SerializeToString,
+            learnware_dot_v1_dot_organizer__pb2.ClaimCheckJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HeartbeatCheckJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.OrganizerService/HeartbeatCheckJob',
+            learnware_dot_v1_dot_organizer__pb2.HeartbeatCheckJobRequest.SerializeToString,
+            learnware_dot_v1_dot_organizer__pb2.HeartbeatCheckJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteCheckJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.OrganizerService/CompleteCheckJob',
+            learnware_dot_v1_dot_organizer__pb2.CompleteCheckJobRequest.SerializeToString,
+            learnware_dot_v1_dot_organizer__pb2.CompleteCheckJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitCheckJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnware.v1.OrganizerService/WaitCheckJob',
+            learnware_dot_v1_dot_organizer__pb2.WaitCheckJobRequest.SerializeToString,
+            learnware_dot_v1_dot_organizer__pb2.WaitCheckJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
