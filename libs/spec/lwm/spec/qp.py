@@ -62,9 +62,11 @@ def _fista(K: np.ndarray, c: np.ndarray, b0: np.ndarray, iters: int = 5000) -> n
     return b
 
 
-def _polish(K: np.ndarray, c: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """Solve the KKT system exactly on the support of b; None if infeasible."""
-    support = np.nonzero(b > 0)[0]
+def _polish(K: np.ndarray, c: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Solve the KKT system exactly on ``support`` (indices); None if that gives a negative weight.
+
+    Returns the weights and the common gradient value (K b - c)_i on the support.
+    """
     m = support.size
     if m == 0:
         return None
@@ -79,13 +81,27 @@ def _polish(K: np.ndarray, c: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         return None
     if not np.all(np.isfinite(sol)) or np.any(sol[:m] < 0):
         return None
-    out = np.zeros_like(b)
+    out = np.zeros(K.shape[0])
     out[support] = sol[:m]
-    return out
+    return out, -float(sol[m])
 
 
-def solve_simplex_qp(K: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _is_optimal(K: np.ndarray, c: np.ndarray, b: np.ndarray, support_gradient: float) -> bool:
+    """KKT check for weights that are exact on their support: no weight outside it would lower the objective."""
+    gradient = K @ b - c
+    outside = np.ones(b.size, dtype=bool)
+    outside[b > 0] = False
+    tolerance = 1e-10 * max(1.0, float(np.abs(gradient).max()))
+    return bool(np.all(gradient[outside] >= support_gradient - tolerance))
+
+
+def solve_simplex_qp(K: np.ndarray, c: np.ndarray, support_hint: np.ndarray | None = None) -> np.ndarray:
     """Weights b >= 0 with sum(b) = 1 minimising 1/2 b^T K b - c^T b.
+
+    ``support_hint`` (a boolean mask or indices) is where the optimum is expected to be
+    positive, e.g. the weights of a slightly different problem solved just before: when the
+    exact solution on it meets the optimality conditions it is returned without the NNLS
+    below (one small linear solve instead of an active-set search).
 
     Method: write the objective as a least-squares problem through a
     (jittered) Cholesky factor K = L L^T, append the equality as a heavily
@@ -102,7 +118,12 @@ def solve_simplex_qp(K: np.ndarray, c: np.ndarray) -> np.ndarray:
     if n == 1:
         return np.ones(1)
     with _THREADPOOLS.limit(limits=1):
-        return _solve(0.5 * (K + K.T), c)
+        K = 0.5 * (K + K.T)
+        if support_hint is not None:
+            hinted = _polish(K, c, np.arange(n)[np.asarray(support_hint)])
+            if hinted is not None and _is_optimal(K, c, *hinted):
+                return hinted[0]
+        return _solve(K, c)
 
 
 def _solve(K: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -117,7 +138,7 @@ def _solve(K: np.ndarray, c: np.ndarray) -> np.ndarray:
         b = _fista(K, c, np.full(n, 1.0 / n))
     total = b.sum()
     b = b / total if total > 0 else np.full(n, 1.0 / n)
-    polished = _polish(K, c, b)
-    if polished is not None and _objective(K, c, polished) <= _objective(K, c, b):
-        b = polished
+    polished = _polish(K, c, np.nonzero(b > 0)[0])
+    if polished is not None and _objective(K, c, polished[0]) <= _objective(K, c, b):
+        b = polished[0]
     return np.asarray(b)
