@@ -17,18 +17,21 @@ def canonical_row_order(X: np.ndarray) -> np.ndarray:
     """Row order of X (n, ...) that does not depend on the input order: sort by a fixed projection.
 
     Fitting rows in this order makes a spec independent of how they were shuffled.
+    The projection is an einsum: a BLAS matrix-vector product would wake BLAS threads for
+    a few microseconds of work (milliseconds on a busy machine).
     """
     flat = X.reshape(X.shape[0], -1)
     w = np.random.default_rng(12345).standard_normal(flat.shape[1])
-    return np.argsort(flat @ w, kind="stable")
+    return np.argsort(np.einsum("ij,j->i", flat, w), kind="stable")
 
 
 def kmeans_plus_plus_indices(X: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """Indices of k rows of X (n, d) picked by k-means++ (D^2) seeding, as a CPU int64 tensor.
 
-    Runs on the CPU in float32 numpy (k small sequential passes: per-call overhead matters more
-    than arithmetic). ``generator`` is a CPU generator that draws all k uniforms up front, so a
-    seed gives the same rows on any device. When X has fewer than k distinct rows, duplicates
+    Runs on the CPU in float32 numpy: k small sequential passes, where per-call overhead
+    matters more than arithmetic (einsum, not a BLAS matrix-vector product that wakes BLAS
+    threads on every call). ``generator`` is a CPU generator that draws all k uniforms up
+    front, so a seed gives the same rows on any device. When X has fewer than k distinct rows, duplicates
     are picked.
     """
     Xf = X.detach().to("cpu", torch.float32).numpy()
@@ -37,7 +40,7 @@ def kmeans_plus_plus_indices(X: torch.Tensor, k: int, generator: torch.Generator
     uniforms = torch.rand(k, generator=generator, dtype=torch.float64).numpy()
 
     def sq_dist_to(i: int) -> np.ndarray:
-        dist: np.ndarray = np.maximum(x_sq - 2.0 * (Xf @ Xf[i]) + x_sq[i], 0.0)
+        dist: np.ndarray = np.maximum(x_sq - 2.0 * np.einsum("ij,j->i", Xf, Xf[i]) + x_sq[i], 0.0)
         return dist
 
     picked = np.empty(k, dtype=np.int64)

@@ -97,7 +97,7 @@ class _ReducedSetFit:
     def __init__(self, X: torch.Tensor, gamma: float, nonnegative_beta: bool) -> None:
         # The data terms run in float32: their rounding (~1e-7 relative) is far below any MMD
         # difference the steps act on, and float32 halves the cost of the two big products.
-        self.X = X.to(torch.float32)
+        self.X = X.to(torch.float32)  # no copy when the caller already made it float32
         self.x_bias = -gamma * (self.X * self.X).sum(1)
         self.gamma = gamma
         self.nonnegative_beta = nonnegative_beta
@@ -212,20 +212,19 @@ class RKMETableSpecification:
         if K >= n:
             K = max(1, n * 2 // 3)
 
-        arr = arr[canonical_row_order(arr)]
-        Xt = torch.from_numpy(arr).to(self.device, DTYPE)
+        order = canonical_row_order(arr)
         if not reduce or n == 1:
-            self.z = Xt
+            self.z = torch.from_numpy(arr[order]).to(self.device, DTYPE)
             self.beta = torch.full((n,), 1.0 / n, dtype=DTYPE, device=self.device)
             return
 
+        rows = torch.from_numpy(arr.astype(np.float32)[order]).to(self.device)  # the fit's data terms are float32
         generator = torch.Generator().manual_seed(int(random_state))
-        sample = Xt
+        sample = rows
         if n > KMEANS_MAX_SAMPLES:
-            idx = torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES].to(self.device)
-            sample = Xt[idx]
-        fit = _ReducedSetFit(Xt, self.gamma, nonnegative_beta)
-        state = fit.state(kmeans(sample, K, generator))
+            sample = rows[torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES].to(self.device)]
+        fit = _ReducedSetFit(rows, self.gamma, nonnegative_beta)
+        state = fit.state(kmeans(sample, K, generator).to(DTYPE))
         eta = float(step_size)
         for _ in tqdm(range(int(steps)), desc="RKME table spec", disable=not verbose):
             direction = fit.descent_direction(state)
