@@ -228,8 +228,8 @@ def interleaved(case: str, rounds: int, ours: Callable[[], Run], ref: Callable[[
     return ours_runs, ref_runs, watch.stop()
 
 
-def summarise(case: str, ours_runs: list[Run], ref_runs: list[Run], watch: LoadWatch) -> float | None:
-    """Print medians, per-round speed-ups and the headline (or why there is none); return the median speed-up."""
+def summarise(case: str, ours_runs: list[Run], ref_runs: list[Run], watch: LoadWatch) -> None:
+    """Print medians, per-round speed-ups and the headline (or why there is none)."""
     ratios = [r.wall_s / o.wall_s for o, r in zip(ours_runs, ref_runs, strict=True)]
     median = statistics.median(ratios)
     ours_mmd, ref_mmd = statistics.median(r.mmd for r in ours_runs), statistics.median(r.mmd for r in ref_runs)
@@ -244,7 +244,6 @@ def summarise(case: str, ours_runs: list[Run], ref_runs: list[Run], watch: LoadW
         worst = max(watch.load_before, watch.others_cores)
         print(f"    machine loaded (load {worst:.2f}): re-run on a quiet machine (median of these rounds {median:.1f}x, not a headline)")
     sys.stdout.flush()
-    return median
 
 
 def print_bound(ours_runs: list[Run], gemm_rate: float, exp_rate: float) -> None:
