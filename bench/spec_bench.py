@@ -1,22 +1,38 @@
-"""Specifications: lwm.spec against the reference `learnware` package, same data, same run.
+"""Specifications: lwm.spec against the reference `learnware` package, same data, runs interleaved.
 
+    .venv/bin/python bench/spec_bench.py --quick         # headline: table 10,000 x 50 and 100,000 x 20, 3 rounds (~3 min quiet)
     .venv/bin/python bench/spec_bench.py                 # every case
     .venv/bin/python bench/spec_bench.py --cases table   # table | image | text, comma-separated
 
-Creates the reference's venv (.bench-venv: learnware==0.4.0.post1 with
-torch==2.13.0, fast_pytorch_kmeans, lightgbm, osqp, torch-optimizer) when it
-is missing. Each generation runs in a fresh process (bench/spec_worker.py);
-the table gives wall and CPU seconds, the peak memory the generation added,
-and the squared MMD between the spec and the data it summarises (computed
-here, exactly, with lwm.spec's kernels: Gaussian gamma=0.1 for table and
-text embeddings, the ConvNet NNGP kernel in the whitened space for images).
+The reference runs in its own venv: $LWM_REFERENCE_PYTHON when set (a python with
+learnware==0.4.0.post1 installed), else .bench-venv, created when missing
+(learnware==0.4.0.post1 with torch==2.13.0, fast_pytorch_kmeans, lightgbm, osqp,
+torch-optimizer). Each generation runs in a fresh process (bench/spec_worker.py:
+imports and a warm-up are not timed) and the two implementations alternate run by
+run (ours first in odd rounds, the reference first in even ones), so a change in
+the machine's load hits both. Every run is printed: wall and CPU seconds, the peak
+memory the generation added, and the squared MMD between the spec and the data it
+summarises (computed here, exactly, with lwm.spec's kernels: Gaussian gamma=0.1 for
+table and text embeddings, the ConvNet NNGP kernel in the whitened space for
+images). Each case ends with the median of the per-round speed-ups (reference wall /
+ours wall). That headline is printed only on a quiet machine: 1-minute load average
+at most 1.0 before the case and other processes using at most 1.0 core on average
+while it ran (from /proc/stat minus this bench's own processes); otherwise the runs
+are shown and the case says the machine was loaded.
+
+Table cases also print a lower bound for ours: the multiply-adds of the products the
+fit took (k-means++ seeding, Lloyd rounds, two K x n x d products per data-term
+evaluation; counted in the worker) at this machine's float32 GEMM rate, measured
+here with a square torch matmul, plus the kernel exponentials at the measured
+torch.exp rate; and where our time went, phase by phase.
 
 Cases (synthetic data from tests/fixtures/spec_fixture_data.py):
-  table (n, d) in (1,000, 10), (10,000, 50), (100,000, 20): clustered, standardised
+  table (n, d) in (1,000, 10), (10,000, 50), (100,000, 20): Gaussian clusters in an 8-D
+      latent space mapped to d columns, float64, standardised
   image 2,000 x 3x32x32 (coloured blobs). The reference's image spec takes
       100 steps, each computing 16 random ConvNets' features of every image:
       hours on this CPU. It runs on the first --reference-image-n images for 1
-      and 2 steps; the table shows both, ours on the same images, and an
+      and 2 steps, one round; the table shows both, ours on the same images, and an
       extrapolation to 2,000 images and 100 steps (setup + 100 x per-step x N ratio).
   text 2,000 sentences. The reference embeds with a model it downloads from
       a hub (no network here): it gets our MiniLM embeddings instead. One row
@@ -29,12 +45,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,10 +70,12 @@ from lwm.spec.nngp import convnet_nngp_kernel  # noqa: E402
 from lwm.spec.text import embed_sentences  # noqa: E402
 
 TABLE_CASES = [(1_000, 10), (10_000, 50), (100_000, 20)]
+HEADLINE_TABLE_CASES = [(10_000, 50), (100_000, 20)]
 IMAGE_N = 2_000
 TEXT_N = 2_000
 GAMMA = 0.1
 REFERENCE_IMAGE_DEFAULT_STEPS = 100
+QUIET_LOAD = 1.0  # above this 1-minute load (or this many cores used by others) no headline ratio
 
 
 @dataclass
@@ -63,6 +84,68 @@ class Run:
     cpu_s: float
     peak_extra_mb: float
     mmd: float
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase (ours, tables)
+    phases_cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per phase
+    macs: int = 0
+    exps: int = 0
+
+
+# ----- machine load -------------------------------------------------------------
+def busy_cpu_seconds() -> float:
+    """CPU seconds all processes on this machine have used since boot (/proc/stat, idle and iowait excluded)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class LoadWatch:
+    """Load around one case: 1-minute load average before and after, and the cores other processes used meanwhile."""
+
+    def __init__(self) -> None:
+        self.load_before = os.getloadavg()[0]
+        self._wall, self._busy, self._own = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
+        self.load_after = self.others_cores = 0.0
+
+    def stop(self) -> LoadWatch:
+        self.load_after = os.getloadavg()[0]
+        others = (busy_cpu_seconds() - self._busy) - (own_cpu_seconds() - self._own)
+        self.others_cores = max(0.0, others / (time.perf_counter() - self._wall))
+        return self
+
+    @property
+    def quiet(self) -> bool:
+        return self.load_before <= QUIET_LOAD and self.others_cores <= QUIET_LOAD
+
+    def label(self) -> str:
+        return (f"load {self.load_before:.2f} before, {self.load_after:.2f} after (1 min; includes this bench), "
+                f"other processes {self.others_cores:.2f} cores during the runs: {'quiet' if self.quiet else 'loaded'}")
+
+
+# ----- this machine's arithmetic rates (for the lower bound) ----------------------
+def best_seconds(fn: Callable[[], Any], repeats: int = 7) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def measure_rates() -> tuple[float, float]:
+    """float32 GEMM multiply-adds per second (square 1024 matmul) and float32 exponentials per second, best of 7."""
+    a = torch.randn(1024, 1024)
+    b = torch.randn(1024, 1024)
+    gemm = 1024**3 / best_seconds(lambda: a @ b)
+    x = torch.rand(4_000_000)
+    exp = x.numel() / best_seconds(lambda: torch.exp(x))
+    return gemm, exp
 
 
 def run_worker(python: Path, impl: str, kind: str, data: Path, out: Path, steps: int | None, home: str) -> dict:
@@ -120,37 +203,87 @@ def nngp_mmd(spec: RKMEImageSpecification, W: torch.Tensor, data_term: float) ->
     return float(beta @ convnet_nngp_kernel(z, z) @ beta) - 2.0 * cross + data_term
 
 
-# ----- cases -------------------------------------------------------------------
+# ----- runs and report -------------------------------------------------------------
 def measure(python: Path, impl: str, kind: str, data: Path, work: Path, steps: int | None, mmd_of) -> Run:
     out = work / f"{impl}-{kind}-{data.stem}-{steps}.json"
     r = run_worker(python, impl, kind, data, out, steps, str(work / "home"))
-    return Run(r["wall_s"], r["cpu_s"], r["peak_extra_mb"], mmd_of(load_stat_spec(out, device="cpu")))
+    spec = load_stat_spec(out, device="cpu")
+    return Run(r["wall_s"], r["cpu_s"], r["peak_extra_mb"], mmd_of(spec), r.get("phases", {}), r.get("phases_cpu", {}), r.get("macs", 0), r.get("exps", 0))
 
 
-def table_cases(ref_python: Path, work: Path) -> list[tuple[str, Run, Run | None, str]]:
-    rows = []
-    for n, d in TABLE_CASES:
+def print_run(case: str, label: str, run: Run) -> None:
+    print(f"  {case:<30} {label:<12} {run.wall_s:>8.3f} {run.cpu_s:>8.3f} {run.peak_extra_mb:>8.0f} {run.mmd:>14.4e}", flush=True)
+
+
+def interleaved(case: str, rounds: int, ours: Callable[[], Run], ref: Callable[[], Run]) -> tuple[list[Run], list[Run], LoadWatch]:
+    """``rounds`` runs of each, alternating; ours first in odd rounds, the reference first in even ones."""
+    watch = LoadWatch()
+    ours_runs: list[Run] = []
+    ref_runs: list[Run] = []
+    for r in range(rounds):
+        order = [("ours", ours, ours_runs), ("reference", ref, ref_runs)]
+        for impl, make, runs in order if r % 2 == 0 else order[::-1]:
+            runs.append(make())
+            print_run(case, f"{impl} #{r + 1}", runs[-1])
+    return ours_runs, ref_runs, watch.stop()
+
+
+def summarise(case: str, ours_runs: list[Run], ref_runs: list[Run], watch: LoadWatch) -> None:
+    """Print medians, per-round speed-ups and the headline (or why there is none)."""
+    ratios = [r.wall_s / o.wall_s for o, r in zip(ours_runs, ref_runs, strict=True)]
+    median = statistics.median(ratios)
+    ours_mmd, ref_mmd = statistics.median(r.mmd for r in ours_runs), statistics.median(r.mmd for r in ref_runs)
+    print(f"  {case}: ours {statistics.median(r.wall_s for r in ours_runs):.3f} s, reference "
+          f"{statistics.median(r.wall_s for r in ref_runs):.3f} s (medians); speed-up per round "
+          + ", ".join(f"{x:.1f}x" for x in ratios))
+    print(f"    MMD^2 to data: ours {ours_mmd:.4e}, reference {ref_mmd:.4e} (ours / reference {ours_mmd / ref_mmd:.3g})")
+    print(f"    {watch.label()}")
+    if watch.quiet:
+        print(f"    HEADLINE {case}: {median:.1f}x the reference (median of {len(ratios)} interleaved rounds)")
+    else:
+        worst = max(watch.load_before, watch.others_cores)
+        print(f"    machine loaded (load {worst:.2f}): re-run on a quiet machine (median of these rounds {median:.1f}x, not a headline)")
+    sys.stdout.flush()
+
+
+def print_bound(ours_runs: list[Run], gemm_rate: float, exp_rate: float) -> None:
+    """Our median run against the time its arithmetic needs at this machine's rates, and its phases."""
+    run = sorted(ours_runs, key=lambda r: r.wall_s)[len(ours_runs) // 2]
+    gemm_s = run.macs / gemm_rate
+    exp_s = run.exps / exp_rate
+    print(f"    lower bound (ours, median run): {run.macs:.3g} multiply-adds at {gemm_rate / 1e9:.0f} GMAC/s = {gemm_s * 1e3:.1f} ms; "
+          f"with {run.exps:.3g} exponentials at {exp_rate / 1e9:.2f} G/s = {(gemm_s + exp_s) * 1e3:.1f} ms. "
+          f"ours {run.wall_s * 1e3:.1f} ms = {run.wall_s / gemm_s:.1f}x the GEMM bound, {run.wall_s / (gemm_s + exp_s):.1f}x GEMM + exp")
+    print("    ours, where the time went (wall / CPU ms): " + ", ".join(
+        f"{name} {s * 1e3:.1f} / {run.phases_cpu.get(name, 0.0) * 1e3:.1f}" for name, s in run.phases.items()))
+
+
+def table_cases(ref_python: Path, work: Path, sizes: list[tuple[int, int]], rounds: int) -> None:
+    print("measuring this machine's float32 GEMM and exp rates ...", flush=True)
+    gemm_rate, exp_rate = measure_rates()
+    for n, d in sizes:
         X = clustered_table(n, d, seed=n + d)
         path = work / f"table_{n}_{d}.npy"
         np.save(path, X)
         started = time.perf_counter()
         data_term = gaussian_mean_kernel(torch.from_numpy(X))
-        print(f"  data term for {n} x {d}: {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"  (data term for {n:,} x {d}: {time.perf_counter() - started:.0f} s)", flush=True)
 
         def mmd_of(spec, X=X, data_term=data_term):
             return gaussian_mmd(spec.get_z(), spec.get_beta(), X, data_term)
 
-        ours = measure(Path(sys.executable), "ours", "table", path, work, None, mmd_of)
-        ref = measure(ref_python, "reference", "table", path, work, None, mmd_of)
-        rows.append((f"table {n:,} x {d}", ours, ref, ""))
-        print_row(*rows[-1])
-    return rows
+        case = f"table {n:,} x {d}"
+        ours_runs, ref_runs, watch = interleaved(
+            case, rounds,
+            lambda: measure(Path(sys.executable), "ours", "table", path, work, None, mmd_of),
+            lambda: measure(ref_python, "reference", "table", path, work, None, mmd_of),
+        )
+        summarise(case, ours_runs, ref_runs, watch)
+        print_bound(ours_runs, gemm_rate, exp_rate)
 
 
-def image_cases(ref_python: Path, work: Path, reference_n: int) -> list[tuple[str, Run, Run | None, str]]:
+def image_cases(ref_python: Path, work: Path, reference_n: int) -> None:
     images = blob_images(IMAGE_N, seed=11)
-    rows = []
-    note = ""
     for n in (reference_n, IMAGE_N):
         subset = images[:n]
         path = work / f"image_{n}.npy"
@@ -158,30 +291,35 @@ def image_cases(ref_python: Path, work: Path, reference_n: int) -> list[tuple[st
         W = standardise_and_whiten(images_to_tensor(subset)).double()
         started = time.perf_counter()
         data_term = nngp_mean_kernel(W)
-        print(f"  data term for {n} images: {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"  (data term for {n} images: {time.perf_counter() - started:.0f} s)", flush=True)
 
         def mmd_of(spec, W=W, data_term=data_term):
             return nngp_mmd(spec, W, data_term)
 
+        if n != reference_n:
+            watch = LoadWatch()
+            print_run(f"image {n:,}", "ours", measure(Path(sys.executable), "ours", "image", path, work, None, mmd_of))
+            print(f"    {watch.stop().label()}; the reference: not run (hours at its 100 steps)")
+            continue
+        # One round: ours, the reference at 1 step, at 2 steps (minutes each).
+        watch = LoadWatch()
         ours = measure(Path(sys.executable), "ours", "image", path, work, None, mmd_of)
-        if n == reference_n:
-            one = measure(ref_python, "reference", "image", path, work, 1, mmd_of)
-            two = measure(ref_python, "reference", "image", path, work, 2, mmd_of)
-            per_step = max(0.0, two.wall_s - one.wall_s)
-            setup = max(0.0, one.wall_s - per_step)
-            rows.append((f"image {n:,} (ref 1 step)", ours, one, ""))
-            print_row(*rows[-1])
-            rows.append((f"image {n:,} (ref 2 steps)", ours, two, ""))
-            print_row(*rows[-1])
-            full = setup + REFERENCE_IMAGE_DEFAULT_STEPS * per_step * IMAGE_N / n
-            note = f"reference at 100 steps extrapolated: ~{full / 3600:.1f} h ({per_step:.0f} s/step at {n} images)"
-        else:
-            rows.append((f"image {n:,}", ours, None, note))
-            print_row(*rows[-1])
-    return rows
+        print_run(f"image {n:,}", "ours", ours)
+        one = measure(ref_python, "reference", "image", path, work, 1, mmd_of)
+        print_run(f"image {n:,}", "ref 1 step", one)
+        two = measure(ref_python, "reference", "image", path, work, 2, mmd_of)
+        print_run(f"image {n:,}", "ref 2 steps", two)
+        watch.stop()
+        per_step = max(0.0, two.wall_s - one.wall_s)
+        setup = max(0.0, one.wall_s - per_step)
+        full = setup + REFERENCE_IMAGE_DEFAULT_STEPS * per_step * IMAGE_N / n
+        print(f"    speed-up vs the reference's 1 step {one.wall_s / ours.wall_s:.1f}x, 2 steps {two.wall_s / ours.wall_s:.1f}x "
+              f"(one round; MMD ours / reference at 2 steps {ours.mmd / two.mmd:.3g}); reference at its 100 steps extrapolated: "
+              f"~{full / 3600:.1f} h ({per_step:.0f} s/step at {n} images)")
+        print(f"    {watch.label()}")
 
 
-def text_cases(ref_python: Path, work: Path) -> list[tuple[str, Run, Run | None, str]]:
+def text_cases(ref_python: Path, work: Path, rounds: int) -> None:
     sentences = synthetic_sentences(TEXT_N, seed=5)
     path = work / "text.npy"
     np.save(path, np.array(sentences))
@@ -192,57 +330,48 @@ def text_cases(ref_python: Path, work: Path) -> list[tuple[str, Run, Run | None,
     def mmd_of(spec):
         return gaussian_mmd(spec.get_z(), spec.get_beta(), embeddings, data_term)
 
-    same_input = measure(Path(sys.executable), "ours", "text-rkme", path, work, None, mmd_of)
-    ref = measure(ref_python, "reference", "text", path, work, None, mmd_of)
-    end_to_end = measure(Path(sys.executable), "ours", "text", path, work, None, mmd_of)
-    rows = [
-        (f"text {TEXT_N:,} (embedded)", same_input, ref, "both: language detection + RKME on the same MiniLM embeddings"),
-        (f"text {TEXT_N:,} (end to end)", end_to_end, None, "ours with MiniLM embedding; the reference cannot embed offline"),
-    ]
-    for row in rows:
-        print_row(*row)
-    return rows
+    case = f"text {TEXT_N:,} (same embeddings)"
+    ours_runs, ref_runs, watch = interleaved(
+        case, rounds,
+        lambda: measure(Path(sys.executable), "ours", "text-rkme", path, work, None, mmd_of),
+        lambda: measure(ref_python, "reference", "text", path, work, None, mmd_of),
+    )
+    summarise(case, ours_runs, ref_runs, watch)
+    watch = LoadWatch()
+    print_run(f"text {TEXT_N:,} (end to end)", "ours", measure(Path(sys.executable), "ours", "text", path, work, None, mmd_of))
+    print(f"    ours with MiniLM embedding (the reference cannot embed offline); {watch.stop().label()}")
 
 
-# ----- report --------------------------------------------------------------------
-HEADER = (
-    f"{'case':<26} {'impl':<5} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'MMD^2 to data':>14}  {'speed-up':>8} {'MMD ratio':>9}"
-)
-
-
-def print_row(case: str, ours: Run, ref: Run | None, note: str) -> None:
-    def line(impl: str, run: Run, extra: str = "") -> str:
-        return f"{case:<26} {impl:<5} {run.wall_s:>8.2f} {run.cpu_s:>8.2f} {run.peak_extra_mb:>8.0f} {run.mmd:>14.3e}  {extra}"
-
-    print(line("ours", ours, f"{ref.wall_s / ours.wall_s:>7.1f}x {ours.mmd / ref.mmd:>9.3g}" if ref else ""))
-    if ref:
-        print(line("ref", ref))
-    if note:
-        print(f"{'':<26} note: {note}")
-    sys.stdout.flush()
+def reference_python() -> Path:
+    given = os.environ.get("LWM_REFERENCE_PYTHON")
+    return Path(given) if given else ensure_reference_venv()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="table,image,text", help="comma-separated: table, image, text")
+    parser.add_argument("--quick", action="store_true", help="the headline only: table 10,000 x 50 and 100,000 x 20")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per table and text case")
     parser.add_argument("--reference-image-n", type=int, default=100, help="images the reference's image spec runs on")
     args = parser.parse_args()
-    cases = {c.strip() for c in args.cases.split(",") if c.strip()}
-    ref_python = ensure_reference_venv()
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
+    cases = {"table"} if args.quick else {c.strip() for c in args.cases.split(",") if c.strip()}
+    ref_python = reference_python()
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"load average at start {os.getloadavg()[0]:.2f}")
-    print("speed-up = reference wall / ours wall; MMD ratio = ours / reference (lower is better)")
-    print(HEADER, flush=True)
+          "load average at start {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg()))
+    print("speed-up = reference wall / ours wall, per round; MMD ratio = ours / reference (lower is better)")
+    print(f"  {'case':<30} {'run':<12} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'MMD^2 to data':>14}", flush=True)
     with tempfile.TemporaryDirectory(prefix="spec-bench-") as tmp:
         work = Path(tmp)
         (work / "home").mkdir()
         if "table" in cases:
-            table_cases(ref_python, work)
+            table_cases(ref_python, work, HEADLINE_TABLE_CASES if args.quick else TABLE_CASES, args.rounds)
         if "image" in cases:
             image_cases(ref_python, work, args.reference_image_n)
         if "text" in cases:
-            text_cases(ref_python, work)
-    print(f"load average at end {os.getloadavg()[0]:.2f} (1 min)")
+            text_cases(ref_python, work, args.rounds)
+    print("load average at end {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ text-rkme gives them to ours too (language detection + RKME only), text
 runs ours end to end. Runs under our .venv (ours) or .bench-venv (the
 reference package). Prints one JSON line: wall and CPU seconds of the
 generation alone (imports, data loading and warm-up excluded) and the peak
-resident memory it added.
+resident memory it added. For ours on tables it also reports where the time went
+(k-means++ seeding, Lloyd rounds, data terms, beta QP, the rest) and the work the
+fit did (multiply-adds and exponentials), for the bench's lower bound.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import json
 import os
 import sys
 import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +42,48 @@ def reset_peak_rss() -> None:
     """Make VmHWM restart from the current RSS (Linux >= 4.0), so imports and warm-up do not count."""
     with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
         f.write("5")
+
+
+class TableFitProbe:
+    """Times the phases of lwm.spec's table fit and counts its arithmetic, by wrapping its functions."""
+
+    def __init__(self) -> None:
+        from lwm.spec import kmeans, rkme
+
+        self.seconds: dict[str, float] = defaultdict(float)  # wall
+        self.cpu_seconds: dict[str, float] = defaultdict(float)
+        self.macs = 0  # multiply-adds of the matrix products
+        self.exps = 0  # kernel entries exponentiated
+        self._wrap(kmeans, "kmeans_plus_plus_indices", "k-means++ seeding", lambda X, k, gen: (X.shape[0] * X.shape[1] * k, 0))
+        self._wrap(kmeans, "nearest_centre", "Lloyd rounds", lambda X, C: (X.shape[0] * X.shape[1] * C.shape[0], 0))
+        # distances z.x and the product kernel @ X: two (K x n x d) products, K x n exponentials
+        self._wrap(rkme._ReducedSetFit, "_data_terms", "data terms", lambda fit, z: (2 * fit.X.shape[0] * z.numel(), fit.X.shape[0] * z.shape[0]))
+        self._wrap(rkme, "solve_simplex_qp", "beta QP", lambda K, c, **_: (0, 0))
+
+    def _wrap(self, owner: Any, name: str, phase: str, work: Callable[..., tuple[int, int]]) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            result = original(*args, **kwargs)
+            self.seconds[phase] += time.perf_counter() - started
+            self.cpu_seconds[phase] += time.process_time() - cpu_started
+            macs, exps = work(*args, **kwargs)
+            self.macs += macs
+            self.exps += exps
+            return result
+
+        setattr(owner, name, timed)
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.cpu_seconds.clear()
+        self.macs = self.exps = 0
+
+    def report(self, wall_s: float, cpu_s: float) -> dict[str, Any]:
+        phases = dict(self.seconds) | {"other": max(0.0, wall_s - sum(self.seconds.values()))}
+        cpu = dict(self.cpu_seconds) | {"other": max(0.0, cpu_s - sum(self.cpu_seconds.values()))}
+        return {"phases": phases, "phases_cpu": cpu, "macs": self.macs, "exps": self.exps}
 
 
 def ours(kind: str, data, steps: int | None, embeddings_path: str):
@@ -86,7 +133,10 @@ def main() -> None:
     if kind.startswith("text"):
         data = [str(s) for s in data]
     embeddings_path = data_path + ".embeddings.npy"
+    probe = TableFitProbe() if impl == "ours" and kind == "table" else None
     make = ours(kind, data, steps, embeddings_path) if impl == "ours" else reference(kind, data, steps, embeddings_path)
+    if probe:
+        probe.reset()  # forget the warm-up
     reset_peak_rss()
     before = status_mb("VmRSS")
     wall, cpu = time.perf_counter(), time.process_time()
@@ -94,7 +144,8 @@ def main() -> None:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak_extra = status_mb("VmHWM") - before
     spec.save(out_path)
-    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_extra_mb": max(0.0, peak_extra)}))
+    result = {"wall_s": wall, "cpu_s": cpu, "peak_extra_mb": max(0.0, peak_extra)}
+    print(json.dumps(result | (probe.report(wall, cpu) if probe else {})))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ _EQUALITY_WEIGHT = 1e4
 # Found once: threadpool_limits() looks the BLAS libraries up again on every call (~5 ms,
 # more than the solve; a search solves dozens of these QPs).
 _THREADPOOLS = ThreadpoolController()
+# Rounds of the warm-started active-set search before falling back to the cold NNLS solve.
+_WARM_START_ROUNDS = 10
 
 
 def _jittered_cholesky(K: np.ndarray) -> np.ndarray:
@@ -62,9 +64,12 @@ def _fista(K: np.ndarray, c: np.ndarray, b0: np.ndarray, iters: int = 5000) -> n
     return b
 
 
-def _polish(K: np.ndarray, c: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """Solve the KKT system exactly on the support of b; None if infeasible."""
-    support = np.nonzero(b > 0)[0]
+def _solve_on_support(K: np.ndarray, c: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The exact minimiser with b = 0 outside ``support`` (indices) and sum(b) = 1, signs unchecked.
+
+    Returns b (n,) and the common gradient value (K b - c)_i on the support; None when the
+    KKT system is singular.
+    """
     m = support.size
     if m == 0:
         return None
@@ -77,15 +82,55 @@ def _polish(K: np.ndarray, c: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         sol = np.linalg.solve(kkt, rhs)
     except np.linalg.LinAlgError:
         return None
-    if not np.all(np.isfinite(sol)) or np.any(sol[:m] < 0):
+    if not np.all(np.isfinite(sol)):
         return None
-    out = np.zeros_like(b)
+    out = np.zeros(K.shape[0])
     out[support] = sol[:m]
-    return out
+    return out, -float(sol[m])
 
 
-def solve_simplex_qp(K: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _polish(K: np.ndarray, c: np.ndarray, support: np.ndarray) -> np.ndarray | None:
+    """Exact weights on the support of an approximate solution; None if one comes out negative."""
+    solved = _solve_on_support(K, c, support)
+    if solved is None or np.any(solved[0] < 0):
+        return None
+    return solved[0]
+
+
+def _warm_start(K: np.ndarray, c: np.ndarray, support: np.ndarray) -> np.ndarray | None:
+    """Active-set search from a guessed support; the exact optimum, or None if it does not settle quickly.
+
+    Each round solves exactly on the support, then drops the indices whose weight came out
+    negative or, when none did, adds the index whose gradient most violates optimality.
+    A result is returned only when it is feasible and meets the KKT conditions, so it is
+    the optimum (the problem is convex).
+    """
+    in_support = np.zeros(K.shape[0], dtype=bool)
+    in_support[support] = True
+    for _ in range(_WARM_START_ROUNDS):
+        solved = _solve_on_support(K, c, np.nonzero(in_support)[0])
+        if solved is None:
+            return None
+        b, support_gradient = solved
+        if np.any(b < 0):
+            in_support &= b > 0
+            continue
+        gradient = K @ b - c
+        violation = np.where(in_support, -np.inf, support_gradient - gradient)
+        worst = int(np.argmax(violation))
+        if violation[worst] <= 1e-10 * max(1.0, float(np.abs(gradient).max())):
+            return b
+        in_support[worst] = True
+    return None
+
+
+def solve_simplex_qp(K: np.ndarray, c: np.ndarray, support_hint: np.ndarray | None = None) -> np.ndarray:
     """Weights b >= 0 with sum(b) = 1 minimising 1/2 b^T K b - c^T b.
+
+    ``support_hint`` (a boolean mask or indices) is where the optimum is expected to be
+    positive, e.g. the weights of a slightly different problem solved just before: a few
+    rounds of an active-set search start there, and their result is returned when it
+    meets the optimality conditions (else the cold solve below runs).
 
     Method: write the objective as a least-squares problem through a
     (jittered) Cholesky factor K = L L^T, append the equality as a heavily
@@ -102,7 +147,12 @@ def solve_simplex_qp(K: np.ndarray, c: np.ndarray) -> np.ndarray:
     if n == 1:
         return np.ones(1)
     with _THREADPOOLS.limit(limits=1):
-        return _solve(0.5 * (K + K.T), c)
+        K = 0.5 * (K + K.T)
+        if support_hint is not None:
+            warm = _warm_start(K, c, np.arange(n)[np.asarray(support_hint)])
+            if warm is not None:
+                return warm
+        return _solve(K, c)
 
 
 def _solve(K: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -117,7 +167,7 @@ def _solve(K: np.ndarray, c: np.ndarray) -> np.ndarray:
         b = _fista(K, c, np.full(n, 1.0 / n))
     total = b.sum()
     b = b / total if total > 0 else np.full(n, 1.0 / n)
-    polished = _polish(K, c, b)
+    polished = _polish(K, c, np.nonzero(b > 0)[0])
     if polished is not None and _objective(K, c, polished) <= _objective(K, c, b):
         b = polished
     return np.asarray(b)
