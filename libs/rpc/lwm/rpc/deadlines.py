@@ -32,6 +32,8 @@ DEFAULT_DEADLINES_S: dict[str, float | None] = {
     "organizer.WatchLearnwares": None,
     "organizer.PutCheckpoint": 120.0,
     "organizer.GetCheckpoint": 120.0,
+    "organizer.AcquireLease": 10.0,
+    "organizer.ReleaseLease": 10.0,
     "organizer.CreateCheckJob": 10.0,
     "organizer.ClaimCheckJob": 10.0,
     "organizer.HeartbeatCheckJob": 10.0,
