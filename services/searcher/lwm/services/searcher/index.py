@@ -171,7 +171,7 @@ class LearnwareIndex:
             stack = self._groups.get(key)
             if stack is None or learnware_ids is None:
                 return stack is not None
-            return any(i in stack.row_of for i in learnware_ids)
+            return any(i in stack for i in learnware_ids)
 
     def semantic_search(self, user: dict[str, Any], within: set[str] | None) -> SemanticMatches:
         with self._lock:
