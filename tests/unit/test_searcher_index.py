@@ -87,6 +87,24 @@ def test_stack_updates_in_place_and_views_are_snapshots() -> None:
         assert float(compacted.weights[row, len(z) :].abs().sum()) == 0.0
 
 
+def test_pending_specs_enter_the_stack_together_and_honour_updates_and_removals() -> None:
+    rng = np.random.default_rng(3)
+    stack = SpecStack((2,), 0.1, CPU)
+    first = stack.view()
+    specs = {f"lw{i}": rng.normal(size=(3, 2)) for i in range(5)}
+    for learnware_id, z in specs.items():
+        stack.add(learnware_id, z, np.full(3, 1 / 3))
+    stack.add("lw1", rng.normal(size=(7, 2)) + 5.0, np.full(7, 1 / 7))  # an update while pending
+    stack.remove("lw2")  # a removal while pending
+    assert len(stack) == 4 and "lw1" in stack and "lw2" not in stack and first.count == 0
+    view = stack.view()
+    assert view.count == 4 and {view.ids[row] for row in view.rows().tolist()} == {"lw0", "lw1", "lw3", "lw4"}
+    row = view.ids.index("lw1")
+    assert view.points(row).shape == (7, 2) and float(view.points(row)[:, 0].mean()) > 3.0
+    assert float(view.spec_weights(row).sum()) == pytest.approx(1.0, abs=1e-3)
+    assert torch.all(view.self_terms[: view.count] > 0)
+
+
 def test_change_feed_semantics() -> None:
     rng = np.random.default_rng(1)
     index = LearnwareIndex("cpu")

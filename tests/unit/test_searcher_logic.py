@@ -14,7 +14,7 @@ import torch
 from lwm.services.searcher import stack as stack_module
 from lwm.services.searcher.native_kernel import native_kernels
 from lwm.services.searcher.semantic import SemanticIndex
-from lwm.services.searcher.stack import SpecStack, StackView, augment_points, augment_queries, cross_terms
+from lwm.services.searcher.stack import SpecStack, StackView, augment_points, augment_queries, cross_terms, quantise_sketches, sketch_dots
 from lwm.services.searcher.statistical import DistanceSummary, IndexSettings, UserSpec, finish, rank
 from lwm.spec.kernels import rbf_kernel
 
@@ -215,6 +215,19 @@ def test_cross_terms_equal_the_kernel(kernel_path: str, specs: int, points_per_s
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("rows, width", [(37, 64), (5, 448), (3, 37), (0, 64)])
+def test_sketch_dots_equal_the_float_products(kernel_path: str, rows: int, width: int) -> None:
+    """int8 codes times the user's sketch, whose int16 rounding costs at most 2^-15 of its largest entry per feature."""
+    rng = np.random.default_rng(6)
+    sketches = torch.as_tensor(rng.normal(size=(rows, width)), dtype=torch.float32)
+    codes, scales = quantise_sketches(sketches)
+    assert torch.all((scales[:, None] * codes.to(torch.float32) - sketches).abs() <= scales[:, None] / 2 * (1 + 1e-6))
+    user = torch.as_tensor(rng.normal(size=width), dtype=torch.float32)
+    expected = codes.to(torch.float64) @ user.to(torch.float64)
+    bound = codes.to(torch.float64).abs().sum(1) * float(user.abs().max()) * 2.0**-15 + 1e-3
+    assert torch.all((sketch_dots(codes, user).to(torch.float64) - expected).abs() <= bound)
+
+
 def test_cross_terms_of_far_points_are_zero(kernel_path: str) -> None:
     """Exponents far below float32's range (2^-1000) give 0, not garbage from the exponent bits."""
     z = torch.zeros(4, 2, dtype=torch.float64)
@@ -297,6 +310,33 @@ def test_indexed_search_reranks_exactly() -> None:
         exact = dict(zip(exhaustive.rows, exhaustive.mmds))
         np.testing.assert_allclose(indexed.mmds, [exact[row] for row in indexed.rows], rtol=1e-6)
         assert indexed.summary.count == exhaustive.summary.count == 40
+        assert indexed.summary.low == pytest.approx(exhaustive.summary.low)
+
+
+def test_two_pass_shortlist_finds_the_exhaustive_best() -> None:
+    """Heads of the sketches over every row, whole sketches on the `coarse` best, exact MMD on the
+    `shortlist` best: on a market of mixtures of shared clusters, the exhaustive best for every user."""
+    rng = np.random.default_rng(7)
+    centers = rng.normal(scale=2.0, size=(12, 5))
+
+    def spec(clusters: np.ndarray, weights: np.ndarray, points: int = 24) -> tuple[np.ndarray, np.ndarray]:
+        owner = rng.choice(len(clusters), size=points, p=weights)
+        return centers[clusters[owner]] + rng.normal(scale=0.7, size=(points, 5)), np.full(points, 1.0 / points)
+
+    sources = [(rng.choice(12, size=3, replace=False), rng.dirichlet(np.ones(3))) for _ in range(600)]
+    specs = [spec(clusters, weights) for clusters, weights in sources]
+    stack = _stack(specs, 0.1)
+    settings = IndexSettings(min_rows=0, shortlist=20, coarse=100)
+    for source in range(0, 600, 30):
+        z, beta = spec(*sources[source], points=60)
+        user = UserSpec.make(z, beta, 0.1, CPU)
+        exhaustive = rank(user, stack.view(), 5, IndexSettings())
+        indexed = rank(user, stack.view(), 5, settings)
+        assert indexed.indexed and not exhaustive.indexed
+        assert indexed.rows[0] == exhaustive.rows[0]
+        exact = dict(zip(exhaustive.rows, exhaustive.mmds))
+        np.testing.assert_allclose([indexed.mmds[0]], [exact[indexed.rows[0]]], rtol=1e-6)
+        assert indexed.summary.count == exhaustive.summary.count == 600
         assert indexed.summary.low == pytest.approx(exhaustive.summary.low)
 
 

@@ -144,7 +144,10 @@ class LearnwareIndex:
                 self._groups[key] = SpecStack(key.point_shape, key.gamma, self.device, image_shape_of(key.spec_type, key.point_shape))
             self._groups[key].add(info.id, z, beta)
             groups.append(key)
-        self._entries[info.id] = IndexedLearnware(info=info, groups=groups)
+        # A copy: the change's own sub-message would keep the whole change alive, spec tensors included (~13 KB a learnware).
+        kept = common_pb2.LearnwareInfo()
+        kept.CopyFrom(info)
+        self._entries[info.id] = IndexedLearnware(info=kept, groups=groups)
         self._markets.setdefault(info.market_id, set()).add(info.id)
         self._semantic.add(info.id, convert.semantic_to_dict(info.semantic_spec))
 

@@ -131,7 +131,7 @@ class Ranked:
     indexed: bool
 
 
-def _exact_mmds(user: UserSpec, view: StackView, rows: torch.Tensor | None) -> torch.Tensor:
+def exact_mmds(user: UserSpec, view: StackView, rows: torch.Tensor | None) -> torch.Tensor:
     """Squared MMD to the given rows of the view (None: rows 0..count-1), float64, a block of rows at a time."""
     total = view.count if rows is None else rows.numel()
     queries = None if view.image_shape is not None else augment_queries(view.centred(user.z), view.gamma)
@@ -172,7 +172,7 @@ def rank(user: UserSpec, view: StackView, keep: int, settings: IndexSettings) ->
         rows = view.rows()
         # Most rows wanted: compute them all in place rather than copy the wanted ones out.
         dense = 2 * rows.numel() >= view.count
-        mmds = _exact_mmds(user, view, None)[rows] if dense else _exact_mmds(user, view, rows)
+        mmds = exact_mmds(user, view, None)[rows] if dense else exact_mmds(user, view, rows)
         best_rows, best = _best(rows, mmds, keep)
         return Ranked(best_rows, best, DistanceSummary.of(mmds[torch.isfinite(mmds)].cpu().numpy()), indexed=False)
 
@@ -187,7 +187,7 @@ def rank(user: UserSpec, view: StackView, keep: int, settings: IndexSettings) ->
     whole = view.sketch_sq_norms[coarse] - 2.0 * (head_dots[coarse] + view.sketch_scales[coarse] * sketch_dots(view.sketch_tail[coarse], tail)) + float(user_sketch @ user_sketch)
     estimates[coarse] = whole
     shortlist = coarse[_smallest(whole, min(max(settings.shortlist, keep), coarse.numel()))]
-    exact = _exact_mmds(user, view, shortlist)
+    exact = exact_mmds(user, view, shortlist)
     best_rows, best = _best(shortlist, exact, keep)
     # MMDs outside the shortlist are estimated by their sketches (unbiased); the minimum is an exact one.
     estimates[shortlist] = torch.inf
