@@ -13,7 +13,7 @@ spec's mean point in float32 and its points' offsets from it and its weights in 
 (so the stored spec depends on the spec alone, not on the group or shard it is in), and a random-Fourier-feature
 sketch of each spec's kernel mean embedding as int8 codes with a float32 scale, in which
 MMD is a plain Euclidean distance (the index's shortlist). For 100 points in 16
-dimensions that is 4.0 KB a spec (float32 points plus float32 sketches took 9.7 KB).
+dimensions that is 3,993 bytes a spec (float32 points plus float32 sketches took 9.7 KB).
 The stored spec *is* the rounded one: self terms, sketches and exact MMDs are all
 computed from it, so the only error is the rounding of the points' offsets from their
 mean (relative 2^-11; tests/unit/test_searcher_index.py bounds its effect on MMDs).
