@@ -454,11 +454,12 @@ def main() -> None:
             # Single- and two-source users alternate, so any prefix has both kinds.
             half = len(users.sources) // 2
             interleaved = [u for pair in zip(range(half), range(half, len(users.sources))) for u in pair]
-            exhaustive_count = len(interleaved) if n <= 100_000 else (args.exhaustive_users or 20)
+            exhaustive_count = len(interleaved) if n <= 100_000 else (args.exhaustive_users if args.exhaustive_users is not None else 20)
             sampled = interleaved[:exhaustive_count]
             ours = {}
             runs = [(f"ours indexed {shortlist}:{coarse}", IndexSettings(min_rows=0, shortlist=int(shortlist), coarse=int(coarse)), interleaved) for shortlist, coarse in (pair.split(":") for pair in args.index.split(","))]
-            runs.append(("ours exhaustive", IndexSettings(min_rows=n + 1), sampled))
+            if sampled:
+                runs.append(("ours exhaustive", IndexSettings(min_rows=n + 1), sampled))
             for name, settings, served in runs:
                 subset = Users(users.Z[served], users.B[served], [users.sources[u] for u in served])
                 searcher = OurSearcher(index, settings)
@@ -471,8 +472,9 @@ def main() -> None:
             exact, computed = certified_top1(index, world.centers, users)
             exact = [exact[u] for u in interleaved]
             print(f"{'':<24} exact top-1 of every user (bounded exhaustive search, {computed:.4f} of the exact MMDs computed) in {time.perf_counter() - started:.0f} s")
-            print(f"{'':<24} it equals the searcher's exhaustive top-1 for {np.mean([a[:1] == [b] for a, b in zip(ours['ours exhaustive']['singles'], exact)]):.3f} of {len(sampled)} users")
-            for name, _, _ in runs[:-1]:
+            if sampled:
+                print(f"{'':<24} it equals the searcher's exhaustive top-1 for {np.mean([a[:1] == [b] for a, b in zip(ours['ours exhaustive']['singles'], exact)]):.3f} of {len(sampled)} users")
+            for name, _, _ in runs[: len(runs) - bool(sampled)]:
                 agree = np.mean([a[:1] == [b] for a, b in zip(ours[name]["singles"], exact)])
                 print(f"{'':<24} {name}: top-1 equals exhaustive top-1 for {agree:.3f} of {len(interleaved)} users ({load()})")
             if Z is not None and B is not None:
