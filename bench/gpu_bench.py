@@ -139,10 +139,10 @@ def search_once(stack: Any, z: np.ndarray, beta: np.ndarray, min_rows: int) -> t
 
 
 def bench_search(args: argparse.Namespace) -> None:
-    from lwm.services.searcher.native_kernel import native_cross_terms
+    from lwm.services.searcher.native_kernel import native_kernels
 
     world = World.make(60, 16, 1.5, 0)
-    native = native_cross_terms() is not None
+    native = native_kernels() is not None
     print(f"\n(b) search: {args.users} single-source users per market; per query UserSpec.make + rank (top 25); CPU cross terms: {'fused native kernel' if native else 'torch'}")
     print(f"{'market':>8} {'mode':<11} {'dev':<5} {'build s':>8} {'p50 ms':>8} {'p95 ms':>8} {'top1':>6} {'agree':>6} {'max rel dMMD':>13}")
     for n in args.sizes:

@@ -61,12 +61,12 @@ def test_stack_updates_in_place_and_views_are_snapshots() -> None:
     for learnware_id, z in specs.items():
         stack.add(learnware_id, z, np.full(len(z), 1.0 / len(z)))
     before = stack.view()
-    assert before.count == len(stack) == len(specs) and before.augmented.shape[1] == 6
+    assert before.count == len(stack) == len(specs) and before.stored_points.shape[1] == 6
 
     stack.add("lw0", rng.normal(size=(9, 3)), np.full(9, 1 / 9))  # an update with more points re-pads the stack
     stack.remove("lw1")
     after = stack.view()
-    assert len(stack) == len(specs) - 1 and after.augmented.shape[1] == 9
+    assert len(stack) == len(specs) - 1 and after.stored_points.shape[1] == 9
     assert before.mask.all() and before.ids[0] == "lw0"  # the earlier snapshot did not change
     alive = {after.ids[row] for row in after.rows().tolist()}
     assert "lw1" not in alive and "lw0" in alive and len(alive) == len(stack)
@@ -81,8 +81,28 @@ def test_stack_updates_in_place_and_views_are_snapshots() -> None:
     for row in compacted.rows().tolist():
         learnware_id = compacted.ids[row]
         z = specs[learnware_id] if learnware_id != "lw0" else compacted.points(row)[:9].numpy()
-        np.testing.assert_allclose(compacted.points(row)[: len(z)].numpy(), z, rtol=1e-6, atol=1e-6)
+        # Stored as float16 offsets from the spec's mean: within their rounding.
+        offsets = z - z.mean(0)
+        np.testing.assert_allclose(compacted.points(row)[: len(z)].numpy(), z, rtol=0, atol=2.0**-11 * np.abs(offsets).max() + 1e-6)
         assert float(compacted.weights[row, len(z) :].abs().sum()) == 0.0
+
+
+def test_pending_specs_enter_the_stack_together_and_honour_updates_and_removals() -> None:
+    rng = np.random.default_rng(3)
+    stack = SpecStack((2,), 0.1, CPU)
+    first = stack.view()
+    specs = {f"lw{i}": rng.normal(size=(3, 2)) for i in range(5)}
+    for learnware_id, z in specs.items():
+        stack.add(learnware_id, z, np.full(3, 1 / 3))
+    stack.add("lw1", rng.normal(size=(7, 2)) + 5.0, np.full(7, 1 / 7))  # an update while pending
+    stack.remove("lw2")  # a removal while pending
+    assert len(stack) == 4 and "lw1" in stack and "lw2" not in stack and first.count == 0
+    view = stack.view()
+    assert view.count == 4 and {view.ids[row] for row in view.rows().tolist()} == {"lw0", "lw1", "lw3", "lw4"}
+    row = view.ids.index("lw1")
+    assert view.points(row).shape == (7, 2) and float(view.points(row)[:, 0].mean()) > 3.0
+    assert float(view.spec_weights(row).sum()) == pytest.approx(1.0, abs=1e-3)
+    assert torch.all(view.self_terms[: view.count] > 0)
 
 
 def test_change_feed_semantics() -> None:

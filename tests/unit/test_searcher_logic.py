@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from lwm.services.searcher import stack as stack_module
-from lwm.services.searcher.native_kernel import native_cross_terms
+from lwm.services.searcher.native_kernel import native_kernels
 from lwm.services.searcher.semantic import SemanticIndex
-from lwm.services.searcher.stack import SpecStack, augment_points, augment_queries, cross_terms
+from lwm.services.searcher.stack import SpecStack, StackView, augment_points, augment_queries, cross_terms, quantise_sketches, sketch_dots
 from lwm.services.searcher.statistical import DistanceSummary, IndexSettings, UserSpec, finish, rank
 from lwm.spec.kernels import rbf_kernel
 
@@ -167,6 +167,19 @@ def _brute_mmd(z1: np.ndarray, b1: np.ndarray, z2: np.ndarray, b2: np.ndarray, g
     return float(b1 @ k(z1, z1) @ b1 - 2 * b1 @ k(z1, z2) @ b2 + b2 @ k(z2, z2) @ b2)
 
 
+def _assert_within_rounding(found: list[float], rows: list[int], view: StackView, z_user: np.ndarray, b_user: np.ndarray, specs: list[tuple[np.ndarray, np.ndarray]], gamma: float) -> None:
+    """Each found MMD^2 is the exact one to the stored (rounded) spec, so by the triangle inequality
+    |MMD(user, stored) - MMD(user, spec)| <= ||Phi_stored - Phi_spec|| (computed here in float64),
+    plus float32 kernel arithmetic; and the rounding itself is float16's (2^-11 of the offsets)."""
+    for mmd, row in zip(found, rows):
+        z, b = specs[row]
+        stored_z, stored_b = view.points(row)[: len(z)].numpy(), view.spec_weights(row)[: len(b)].numpy()
+        rounding = math.sqrt(max(_brute_mmd(z, b, stored_z, stored_b, gamma), 0.0))
+        assert rounding <= 2.0**-11 * (math.sqrt(2 * gamma) * np.abs(b).sum() * np.linalg.norm(z - z.mean(0), axis=1).max() + np.abs(b).sum()) + 1e-9
+        exact = _brute_mmd(z_user, b_user, z, b, gamma)
+        assert abs(math.sqrt(max(mmd, 0.0)) - math.sqrt(exact)) <= rounding + 1e-5, (row, mmd, exact, rounding)
+
+
 def _search(user: UserSpec, stack: SpecStack, strategy: str, settings: IndexSettings = IndexSettings(), keep: int = 100):
     view = stack.view()
     ranked = rank(user, view, keep, settings)
@@ -182,9 +195,9 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     if request.param == "native":
         if os.environ.get("LWM_SEARCH_NATIVE") == "0":
             pytest.skip("LWM_SEARCH_NATIVE=0 turns the native kernel off")
-        assert native_cross_terms() is not None, "the native kernel did not compile (see the warning in the log)"
+        assert native_kernels() is not None, "the native kernel did not compile (see the warning in the log)"
     else:
-        monkeypatch.setattr(stack_module, "native_cross_terms", lambda: None)
+        monkeypatch.setattr(stack_module, "native_kernels", lambda: None)
     return request.param
 
 
@@ -202,6 +215,19 @@ def test_cross_terms_equal_the_kernel(kernel_path: str, specs: int, points_per_s
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("rows, width", [(37, 64), (5, 448), (3, 37), (0, 64)])
+def test_sketch_dots_equal_the_float_products(kernel_path: str, rows: int, width: int) -> None:
+    """int8 codes times the user's sketch, whose int16 rounding costs at most 2^-15 of its largest entry per feature."""
+    rng = np.random.default_rng(6)
+    sketches = torch.as_tensor(rng.normal(size=(rows, width)), dtype=torch.float32)
+    codes, scales = quantise_sketches(sketches)
+    assert torch.all((scales[:, None] * codes.to(torch.float32) - sketches).abs() <= scales[:, None] / 2 * (1 + 1e-6))
+    user = torch.as_tensor(rng.normal(size=width), dtype=torch.float32)
+    expected = codes.to(torch.float64) @ user.to(torch.float64)
+    bound = codes.to(torch.float64).abs().sum(1) * float(user.abs().max()) * 2.0**-15 + 1e-3
+    assert torch.all((sketch_dots(codes, user).to(torch.float64) - expected).abs() <= bound)
+
+
 def test_cross_terms_of_far_points_are_zero(kernel_path: str) -> None:
     """Exponents far below float32's range (2^-1000) give 0, not garbage from the exponent bits."""
     z = torch.zeros(4, 2, dtype=torch.float64)
@@ -211,7 +237,7 @@ def test_cross_terms_of_far_points_are_zero(kernel_path: str) -> None:
 
 
 def test_far_from_zero_features_keep_their_precision() -> None:
-    """Points are stored centred: an offset of 1e4 in every feature changes no MMD."""
+    """Points are stored as offsets from their spec's mean: an offset of 1e4 in every feature costs no precision."""
     rng = np.random.default_rng(5)
     specs = [(rng.normal(loc=i, size=(6, 3)), np.full(6, 1 / 6)) for i in range(4)]
     z = rng.normal(loc=1.5, size=(9, 3))
@@ -220,9 +246,9 @@ def test_far_from_zero_features_keep_their_precision() -> None:
         stack = _stack([(s + offset, b) for s, b in specs], 0.1)
         ranked = rank(UserSpec.make(z + offset, np.full(9, 1 / 9), 0.1, CPU), stack.view(), 4, IndexSettings())
         mmds.append(dict(zip(ranked.rows, ranked.mmds)))
-    brute = [_brute_mmd(z, np.full(9, 1 / 9), s, b, 0.1) for s, b in specs]
-    for found in mmds:
-        np.testing.assert_allclose([found[i] for i in range(4)], brute, rtol=1e-4)
+        _assert_within_rounding(ranked.mmds, ranked.rows, stack.view(), z + offset, np.full(9, 1 / 9), [(s + offset, b) for s, b in specs], 0.1)
+    # Offsets from each spec's own mean are stored, so the far-off copy rounds (almost) alike.
+    np.testing.assert_allclose([mmds[0][i] for i in range(4)], [mmds[1][i] for i in range(4)], rtol=1e-3)
 
 
 def _market(rng: np.random.Generator, k: int = 6, d: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -239,11 +265,12 @@ def test_single_and_mixture_against_brute_force(strategy: str) -> None:
     z_user = np.vstack([specs[1][0], specs[3][0]]) + rng.normal(scale=0.05, size=(12, 2))
     b_user = np.full(12, 1.0 / 12)
     user = UserSpec.make(z_user, b_user, gamma, CPU)
-    ranked, result = _search(user, _stack(specs, gamma), strategy)
+    stack = _stack(specs, gamma)
+    ranked, result = _search(user, stack, strategy)
 
     brute = [_brute_mmd(z_user, b_user, z, b, gamma) for z, b in specs]
     assert ranked.rows == list(np.argsort(brute))
-    np.testing.assert_allclose(ranked.mmds, sorted(brute), rtol=1e-4, atol=1e-7)
+    _assert_within_rounding(ranked.mmds, ranked.rows, stack.view(), z_user, b_user, specs, gamma)
     assert result.mixture is not None
     scores = DistanceSummary.of(brute + [result.mixture.mmd]).scores(sorted(brute))
     np.testing.assert_allclose([score for _, score in result.singles], [s for s in scores if s >= 0.6], rtol=1e-4)
@@ -283,6 +310,33 @@ def test_indexed_search_reranks_exactly() -> None:
         exact = dict(zip(exhaustive.rows, exhaustive.mmds))
         np.testing.assert_allclose(indexed.mmds, [exact[row] for row in indexed.rows], rtol=1e-6)
         assert indexed.summary.count == exhaustive.summary.count == 40
+        assert indexed.summary.low == pytest.approx(exhaustive.summary.low)
+
+
+def test_two_pass_shortlist_finds_the_exhaustive_best() -> None:
+    """Heads of the sketches over every row, whole sketches on the `coarse` best, exact MMD on the
+    `shortlist` best: on a market of mixtures of shared clusters, the exhaustive best for every user."""
+    rng = np.random.default_rng(7)
+    centers = rng.normal(scale=2.0, size=(12, 5))
+
+    def spec(clusters: np.ndarray, weights: np.ndarray, points: int = 24) -> tuple[np.ndarray, np.ndarray]:
+        owner = rng.choice(len(clusters), size=points, p=weights)
+        return centers[clusters[owner]] + rng.normal(scale=0.7, size=(points, 5)), np.full(points, 1.0 / points)
+
+    sources = [(rng.choice(12, size=3, replace=False), rng.dirichlet(np.ones(3))) for _ in range(600)]
+    specs = [spec(clusters, weights) for clusters, weights in sources]
+    stack = _stack(specs, 0.1)
+    settings = IndexSettings(min_rows=0, shortlist=20, coarse=100)
+    for source in range(0, 600, 30):
+        z, beta = spec(*sources[source], points=60)
+        user = UserSpec.make(z, beta, 0.1, CPU)
+        exhaustive = rank(user, stack.view(), 5, IndexSettings())
+        indexed = rank(user, stack.view(), 5, settings)
+        assert indexed.indexed and not exhaustive.indexed
+        assert indexed.rows[0] == exhaustive.rows[0]
+        exact = dict(zip(exhaustive.rows, exhaustive.mmds))
+        np.testing.assert_allclose([indexed.mmds[0]], [exact[indexed.rows[0]]], rtol=1e-6)
+        assert indexed.summary.count == exhaustive.summary.count == 600
         assert indexed.summary.low == pytest.approx(exhaustive.summary.low)
 
 

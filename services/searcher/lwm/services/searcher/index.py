@@ -144,7 +144,10 @@ class LearnwareIndex:
                 self._groups[key] = SpecStack(key.point_shape, key.gamma, self.device, image_shape_of(key.spec_type, key.point_shape))
             self._groups[key].add(info.id, z, beta)
             groups.append(key)
-        self._entries[info.id] = IndexedLearnware(info=info, groups=groups)
+        # A copy: the change's own sub-message would keep the whole change alive, spec tensors included (~13 KB a learnware).
+        kept = common_pb2.LearnwareInfo()
+        kept.CopyFrom(info)
+        self._entries[info.id] = IndexedLearnware(info=kept, groups=groups)
         self._markets.setdefault(info.market_id, set()).add(info.id)
         self._semantic.add(info.id, convert.semantic_to_dict(info.semantic_spec))
 
@@ -171,7 +174,7 @@ class LearnwareIndex:
             stack = self._groups.get(key)
             if stack is None or learnware_ids is None:
                 return stack is not None
-            return any(i in stack.row_of for i in learnware_ids)
+            return any(i in stack for i in learnware_ids)
 
     def semantic_search(self, user: dict[str, Any], within: set[str] | None) -> SemanticMatches:
         with self._lock:

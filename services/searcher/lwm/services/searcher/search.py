@@ -165,7 +165,7 @@ def search_shard(index: LearnwareIndex, query: SearchQuery, settings: IndexSetti
     ranked = rank(query.user, view, query.candidate_count, settings)
     infos = index.infos(view.ids[row] for row in ranked.rows)
     candidates = [
-        Candidate(infos[view.ids[row]], mmd=mmd, z=view.points(row).cpu().numpy(), beta=view.weights[row].cpu().numpy(), self_term=float(view.self_terms[row]))
+        Candidate(infos[view.ids[row]], mmd=mmd, z=view.points(row).cpu().numpy(), beta=view.spec_weights(row).cpu().numpy(), self_term=float(view.self_terms[row]))
         for row, mmd in zip(ranked.rows, ranked.mmds)
         if view.ids[row] in infos
     ]

@@ -13,7 +13,7 @@ from lwm.rpc.learnware.v1 import organizer_pb2_grpc, searcher_pb2, searcher_pb2_
 from lwm.rpc.server import Server, channel
 from lwm.services.searcher.hetero import HeteroIndex, HeteroSettings
 from lwm.services.searcher.index import WHOLE_MARKET, IndexFollower, LearnwareIndex, Shard
-from lwm.services.searcher.native_kernel import native_cross_terms
+from lwm.services.searcher.native_kernel import native_kernels
 from lwm.services.searcher.search import SearchQuery, SpecSource, merge_shards, parse_query, search_shard, shard_from_proto, shard_to_proto
 from lwm.services.searcher.statistical import IndexSettings
 
@@ -102,7 +102,7 @@ def build_server(organizer_address: str, port: int, host: str = "127.0.0.1", dev
     """The searcher, its index's follower and, in a Hetero market, its hetero engine (not on a shard replica); the caller starts and stops them."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
-        native_cross_terms()  # compile or load it now rather than in the first search
+        native_kernels()  # compile or load them now rather than in the first search
     index = LearnwareIndex(device, shard)
     organizer = organizer_pb2_grpc.OrganizerServiceStub(channel(organizer_address))
     engine = HeteroIndex(organizer, HeteroSettings.from_env(), index.device) if hetero and shard == WHOLE_MARKET else None

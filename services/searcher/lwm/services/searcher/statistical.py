@@ -4,8 +4,10 @@ Two stages, so that shards of the market can be searched apart and merged exactl
 
 1. `rank` (per shard): the exact squared MMD from the user's spec to the candidate
    specs, either exhaustively or, above a size threshold, by exact MMD on a shortlist
-   from the specs' random-feature sketches; returns the best rows and a summary of all
-   the distances (count, sum, min, max: what the score conversion needs).
+   from the specs' random-feature sketches (a first pass over every row reads the
+   sketches' first SKETCH_HEAD features, the best `coarse` rows are then ranked by the
+   whole sketch); returns the best rows and a summary of all the distances (count, sum,
+   min, max: what the score conversion needs).
 2. `finish` (on the merged candidates): scores as the reference package's
    EasyStatSearcher converts them (min-max with its epsilon rule; results under 0.6
    dropped, at least one kept), and a mixture by the `greedy` or `auto` strategy,
@@ -21,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from lwm.services.searcher.stack import StackView, augment_points, augment_queries, cross_terms, nngp_cross_terms
+from lwm.services.searcher.stack import EXACT_BLOCK_ROWS, SKETCH_HEAD, StackView, augment_points, augment_queries, cross_terms, nngp_cross_terms, sketch_dots
 from lwm.spec.kernels import rkhs_inner_product
 from lwm.spec.qp import solve_simplex_qp
 
@@ -42,15 +44,21 @@ EXACT_MATCH_RTOL = 1e-6
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """Exhaustive search below `min_rows` candidate specs, sketch shortlist + exact re-rank above."""
+    """Exhaustive search below `min_rows` candidate specs; above, the `coarse` best rows by the
+    sketches' heads, the `shortlist` best of those by whole sketches, exact MMD on the shortlist."""
 
     min_rows: int = 10_000
     shortlist: int = 1_000
+    coarse: int = 20_000
 
     @classmethod
     def from_env(cls) -> IndexSettings:
-        """LWM_SEARCH_INDEX_MIN_ROWS and LWM_SEARCH_SHORTLIST, else the defaults."""
-        return cls(int(os.environ.get("LWM_SEARCH_INDEX_MIN_ROWS", cls.min_rows)), int(os.environ.get("LWM_SEARCH_SHORTLIST", cls.shortlist)))
+        """LWM_SEARCH_INDEX_MIN_ROWS, LWM_SEARCH_SHORTLIST and LWM_SEARCH_COARSE, else the defaults."""
+        return cls(
+            int(os.environ.get("LWM_SEARCH_INDEX_MIN_ROWS", cls.min_rows)),
+            int(os.environ.get("LWM_SEARCH_SHORTLIST", cls.shortlist)),
+            int(os.environ.get("LWM_SEARCH_COARSE", cls.coarse)),
+        )
 
 
 @dataclass(frozen=True)
@@ -123,14 +131,20 @@ class Ranked:
     indexed: bool
 
 
-def _exact_mmds(user: UserSpec, view: StackView, rows: torch.Tensor | None) -> torch.Tensor:
-    """Squared MMD to the given rows of the view (None: rows 0..count-1), float64."""
-    selected = slice(0, view.count) if rows is None else rows
-    if view.image_shape is not None:
-        cross = nngp_cross_terms(user.z, user.beta, view.augmented[selected][..., :-2], view.weights[selected], view.image_shape)
-    else:
-        cross = cross_terms(augment_queries(view.centred(user.z), view.gamma), user.beta, view.augmented[selected], view.weights[selected])
-    return user.self_term - 2.0 * cross + view.self_terms[selected]
+def exact_mmds(user: UserSpec, view: StackView, rows: torch.Tensor | None) -> torch.Tensor:
+    """Squared MMD to the given rows of the view (None: rows 0..count-1), float64, a block of rows at a time."""
+    total = view.count if rows is None else rows.numel()
+    queries = None if view.image_shape is not None else augment_queries(view.centred(user.z), view.gamma)
+    parts = []
+    for start in range(0, total, EXACT_BLOCK_ROWS):
+        selected: slice | torch.Tensor = slice(start, min(start + EXACT_BLOCK_ROWS, total)) if rows is None else rows[start : start + EXACT_BLOCK_ROWS]
+        if view.image_shape is not None:
+            cross = nngp_cross_terms(user.z, user.beta, view.stored_points[selected], view.weights[selected], view.image_shape)
+        else:
+            assert queries is not None
+            cross = cross_terms(queries, user.beta, view.augmented(selected), view.weights[selected])
+        parts.append(user.self_term - 2.0 * cross + view.self_terms[selected])
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=view.self_terms.device)
 
 
 def _best(rows: torch.Tensor, mmds: torch.Tensor, keep: int) -> tuple[list[int], list[float]]:
@@ -140,29 +154,46 @@ def _best(rows: torch.Tensor, mmds: torch.Tensor, keep: int) -> tuple[list[int],
     return rows[top.indices].tolist(), top.values.tolist()
 
 
+def _smallest(values: torch.Tensor, keep: int) -> torch.Tensor:
+    """Indices of the `keep` smallest values, in no order (numpy's linear-time partition on the CPU)."""
+    if keep >= values.numel():
+        return torch.arange(values.numel(), device=values.device)
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.argpartition(values.numpy(), keep - 1)[:keep])
+    return torch.topk(values, keep, largest=False, sorted=False).indices
+
+
 def rank(user: UserSpec, view: StackView, keep: int, settings: IndexSettings) -> Ranked:
     """The `keep` rows of the view closest to the user's spec, with the summary of all distances."""
-    rows = view.rows()
-    if rows.numel() == 0:
+    wanted = int(np.count_nonzero(view.mask.cpu().numpy()))
+    if wanted == 0:
         return Ranked([], [], DistanceSummary(), indexed=False)
-    if rows.numel() < settings.min_rows or view.image_shape is not None:
+    if wanted < settings.min_rows or view.image_shape is not None:
+        rows = view.rows()
         # Most rows wanted: compute them all in place rather than copy the wanted ones out.
         dense = 2 * rows.numel() >= view.count
-        mmds = _exact_mmds(user, view, None)[rows] if dense else _exact_mmds(user, view, rows)
+        mmds = exact_mmds(user, view, None)[rows] if dense else exact_mmds(user, view, rows)
         best_rows, best = _best(rows, mmds, keep)
         return Ranked(best_rows, best, DistanceSummary.of(mmds[torch.isfinite(mmds)].cpu().numpy()), indexed=False)
 
-    user_sketch = view.sketch.embed(view.centred(user.z), user.beta)
     count = view.count
-    approx = (view.sketch_sq_norms[:count] - 2.0 * (view.sketches[:count] @ user_sketch) + (user_sketch @ user_sketch))[rows].to(torch.float64)
-    shortlist = torch.topk(approx, min(max(settings.shortlist, keep), rows.numel()), largest=False).indices
-    exact = _exact_mmds(user, view, rows[shortlist])
-    best_rows, best = _best(rows[shortlist], exact, keep)
-    others = torch.ones(rows.numel(), dtype=torch.bool, device=rows.device)
-    others[shortlist] = False
+    user_sketch = view.sketch.embed(view.centred(user.z), user.beta)
+    head, tail = user_sketch[:SKETCH_HEAD], user_sketch[SKETCH_HEAD:]
+    head_dots = view.sketch_scales[:count] * sketch_dots(view.sketch_head[:count], head)
+    # The head alone estimates the MMD from SKETCH_HEAD of the sketch's features: scaled to be unbiased.
+    estimates = (view.head_sq_norms[:count] - 2.0 * head_dots + float(head @ head)) * (view.sketch.features / SKETCH_HEAD)
+    estimates = torch.where(view.mask, estimates, torch.inf)
+    coarse = _smallest(estimates, min(max(settings.coarse, settings.shortlist, keep), wanted))
+    whole = view.sketch_sq_norms[coarse] - 2.0 * (head_dots[coarse] + view.sketch_scales[coarse] * sketch_dots(view.sketch_tail[coarse], tail)) + float(user_sketch @ user_sketch)
+    estimates[coarse] = whole
+    shortlist = coarse[_smallest(whole, min(max(settings.shortlist, keep), coarse.numel()))]
+    exact = exact_mmds(user, view, shortlist)
+    best_rows, best = _best(shortlist, exact, keep)
     # MMDs outside the shortlist are estimated by their sketches (unbiased); the minimum is an exact one.
+    estimates[shortlist] = torch.inf
+    others = estimates[torch.isfinite(estimates)].to(torch.float64).cpu().numpy()
     exact_summary = DistanceSummary.of(exact[torch.isfinite(exact)].cpu().numpy())
-    summary = replace(exact_summary.merged(DistanceSummary.of(approx[others].cpu().numpy())), low=exact_summary.low)
+    summary = replace(exact_summary.merged(DistanceSummary.of(others)), low=exact_summary.low)
     return Ranked(best_rows, best, summary, indexed=True)
 
 

@@ -1,12 +1,17 @@
-/* Fused RKME cross terms on the CPU: for each stacked point p,
+/* The searcher's CPU kernels.
+ * Fused RKME cross terms: for each stacked point p,
  *     out[p] = sum_a beta[a] * 2^(<query_a, p>)
  * in one pass, without materialising the (points x queries) exponent matrix that the
  * torch path writes, exponentiates and reads back.
+ * Sketch dot products: <user sketch, int8 sketch codes of a row> for the index's shortlist.
  * Built by services/searcher/native_kernel.py with -O3 -march=native; GCC vector
  * extensions hold LANES points per vector, and the caller splits points across threads.
  */
 #include <stdint.h>
 #include <stdlib.h>
+#if defined(__AVX512BW__)
+#include <immintrin.h>
+#endif
 
 #define LANES 16
 #define QUERIES 4
@@ -65,4 +70,25 @@ int cross_terms(const float *points, int64_t n_points, int64_t width, const floa
     }
     free(block);
     return 0;
+}
+
+/* codes: (n_rows, width) int8 row-major; user: (width,) int16; out[r] = scale * sum_f codes[r][f] * user[f].
+ * Memory-bound (one byte per feature): AVX-512 multiplies 32 features per instruction
+ * (vpmaddwd) into int32 lanes; the caller bounds user so that the lanes cannot overflow. */
+void sketch_dots(const int8_t *codes, int64_t n_rows, int64_t width, const int16_t *user, float scale, float *out) {
+    for (int64_t r = 0; r < n_rows; r++) {
+        const int8_t *row = codes + r * width;
+        int64_t f = 0;
+        int64_t total = 0;
+#if defined(__AVX512BW__)
+        __m512i lanes = _mm512_setzero_si512();
+        for (; f + 32 <= width; f += 32) {
+            const __m512i wide = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(row + f)));
+            lanes = _mm512_add_epi32(lanes, _mm512_madd_epi16(wide, _mm512_loadu_si512((const void *)(user + f))));
+        }
+        total = _mm512_reduce_add_epi32(lanes);
+#endif
+        for (; f < width; f++) total += (int32_t)row[f] * (int32_t)user[f];
+        out[r] = scale * (float)total;
+    }
 }
