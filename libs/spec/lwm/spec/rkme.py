@@ -34,6 +34,8 @@ KMEANS_MAX_SAMPLES = 20_000
 # Each Z step tries the full preconditioned step first and halves it until
 # the MMD to the data goes down, at most this many times.
 MAX_STEP_HALVINGS = 8
+# Mean kernel value from the data below which a point of Z takes no step (it stays where it is).
+MIN_STEP_KERNEL_MASS = 1e-12
 # Kernel entries (z, x) held at once while fitting: 8 MB in float32, small
 # enough to keep peak memory low, large enough for full-speed matrix products.
 FIT_KERNEL_ENTRIES = 2_000_000
@@ -157,7 +159,9 @@ class _ReducedSetFit:
         t = w @ state.z
         a = state.mean_k[:, None]
         direction = (state.mean_kx - a * state.z) - (t - s * state.z)
-        return direction / a.clamp_min(torch.finfo(a.dtype).tiny)
+        # A point the data's kernel mass does not reach (it underflows: the point is far from
+        # every row) has no mean-shift step; dividing by ~0 would throw it out of float32 range.
+        return torch.where(a > MIN_STEP_KERNEL_MASS, direction / a.clamp_min(MIN_STEP_KERNEL_MASS), 0.0)
 
 
 class RKMETableSpecification:
