@@ -74,26 +74,3 @@ def isolation(request: pytest.FixtureRequest) -> str:
         pytest.skip("bubblewrap (bwrap) is not installed")
     return str(request.param)
 
-
-# The test files that take longest (markets, sandboxes, browsers, trainings), longest first: pytest-xdist
-# hands whole files to workers in collection order, so starting these first keeps one of them from
-# running alone at the end of the suite.
-LONGEST_FILES_FIRST = (
-    "tests/integration/test_market_e2e.py",
-    "tests/integration/test_cli.py",
-    "tests/integration/test_reuse_service.py",
-    "tests/integration/test_storage_backends.py",
-    "tests/unit/test_checker_checks.py",
-    "tests/integration/test_web_ui.py",
-    "tests/integration/test_typescript_client.py",
-    "tests/unit/test_deploy_k8s.py",
-    "tests/integration/test_gateway_replicas.py",
-    "tests/integration/test_search_sharded.py",
-    "tests/integration/test_security_market.py",
-    "tests/unit/test_hetero_engine.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {path: i for i, path in enumerate(LONGEST_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order

@@ -66,18 +66,28 @@ CHECK_POLL_S = 1.0
 def wait_for_check(organizer: organizer_pb2_grpc.OrganizerServiceStub, job_id: int) -> common_pb2.LearnwareInfo:
     """The learnware once its check job has ended; DEADLINE_EXCEEDED when the caller's time runs out first (the job goes on)."""
     started = time.monotonic()
+
+    def caller_out_of_time() -> ServiceError:
+        waited = time.monotonic() - started
+        return ServiceError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"checker.CheckLearnware {STEP_TIMED_OUT} {waited:.1f} s (the time the caller had left); the check goes on: GetLearnware shows its result (check job {job_id})",
+        )
+
     while True:
         left = time_to_pass_on_s()
         if left is not None and left < 0.05:
-            waited = time.monotonic() - started
-            raise ServiceError(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"checker.CheckLearnware {STEP_TIMED_OUT} {waited:.1f} s (the time the caller had left); the check goes on: GetLearnware shows its result (check job {job_id})",
-            )
+            raise caller_out_of_time()
         # Ask the organizer to answer well before the call's own deadline, so that running out is seen here.
         wait_s = CHECK_WAIT_SLICE_S if left is None else min(CHECK_WAIT_SLICE_S, 0.8 * left)
         asked = time.monotonic()
-        reply = organizer.WaitCheckJob(organizer_pb2.WaitCheckJobRequest(job_id=job_id, wait_s=wait_s))
+        try:
+            reply = organizer.WaitCheckJob(organizer_pb2.WaitCheckJobRequest(job_id=job_id, wait_s=wait_s))
+        except grpc.RpcError as error:
+            # A busy organizer answered after the caller's last moment: that is the caller's deadline, not a fault.
+            if left is not None and isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise caller_out_of_time() from None
+            raise
         if reply.job.state in (organizer_pb2.CHECK_JOB_STATE_DONE, organizer_pb2.CHECK_JOB_STATE_FAILED):
             if not reply.HasField("learnware"):
                 raise ServiceError(grpc.StatusCode.NOT_FOUND, f"learnware {reply.job.learnware_id} was deleted while it was checked")
