@@ -4,8 +4,6 @@ the organizer's RPCs and the LeaseKeeper that services hold them with."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from organizer_testing import pg_url, postgres  # noqa: F401 - fixtures
 
 from lwm.rpc.learnware.v1 import organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.leases import LeaseKeeper
@@ -20,7 +19,6 @@ from lwm.rpc.server import channel
 from lwm.services.organizer.leases import Fence, LeaseStore, StaleFence
 from lwm.services.organizer.metadata import MetadataStore
 from lwm.services.organizer.server import OrganizerConfig, build_server
-from lwm.testing.local_servers import LocalPostgres, ServerUnavailable
 
 
 class Clock:
@@ -33,27 +31,12 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[LocalPostgres]:
-    base = Path(tempfile.mkdtemp(prefix="lwm-pg-"))  # not under pytest's tmp dir: the server's user cannot enter it
-    try:
-        server = LocalPostgres(base).start()
-    except ServerUnavailable as error:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"no PostgreSQL: {error}")
-    yield server
-    server.stop()
-    shutil.rmtree(base, ignore_errors=True)
-
-
-_databases = iter(range(1_000_000))
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'metadata.sqlite'}"
-    return request.getfixturevalue("postgres").create_database(f"lwm_leases_{next(_databases)}")
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 def test_grant_renewal_expiry_takeover_and_release(db_url: str) -> None:
