@@ -150,7 +150,7 @@ class OrganizerProcess:
             args += ["--db-url", self.backend.db_url]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.backend.env, "LWM_SWEEP_INTERVAL_S": "3600"})
-        wait_until_serving(self.address, timeout_s=60)
+        wait_until_serving(self.address, timeout_s=180)  # imports take minutes on a loaded 2-core machine
         return self
 
     def kill(self) -> None:
