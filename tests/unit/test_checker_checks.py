@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -30,8 +32,9 @@ USABLE, INVALID, NONUSABLE = (
 
 
 @pytest.fixture(scope="module")
-def environments(tmp_path_factory: pytest.TempPathFactory) -> EnvironmentManager:
-    return EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path_factory.mktemp("envs")))
+def environments() -> EnvironmentManager:
+    """The environment cache the markets of the other tests use: each requirement set is built once per run."""
+    return EnvironmentManager(EnvironmentConfig.from_env())
 
 
 def check(zip_path: Path, environments: EnvironmentManager, **kwargs) -> common_pb2.CheckReport:
@@ -216,13 +219,19 @@ def image_spec(tmp_path: Path) -> RKMEImageSpecification:
     return spec
 
 
-def text_spec(tmp_path: Path) -> RKMETextSpecification:
-    """Made by `lwm spec text` in its own process: the sentence embedder stays out of the test process,
+@functools.cache
+def _text_spec_json() -> str:
+    """Made once, by `lwm spec text` in its own process: the sentence embedder stays out of the test process,
     where it once made a later runtime test lose track of a sandboxed grandchild (cause not found)."""
-    sentences, spec_path = tmp_path / "sentences.txt", tmp_path / "text_spec.json"
-    sentences.write_text("".join(f"This is example sentence number {i} about the weather.\n" for i in range(20)))
-    subprocess.run([sys.executable, "-m", "lwm.client.cli", "spec", "text", str(sentences), "-o", str(spec_path)], check=True, capture_output=True)
-    spec = load_stat_spec(spec_path.read_text())
+    with tempfile.TemporaryDirectory() as folder:
+        sentences, spec_path = Path(folder) / "sentences.txt", Path(folder) / "text_spec.json"
+        sentences.write_text("".join(f"This is example sentence number {i} about the weather.\n" for i in range(20)))
+        subprocess.run([sys.executable, "-m", "lwm.client.cli", "spec", "text", str(sentences), "-o", str(spec_path)], check=True, capture_output=True)
+        return spec_path.read_text()
+
+
+def text_spec(tmp_path: Path) -> RKMETextSpecification:
+    spec = load_stat_spec(_text_spec_json())
     assert isinstance(spec, RKMETextSpecification)
     return spec
 
