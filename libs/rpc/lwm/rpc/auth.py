@@ -22,6 +22,7 @@ from pathlib import Path
 
 import grpc
 
+from lwm.learnware.settings import env_float, env_int
 from lwm.rpc import metrics
 from lwm.rpc.errors import ServiceError
 
@@ -199,7 +200,7 @@ class ConcurrencyLimit:
 
     @classmethod
     def from_env(cls, variable: str, what: str) -> ConcurrencyLimit:
-        return cls(int(os.environ.get(variable, "0") or 0), what)
+        return cls(env_int(variable, 0, minimum=0), what)
 
     def acquire(self) -> None:
         with self._lock:
@@ -238,9 +239,9 @@ class SecurityConfig:
             peer_secret=os.environ.get("LWM_PEER_SECRET", ""),
             tls_cert=os.environ.get("LWM_TLS_CERT", ""),
             tls_key=os.environ.get("LWM_TLS_KEY", ""),
-            rate_per_s=float(os.environ.get("LWM_RATE_PER_S", "0") or 0),
-            rate_burst=float(os.environ.get("LWM_RATE_BURST", "0") or 0),
-            max_request_bytes=int(os.environ.get("LWM_MAX_REQUEST_BYTES", "0") or 0),
+            rate_per_s=env_float("LWM_RATE_PER_S", 0, minimum=0),
+            rate_burst=env_float("LWM_RATE_BURST", 0, minimum=0),
+            max_request_bytes=env_int("LWM_MAX_REQUEST_BYTES", 0, minimum=0),
         )
 
     def server_credentials(self) -> grpc.ServerCredentials | None:

@@ -72,6 +72,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lwm.learnware.archive import LearnwareArchive
+from lwm.learnware.settings import env_float
 
 from .index_proxy import PYPI_INDEX_URL, IndexProxy, index_hosts
 from .sandbox import SandboxConfig
@@ -298,8 +299,7 @@ class EnvironmentConfig:
         if "LWM_ENV_OVERRIDES" in os.environ:
             kwargs["overrides"] = _split(os.environ["LWM_ENV_OVERRIDES"])
         kwargs["find_links"] = _split(os.environ.get("LWM_ENV_FIND_LINKS", os.environ.get("PIP_FIND_LINKS", "")))
-        if os.environ.get("LWM_ENV_BUILD_TIMEOUT_S"):
-            kwargs["build_timeout_s"] = float(os.environ["LWM_ENV_BUILD_TIMEOUT_S"])
+        kwargs["build_timeout_s"] = env_float("LWM_ENV_BUILD_TIMEOUT_S", cls.build_timeout_s, minimum=1)
         if "LWM_ENV_CONDA" in os.environ:
             kwargs["conda"] = os.environ["LWM_ENV_CONDA"] or None
         return cls(**kwargs)

@@ -45,6 +45,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lwm.learnware.settings import env_float, env_int
+
 ISOLATIONS = ("gvisor", "bwrap", "docker", "none")
 # The scripts that run inside sandboxes (the model runner, the build launcher), standard library only.
 SANDBOX_ROOT = Path(__file__).resolve().parent / "sandbox_root"
@@ -63,11 +65,6 @@ MAX_PROCESSES_ENV = "LWM_SANDBOX_MAX_PROCESSES"
 
 class SandboxUnavailableError(OSError):
     """The configured sandbox cannot be used on this machine (e.g. bubblewrap is not installed)."""
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return default if value in (None, "") else int(value)
 
 
 @dataclass(frozen=True)
@@ -111,11 +108,11 @@ class SandboxConfig:
         LWM_SANDBOX_MAX_PROCESSES, LWM_SANDBOX_DOCKER_IMAGE, LWM_SANDBOX_CPUS."""
         return cls(
             isolation=os.environ.get("LWM_SANDBOX") or AUTO,
-            memory_bytes=_env_int("LWM_SANDBOX_MEMORY_MB", cls.memory_bytes // 1024**2) * 1024**2,
-            cpu_time_s=_env_int("LWM_SANDBOX_CPU_S", cls.cpu_time_s),
-            max_processes=_env_int(MAX_PROCESSES_ENV, cls.max_processes),
+            memory_bytes=env_int("LWM_SANDBOX_MEMORY_MB", cls.memory_bytes // 1024**2, minimum=1) * 1024**2,
+            cpu_time_s=env_int("LWM_SANDBOX_CPU_S", cls.cpu_time_s, minimum=1),
+            max_processes=env_int(MAX_PROCESSES_ENV, cls.max_processes, minimum=1),
             docker_image=os.environ.get("LWM_SANDBOX_DOCKER_IMAGE") or cls.docker_image,
-            cpus=float(os.environ.get("LWM_SANDBOX_CPUS") or cls.cpus),
+            cpus=env_float("LWM_SANDBOX_CPUS", cls.cpus, minimum=0.01),
         )
 
     @property

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from lwm.checks import check_learnware, semantic_problems
+from lwm.learnware.settings import env_float, env_int
 from lwm.rpc import convert, metrics
 from lwm.rpc.errors import grpc_errors, invalid_argument
 from lwm.rpc.learnware.v1 import checker_pb2, checker_pb2_grpc, common_pb2, organizer_pb2, organizer_pb2_grpc
@@ -63,24 +64,13 @@ class CheckerServicer(checker_pb2_grpc.CheckerServiceServicer):
         return checker_pb2.CheckSemanticSpecResponse(valid=not problems, problems=problems)
 
 
-def _env_number(variable: str, default: float) -> float:
-    value = os.environ.get(variable, "")
-    try:
-        number = float(value) if value else default
-    except ValueError:
-        raise ValueError(f"{variable} must be a number, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"{variable} must be positive, got {value!r}")
-    return number
-
-
 @dataclass
 class WorkerConfig:
     """How a checker pulls check jobs; each field has an LWM_* environment variable."""
 
-    workers: int = field(default_factory=lambda: int(_env_number("LWM_CHECK_WORKERS", 2)))  # checks run at once
-    lease_s: float = field(default_factory=lambda: _env_number("LWM_CHECK_LEASE_S", 30.0))  # renewed every lease_s / 3 while a check runs
-    poll_s: float = field(default_factory=lambda: _env_number("LWM_CHECK_POLL_S", 1.0))  # pause of an idle worker between claims
+    workers: int = field(default_factory=lambda: env_int("LWM_CHECK_WORKERS", 2, minimum=1))  # checks run at once
+    lease_s: float = field(default_factory=lambda: env_float("LWM_CHECK_LEASE_S", 30.0, minimum=0.1))  # renewed every lease_s / 3 while a check runs
+    poll_s: float = field(default_factory=lambda: env_float("LWM_CHECK_POLL_S", 1.0, minimum=0.01))  # pause of an idle worker between claims
 
 
 class CheckWorkers:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lwm.learnware.settings import env_float
+
 # torch's OpenMP threads otherwise spin between kernels; on cores shared with other services
 # (or other processes) that made small kernels up to 100x slower (bench/search_bench.py).
 # Read once when torch loads, so it is set before any service module imports torch.
@@ -51,7 +53,7 @@ class ServeConfig:
     # The shard of the market a searcher replica indexes, "i/n" (docs/search.md).
     searcher_shard: str = field(default_factory=lambda: os.environ.get("LWM_SEARCHER_SHARD", "0/1"))
     reuse: str = field(default_factory=lambda: os.environ.get("LWM_REUSE", "127.0.0.1:50055"))
-    check_timeout_s: float = field(default_factory=lambda: float(os.environ.get("LWM_CHECK_TIMEOUT_S", "120")))
+    check_timeout_s: float = field(default_factory=lambda: env_float("LWM_CHECK_TIMEOUT_S", 120, minimum=1))
     # "easy" or "hetero": a Hetero market's searcher trains the hetero engine and its gateway searches with it (docs/search.md).
     market_kind: str = field(default_factory=lambda: os.environ.get("LWM_MARKET_KIND", "easy"))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import tempfile
 import threading
@@ -19,6 +18,7 @@ import grpc
 from google.protobuf import json_format
 
 from lwm.learnware.archive import LearnwareArchive
+from lwm.learnware.settings import env_float, env_int
 from lwm.rpc import convert, metrics
 from lwm.rpc.errors import ServiceError, caller_input, failed_precondition, grpc_errors, invalid_argument, not_found
 from lwm.rpc.learnware.v1 import common_pb2, organizer_pb2, organizer_pb2_grpc
@@ -86,11 +86,11 @@ class OrganizerConfig:
         config = cls.in_directory(data_dir)
         config.db_url = db_url or config.db_url
         config.s3 = S3Config.from_env()
-        config.max_zip_bytes = int(os.environ.get("LWM_MAX_ZIP_BYTES", config.max_zip_bytes))
-        config.sweep_interval_s = float(os.environ.get("LWM_SWEEP_INTERVAL_S", config.sweep_interval_s))
-        config.sweep_grace_s = float(os.environ.get("LWM_SWEEP_GRACE_S", config.sweep_grace_s))
-        config.max_check_attempts = int(os.environ.get("LWM_CHECK_MAX_ATTEMPTS", config.max_check_attempts))
-        config.max_unfinished_checks = int(os.environ.get("LWM_MAX_CONCURRENT_CHECKS", "0") or 0)
+        config.max_zip_bytes = env_int("LWM_MAX_ZIP_BYTES", config.max_zip_bytes, minimum=1)
+        config.sweep_interval_s = env_float("LWM_SWEEP_INTERVAL_S", config.sweep_interval_s, minimum=0)
+        config.sweep_grace_s = env_float("LWM_SWEEP_GRACE_S", config.sweep_grace_s, minimum=0)
+        config.max_check_attempts = env_int("LWM_CHECK_MAX_ATTEMPTS", config.max_check_attempts, minimum=1)
+        config.max_unfinished_checks = env_int("LWM_MAX_CONCURRENT_CHECKS", 0, minimum=0)
         return config
 
     def open_storage(self) -> tuple[MetadataStore, ObjectStore]:

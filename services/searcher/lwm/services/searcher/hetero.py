@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -36,6 +35,7 @@ import grpc
 import numpy as np
 import torch
 
+from lwm.learnware.settings import env_float, env_int
 from lwm.learnware.vocabulary import HETERO_SPEC_TYPE, TABLE_SPEC_TYPE
 from lwm.rpc import convert
 from lwm.rpc.errors import ServiceError, failed_precondition, invalid_argument
@@ -75,12 +75,12 @@ class HeteroSettings:
     @classmethod
     def from_env(cls) -> HeteroSettings:
         settings = cls(
-            int(os.environ.get("LWM_HETERO_MIN_LEARNWARES", cls.min_learnwares)),
-            int(os.environ.get("LWM_HETERO_RETRAIN_AFTER", cls.retrain_after)),
-            int(os.environ.get("LWM_HETERO_TRAIN_STEPS", cls.steps)),
-            int(os.environ.get("LWM_HETERO_MAX_TRAINING_LEARNWARES", cls.max_training_learnwares)),
-            float(os.environ.get("LWM_HETERO_TRAINER_LEASE_S", cls.trainer_lease_s)),
-            float(os.environ.get("LWM_HETERO_CHECKPOINT_POLL_S", cls.checkpoint_poll_s)),
+            env_int("LWM_HETERO_MIN_LEARNWARES", cls.min_learnwares),
+            env_int("LWM_HETERO_RETRAIN_AFTER", cls.retrain_after),
+            env_int("LWM_HETERO_TRAIN_STEPS", cls.steps),
+            env_int("LWM_HETERO_MAX_TRAINING_LEARNWARES", cls.max_training_learnwares),
+            env_float("LWM_HETERO_TRAINER_LEASE_S", cls.trainer_lease_s),
+            env_float("LWM_HETERO_CHECKPOINT_POLL_S", cls.checkpoint_poll_s),
         )
         if settings.max_training_learnwares < settings.min_learnwares:
             raise ValueError(f"LWM_HETERO_MAX_TRAINING_LEARNWARES ({settings.max_training_learnwares}) is below LWM_HETERO_MIN_LEARNWARES ({settings.min_learnwares})")

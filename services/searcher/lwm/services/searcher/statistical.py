@@ -17,12 +17,12 @@ Two stages, so that shards of the market can be searched apart and merged exactl
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from lwm.learnware.settings import env_int
 from lwm.services.searcher.stack import EXACT_BLOCK_ROWS, SKETCH_HEAD, StackView, augment_points, augment_queries, cross_terms, nngp_cross_terms, sketch_dots
 from lwm.spec.kernels import rkhs_inner_product
 from lwm.spec.qp import solve_simplex_qp
@@ -55,9 +55,9 @@ class IndexSettings:
     def from_env(cls) -> IndexSettings:
         """LWM_SEARCH_INDEX_MIN_ROWS, LWM_SEARCH_SHORTLIST and LWM_SEARCH_COARSE, else the defaults."""
         return cls(
-            int(os.environ.get("LWM_SEARCH_INDEX_MIN_ROWS", cls.min_rows)),
-            int(os.environ.get("LWM_SEARCH_SHORTLIST", cls.shortlist)),
-            int(os.environ.get("LWM_SEARCH_COARSE", cls.coarse)),
+            env_int("LWM_SEARCH_INDEX_MIN_ROWS", cls.min_rows, minimum=0),
+            env_int("LWM_SEARCH_SHORTLIST", cls.shortlist, minimum=1),
+            env_int("LWM_SEARCH_COARSE", cls.coarse, minimum=1),
         )
 
 

@@ -9,6 +9,8 @@ import argparse
 import os
 from pathlib import Path
 
+from lwm.learnware.settings import env_int
+
 DEFAULT_UI_DIR = Path(__file__).resolve().parent / "static"
 
 
@@ -30,6 +32,6 @@ def add_web_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     web.set_defaults(handler=cmd_web)
     web.add_argument("--gateway", default=os.environ.get("LWM_GATEWAY", "127.0.0.1:50051"), help="address of the gateway (env LWM_GATEWAY, default 127.0.0.1:50051)")
     web.add_argument("--host", default=os.environ.get("LWM_HOST", "127.0.0.1"), help="address to bind (env LWM_HOST, default 127.0.0.1)")
-    web.add_argument("--port", type=int, default=int(os.environ.get("LWM_WEB_PORT", "8080")), help="HTTP port (env LWM_WEB_PORT, default 8080)")
+    web.add_argument("--port", type=int, default=env_int("LWM_WEB_PORT", 8080, minimum=0), help="HTTP port (env LWM_WEB_PORT, default 8080)")
     web.add_argument("--timeout", type=float, default=300.0, help="deadline of each call to the gateway in seconds (default 300)")
     web.add_argument("--ui-dir", help=f"built web UI to serve at / (default {DEFAULT_UI_DIR})")
