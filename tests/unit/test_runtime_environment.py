@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import subprocess
@@ -84,6 +86,33 @@ def test_cache_key_ignores_spelling_and_order() -> None:
 
 def _imports(python: str, module: str) -> bool:
     return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+def _wheel_with_a_pth_file(folder: Path, marker: Path) -> None:
+    """A wheel `lwm-test-pth` whose .pth file, if an interpreter ever started with its site-packages, would write `marker`."""
+    files = {
+        "lwm_test_pth/__init__.py": "VALUE = 1\n",
+        "lwm_test_pth.pth": f"import pathlib; pathlib.Path({str(marker)!r}).write_text('pth ran')\n",
+        "lwm_test_pth-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: lwm-test-pth\nVersion: 1.0\n",
+        "lwm_test_pth-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},{len(text.encode())}\n" for name, text in files.items())
+    with zipfile.ZipFile(folder / "lwm_test_pth-1.0-py3-none-any.whl", "w") as wheel:
+        for name, text in {**files, "lwm_test_pth-1.0.dist-info/RECORD": record + "lwm_test_pth-1.0.dist-info/RECORD,,\n"}.items():
+            wheel.writestr(name, text)
+
+
+def test_build_compiles_bytecode_without_running_package_code(tmp_path: Path) -> None:
+    """The runner starts with -B, so the build writes the .pyc files; a package's .pth file never runs on the host."""
+    links, marker = tmp_path / "links", tmp_path / "pth-ran"
+    links.mkdir()
+    _wheel_with_a_pth_file(links, marker)
+    manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),)))
+    env = manager.prepare_requirements(parse_requirements_txt("lwm-test-pth==1.0\n"))
+    lib = Path(env.python).parents[1] / "lib"
+    assert list(lib.glob("python3*/site-packages/lwm_test_pth/__pycache__/__init__.cpython-*.pyc"))
+    assert list(lib.glob("python3*/site-packages/numpy/__pycache__/__init__.cpython-*.pyc"))
+    assert not marker.exists()
 
 
 def test_uv_build_is_cached_by_requirements(tmp_path: Path) -> None:

@@ -586,11 +586,12 @@ class EnvironmentManager:
                 raise EnvironmentBuildError(f"could not create the venv{where}: {_tail(result)}", infrastructure=True)
             made = InterpreterFiles.of(venv)  # before any package's code ran
             built = self._install_requirements(uv, venv, requirements, deadline, sandbox, where)
-        if sandbox is not None and (changed := made.changes(venv)):
-            raise EnvironmentBuildError(
-                f"a package's build changed the environment's interpreter files ({', '.join(changed)}); "
-                "the market runs that interpreter, so the environment is refused"
-            )
+            if sandbox is not None and (changed := made.changes(venv)):
+                raise EnvironmentBuildError(
+                    f"a package's build changed the environment's interpreter files ({', '.join(changed)}); "
+                    "the market runs that interpreter, so the environment is refused"
+                )
+            _compile_bytecode(venv, deadline, sandbox)
         return built
 
     def _install_requirements(
@@ -668,9 +669,7 @@ class EnvironmentManager:
         self, uv: str, python: str, folder: Path, packages: list[str], deadline: _Deadline, sandbox: BuildSandbox | None
     ) -> subprocess.CompletedProcess[str]:
         (folder / "requirements.txt").write_text("\n".join(packages) + "\n")
-        # Bytecode compiled once here (compiling runs no package code): the sandboxed runner starts with
-        # -B and cannot write it, so without it every start compiled numpy and scikit-learn again (~4 s of CPU).
-        command = [uv, "pip", "install", "--compile-bytecode", "--python", python, "-r", str(folder / "requirements.txt"), *self._index_options(sandbox)]
+        command = [uv, "pip", "install", "--python", python, "-r", str(folder / "requirements.txt"), *self._index_options(sandbox)]
         if self.config.overrides:
             (folder / "overrides.txt").write_text("\n".join(self.config.overrides) + "\n")
             command += ["--override", str(folder / "overrides.txt")]
@@ -692,6 +691,15 @@ class EnvironmentManager:
             if sep:
                 versions[canonicalize_name(name.strip())] = version.strip()
         return versions
+
+
+def _compile_bytecode(venv: Path, deadline: _Deadline, sandbox: BuildSandbox | None) -> None:
+    """Write the installed packages' .pyc files: the sandboxed runner starts with -B and cannot write them, so
+    without them every start compiled numpy and scikit-learn again (~4 s of CPU). Compiling runs no package
+    code, and -I -S keep the packages' .pth files from running; files that do not compile are left as they are.
+    In a build sandbox (no shared memory for a process pool) one process compiles."""
+    workers = "0" if sandbox is None else "1"
+    _run([str(venv / "bin" / "python"), "-I", "-S", "-m", "compileall", "-q", "-j", workers, str(venv / "lib")], deadline, sandbox=sandbox)
 
 
 def _raise_if_network_error(result: subprocess.CompletedProcess[str]) -> None:
