@@ -48,7 +48,8 @@ def test_nearest_centre_matches_brute_force() -> None:
     rng = np.random.default_rng(7)
     X, C = rng.normal(size=(500, 6)).astype(np.float32), rng.normal(size=(17, 6)).astype(np.float32)
     expected = ((X[:, None, :] - C[None, :, :]) ** 2).sum(-1).argmin(1)
-    np.testing.assert_array_equal(nearest_centre(torch.from_numpy(X), torch.from_numpy(C)).numpy(), expected)
+    X1 = torch.from_numpy(np.hstack([X, np.ones((len(X), 1), dtype=np.float32)]))  # rows [x, 1]
+    np.testing.assert_array_equal(nearest_centre(X1, torch.from_numpy(C)).numpy(), expected)
 
 
 def test_kmeans_plus_plus_picks_distinct_rows_spread_over_clusters() -> None:

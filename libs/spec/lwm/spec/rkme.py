@@ -158,7 +158,9 @@ class _ReducedSetFit:
 
     def _solve_beta(self, k_zz: torch.Tensor, mean_k: torch.Tensor, previous_beta: torch.Tensor | None) -> torch.Tensor:
         if self.nonnegative_beta:
-            hint = None if previous_beta is None else (previous_beta > 0).cpu().numpy()
+            # Without a previous beta, guess that every point keeps a weight (k-means centres
+            # mostly do); the active-set search corrects a wrong guess in a round or two.
+            hint = np.ones(k_zz.shape[0], dtype=bool) if previous_beta is None else (previous_beta > 0).cpu().numpy()
             b = solve_simplex_qp(k_zz.cpu().numpy(), mean_k.cpu().numpy(), support_hint=hint)
             return torch.from_numpy(b).to(k_zz.device, k_zz.dtype)
         # Unconstrained closed form, as the reference (no sum-to-one constraint).
