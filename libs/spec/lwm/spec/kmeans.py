@@ -47,7 +47,8 @@ def kmeans_plus_plus_indices(X: torch.Tensor, k: int, generator: torch.Generator
         dist *= -2.0
         dist += x_sq
         dist += x_sq[i]
-        return np.maximum(dist, 0.0, out=dist)
+        np.maximum(dist, 0.0, out=dist)
+        return dist
 
     picked = np.empty(k, dtype=np.int64)
     cumulative = np.empty(n)

@@ -25,6 +25,7 @@ from .device import resolve_device
 from .kernels import rbf_kernel, rkhs_inner_product, squared_mmd
 from .kmeans import canonical_row_order, kmeans
 from .qp import solve_simplex_qp
+from .threads import map_on_threads, thread_count
 
 # Same cap as the reference's C.max_reduced_set_size: K * d may not exceed it.
 MAX_REDUCED_SET_SIZE = 1_310_720
@@ -137,21 +138,30 @@ class _ReducedSetFit:
         """mean_x k(z_i, x) (K,) and, ``with_kx``, mean_x k(z_i, x) x (K, d), in float64.
 
         k(z, x) = exp(2 gamma z.x - gamma ||z||^2 - gamma ||x||^2): one matrix product of the
-        augmented points and rows per block, clamped at exponent 0 against rounding.
+        augmented points and rows per block, clamped at exponent 0 against rounding. On the
+        CPU the blocks are shared out among threads (lwm.spec.threads); each block's sums are
+        kept apart and added in block order, so the result does not depend on the thread count.
         """
         n, d = self.num_rows, self.rows.shape[1] - 2
         zf = z.to(torch.float32)
         z_aug = torch.cat([(2.0 * self.gamma) * zf, -self.gamma * (zf * zf).sum(1, keepdim=True), torch.ones_like(zf[:, :1])], 1)
-        sums = torch.zeros(z.shape[0], d + 1 if with_kx else 1, dtype=torch.float32, device=z.device)
         step = max(1, FIT_KERNEL_ENTRIES // z.shape[0])
-        for s in range(0, n, step):
-            block = self.rows[s : s + step]
-            kzx = torch.mm(z_aug, block.T).clamp_max_(0.0).exp_()
-            if with_kx:
-                sums.addmm_(kzx, block[:, : d + 1])  # [sum_x k x, sum_x k]
-            else:
-                sums += kzx.sum(1, keepdim=True)
-        means = sums.to(torch.float64) / n
+        starts = list(range(0, n, step))
+
+        def block_sums(block_starts: list[int]) -> list[torch.Tensor]:
+            sums = []
+            for s in block_starts:
+                block = self.rows[s : s + step]
+                kzx = torch.mm(z_aug, block.T).clamp_max_(0.0).exp_()
+                # [sum_x k x, sum_x k] or [sum_x k]
+                sums.append(torch.mm(kzx, block[:, : d + 1]) if with_kx else kzx.sum(1, keepdim=True))
+            return sums
+
+        threads = thread_count() if self.rows.device.type == "cpu" else 1
+        shares = [starts[i::threads] for i in range(min(threads, len(starts)))]
+        per_thread = map_on_threads(block_sums, shares)
+        in_block_order = [per_thread[i % len(shares)][i // len(shares)] for i in range(len(starts))]
+        means = torch.stack(in_block_order).sum(0).to(torch.float64) / n
         if with_kx:
             return means[:, d], means[:, :d]
         return means[:, 0], None
