@@ -70,3 +70,22 @@ def test_kmeans_subsampled_seeds_still_find_the_clusters() -> None:
     assert found.dtype == np.float64 and found.shape == (5, 3)
     nearest = np.linalg.norm(found[:, None, :] - centres[None, :, :], axis=-1).min(0)
     assert np.all(nearest < 0.5)
+
+
+def test_fit_gives_the_same_spec_on_one_and_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data-term blocks and the Lloyd rows are shared out among threads; each block's sums are added in order."""
+    from lwm.spec import rkme
+
+    monkeypatch.setattr(rkme, "FIT_KERNEL_ENTRIES", 30 * 500)  # 500 rows a block: 6 blocks
+    X = np.random.default_rng(10).normal(size=(3000, 6))
+    previous = torch.get_num_threads()
+    specs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            specs.append(rkme.generate_rkme_table_spec(X, reduced_set_size=30))
+            assert torch.get_num_threads() == threads  # the fit gives the caller its setting back
+    finally:
+        torch.set_num_threads(previous)
+    np.testing.assert_array_equal(specs[0].get_z(), specs[1].get_z())
+    np.testing.assert_array_equal(specs[0].get_beta(), specs[1].get_beta())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .threads import single_thread
+from .threads import map_on_threads, single_thread, thread_count
 
 # The RKME steps that follow make more Lloyd rounds nearly useless: at 10,000 x 50 three rounds
 # give an MMD to the data within 5% of ten rounds (bench/spec_bench.py data).
@@ -72,10 +72,16 @@ def nearest_centre(X1: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
 
     One Lloyd assignment, CPU only. argmin_c ||x - c||^2 = argmin_c ||c||^2 - 2 x.c (||x||^2
     is the same for every c): the product of [x, 1] with [-2c, ||c||^2], with no bias to add.
-    numpy's argmin along rows is several times faster than torch's on the CPU.
+    numpy's argmin along rows is several times faster than torch's on the CPU. The rows are
+    shared out among threads (lwm.spec.threads).
     """
-    scores = torch.mm(X1, torch.cat([-2.0 * C, (C * C).sum(1, keepdim=True)], 1).T)
-    return torch.from_numpy(np.argmin(scores.numpy(), axis=1))
+    scorer = torch.cat([-2.0 * C, (C * C).sum(1, keepdim=True)], 1).T
+
+    def nearest(rows: torch.Tensor) -> np.ndarray:
+        nearest_index: np.ndarray = np.argmin(torch.mm(rows, scorer).numpy(), axis=1)
+        return nearest_index
+
+    return torch.from_numpy(np.concatenate(map_on_threads(nearest, torch.tensor_split(X1, thread_count()))))
 
 
 def kmeans(X: torch.Tensor, k: int, generator: torch.Generator, max_iter: int = KMEANS_MAX_ITER) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .device import resolve_device
 from .kernels import rbf_kernel, rkhs_inner_product, squared_mmd
 from .kmeans import canonical_row_order, kmeans
 from .qp import solve_simplex_qp
-from .threads import map_on_threads, thread_count
+from .threads import explicit_threads, map_on_threads, thread_count
 
 # Same cap as the reference's C.max_reduced_set_size: K * d may not exceed it.
 MAX_REDUCED_SET_SIZE = 1_310_720
@@ -260,14 +260,21 @@ class RKMETableSpecification:
             self.beta = torch.full((n,), 1.0 / n, dtype=DTYPE, device=self.device)
             return
 
+        with explicit_threads():
+            self.z, self.beta = self._fit(arr, order, K, float(step_size), int(steps), nonnegative_beta, int(random_state), verbose)
+
+    def _fit(
+        self, arr: np.ndarray, order: np.ndarray, K: int, step_size: float, steps: int, nonnegative_beta: bool, random_state: int, verbose: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, beta) for the rows of arr taken in ``order``: k-means, then ``steps`` rounds of a Z step and a new beta."""
+        n = arr.shape[0]
         fit = _ReducedSetFit(arr, order, self.gamma, nonnegative_beta, self.device)
-        generator = torch.Generator().manual_seed(int(random_state))
+        generator = torch.Generator().manual_seed(random_state)
         sample = fit.x
         if n > KMEANS_MAX_SAMPLES:
             sample = fit.x[torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES].to(self.device)]
-        steps = int(steps)
         state = fit.state(kmeans(sample, K, generator).to(DTYPE), with_kx=steps > 0)
-        eta = float(step_size)
+        eta = step_size
         for round_ in tqdm(range(steps), desc="RKME table spec", disable=not verbose):
             direction = fit.descent_direction(state)
             last = round_ == steps - 1
@@ -279,8 +286,8 @@ class RKMETableSpecification:
             else:
                 break  # no step lowers the MMD: Z is at a (local) optimum
             state = trial
-            eta = min(float(step_size), 2.0 * eta)
-        self.z, self.beta = state.z, state.beta
+            eta = min(step_size, 2.0 * eta)
+        return state.z, state.beta
 
     # ----- accessors ----------------------------------------------------
     def _require_fitted(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import torch
@@ -30,6 +30,7 @@ R = TypeVar("R")
 _THREADPOOLS = ThreadpoolController()
 _WORKERS: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
 _WORKERS_LOCK = threading.Lock()
+_LOCAL = threading.local()  # count: the threads explicit_threads() found, in this thread
 
 
 def single_thread() -> AbstractContextManager[Any]:
@@ -51,9 +52,30 @@ def _workers() -> ThreadPoolExecutor:
         return _WORKERS[1]
 
 
+@contextmanager
+def explicit_threads() -> Iterator[None]:
+    """For the length of a fit: torch runs on one thread in the calling thread (no parallel region
+    in its small calls to hold up), and map_on_threads still uses as many threads as torch had.
+
+    torch's setting made in the main thread is also the default of threads that have not set
+    their own, so other torch work in the process may run on one thread meanwhile.
+    """
+    previous = getattr(_LOCAL, "count", None)
+    torch_threads = torch.get_num_threads()
+    _LOCAL.count = previous or torch_threads
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(torch_threads)
+        _LOCAL.count = previous
+
+
 def thread_count() -> int:
-    """How many threads a block loop may use: torch's thread count in the calling thread."""
-    return max(1, torch.get_num_threads())
+    """How many threads a block loop may use: torch's thread count in the calling thread
+    (the one it had before explicit_threads)."""
+    count: int | None = getattr(_LOCAL, "count", None)
+    return count or max(1, torch.get_num_threads())
 
 
 def map_on_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
