@@ -110,7 +110,7 @@ class _ReducedSetFit:
         # is the kernel's exponent, and the kernel's product with [x, 1] gives both data terms.
         n, d = X.shape
         rows = np.empty((n, d + 2), dtype=np.float32)
-        rows[:, :d] = np.take(X.astype(np.float32), order, axis=0)
+        rows[:, :d] = np.take(X, order, axis=0)  # gathered in float64, cast on the copy into rows
         rows[:, d] = 1.0
         rows[:, d + 1] = -gamma * np.einsum("ij,ij->i", rows[:, :d], rows[:, :d])
         self.rows = torch.from_numpy(rows).to(device)
