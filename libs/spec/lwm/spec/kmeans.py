@@ -85,8 +85,12 @@ def nearest_centre(X1: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
     out = np.empty(n, dtype=np.int64)
 
     def assign(block_starts: list[int]) -> None:
+        # One buffer for the share's blocks: a fresh 1 MB tensor per block costs an mmap and its page faults.
+        buffer = torch.empty(step * C.shape[0])
         for s in block_starts:
-            np.argmin(torch.mm(X1[s : s + step], scorer).numpy(), axis=1, out=out[s : s + step])
+            rows = X1[s : s + step]
+            scores = buffer[: rows.shape[0] * C.shape[0]].view(rows.shape[0], C.shape[0])
+            np.argmin(torch.mm(rows, scorer, out=scores).numpy(), axis=1, out=out[s : s + step])
 
     threads = thread_count()
     map_on_threads(assign, [starts[i::threads] for i in range(min(threads, len(starts)))])
