@@ -55,9 +55,11 @@ class TableFitProbe:
         self.macs = 0  # multiply-adds of the matrix products
         self.exps = 0  # kernel entries exponentiated
         self._wrap(kmeans, "kmeans_plus_plus_indices", "k-means++ seeding", lambda X, k, gen: (X.shape[0] * X.shape[1] * k, 0))
-        self._wrap(kmeans, "nearest_centre", "Lloyd rounds", lambda X, C: (X.shape[0] * X.shape[1] * C.shape[0], 0))
-        # distances z.x and the product kernel @ X: two (K x n x d) products, K x n exponentials
-        self._wrap(rkme._ReducedSetFit, "_data_terms", "data terms", lambda fit, z: (2 * fit.X.shape[0] * z.numel(), fit.X.shape[0] * z.shape[0]))
+        self._wrap(kmeans, "nearest_centre", "Lloyd rounds", lambda X1, C: (X1.shape[0] * C.shape[1] * C.shape[0], 0))
+        # z.x and, with_kx, the product kernel @ X: one or two (K x n x d) products, K x n exponentials.
+        # The fit's products carry two more columns (the squared norms and ones); they are not counted.
+        self._wrap(rkme._ReducedSetFit, "_data_terms", "data terms",
+                   lambda fit, z, with_kx: ((2 if with_kx else 1) * fit.num_rows * z.numel(), fit.num_rows * z.shape[0]))
         self._wrap(rkme, "solve_simplex_qp", "beta QP", lambda K, c, **_: (0, 0))
 
     def _wrap(self, owner: Any, name: str, phase: str, work: Callable[..., tuple[int, int]]) -> None:

@@ -48,7 +48,8 @@ def test_nearest_centre_matches_brute_force() -> None:
     rng = np.random.default_rng(7)
     X, C = rng.normal(size=(500, 6)).astype(np.float32), rng.normal(size=(17, 6)).astype(np.float32)
     expected = ((X[:, None, :] - C[None, :, :]) ** 2).sum(-1).argmin(1)
-    np.testing.assert_array_equal(nearest_centre(torch.from_numpy(X), torch.from_numpy(C)).numpy(), expected)
+    X1 = torch.from_numpy(np.hstack([X, np.ones((len(X), 1), dtype=np.float32)]))  # rows [x, 1]
+    np.testing.assert_array_equal(nearest_centre(X1, torch.from_numpy(C)).numpy(), expected)
 
 
 def test_kmeans_plus_plus_picks_distinct_rows_spread_over_clusters() -> None:
@@ -69,3 +70,22 @@ def test_kmeans_subsampled_seeds_still_find_the_clusters() -> None:
     assert found.dtype == np.float64 and found.shape == (5, 3)
     nearest = np.linalg.norm(found[:, None, :] - centres[None, :, :], axis=-1).min(0)
     assert np.all(nearest < 0.5)
+
+
+def test_fit_gives_the_same_spec_on_one_and_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data-term blocks and the Lloyd rows are shared out among threads; each block's sums are added in order."""
+    from lwm.spec import rkme
+
+    monkeypatch.setattr(rkme, "FIT_KERNEL_ENTRIES", 30 * 500)  # 500 rows a block: 6 blocks
+    X = np.random.default_rng(10).normal(size=(3000, 6))
+    previous = torch.get_num_threads()
+    specs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            specs.append(rkme.generate_rkme_table_spec(X, reduced_set_size=30))
+            assert torch.get_num_threads() == threads  # the fit gives the caller its setting back
+    finally:
+        torch.set_num_threads(previous)
+    np.testing.assert_array_equal(specs[0].get_z(), specs[1].get_z())
+    np.testing.assert_array_equal(specs[0].get_beta(), specs[1].get_beta())

@@ -12,14 +12,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 import scipy.optimize
-from threadpoolctl import ThreadpoolController
+
+from .threads import single_thread
 
 # Weight of the sum(b) = 1 row appended to the least-squares form; the
 # remaining violation is removed by renormalising and by the polish step.
 _EQUALITY_WEIGHT = 1e4
-# Found once: threadpool_limits() looks the BLAS libraries up again on every call (~5 ms,
-# more than the solve; a search solves dozens of these QPs).
-_THREADPOOLS = ThreadpoolController()
 # Rounds of the warm-started active-set search before falling back to the cold NNLS solve.
 _WARM_START_ROUNDS = 10
 
@@ -101,7 +99,8 @@ def _warm_start(K: np.ndarray, c: np.ndarray, support: np.ndarray) -> np.ndarray
     """Active-set search from a guessed support; the exact optimum, or None if it does not settle quickly.
 
     Each round solves exactly on the support, then drops the indices whose weight came out
-    negative or, when none did, adds the index whose gradient most violates optimality.
+    negative or, when none did, adds every index whose gradient violates optimality (one at
+    a time took a round per index: nine rounds where the support grew from 90 to 99 points).
     A result is returned only when it is feasible and meets the KKT conditions, so it is
     the optimum (the problem is convex).
     """
@@ -117,10 +116,10 @@ def _warm_start(K: np.ndarray, c: np.ndarray, support: np.ndarray) -> np.ndarray
             continue
         gradient = K @ b - c
         violation = np.where(in_support, -np.inf, support_gradient - gradient)
-        worst = int(np.argmax(violation))
-        if violation[worst] <= 1e-10 * max(1.0, float(np.abs(gradient).max())):
+        violated = violation > 1e-10 * max(1.0, float(np.abs(gradient).max()))
+        if not violated.any():
             return b
-        in_support[worst] = True
+        in_support |= violated
     return None
 
 
@@ -146,7 +145,7 @@ def solve_simplex_qp(K: np.ndarray, c: np.ndarray, support_hint: np.ndarray | No
         raise ValueError(f"expected K (n, n) and c (n,), got {K.shape} and {c.shape}")
     if n == 1:
         return np.ones(1)
-    with _THREADPOOLS.limit(limits=1):
+    with single_thread():
         K = 0.5 * (K + K.T)
         if support_hint is not None:
             warm = _warm_start(K, c, np.arange(n)[np.asarray(support_hint)])

@@ -25,6 +25,7 @@ from .device import resolve_device
 from .kernels import rbf_kernel, rkhs_inner_product, squared_mmd
 from .kmeans import canonical_row_order, kmeans
 from .qp import solve_simplex_qp
+from .threads import explicit_threads, map_on_threads, thread_count
 
 # Same cap as the reference's C.max_reduced_set_size: K * d may not exceed it.
 MAX_REDUCED_SET_SIZE = 1_310_720
@@ -36,15 +37,19 @@ KMEANS_MAX_SAMPLES = 20_000
 MAX_STEP_HALVINGS = 8
 # Mean kernel value from the data below which a point of Z takes no step (it stays where it is).
 MIN_STEP_KERNEL_MASS = 1e-12
-# Kernel entries (z, x) held at once while fitting: 8 MB in float32, small
-# enough to keep peak memory low, large enough for full-speed matrix products.
-FIT_KERNEL_ENTRIES = 2_000_000
+# Kernel entries (z, x) computed at once while fitting: 1 MB in float32, so that a block of the
+# kernel stays in the core's L2 cache from its product through exp to its product with the rows
+# (blocks of 8 MB ran the same arithmetic 1.5-2x slower, bound by memory traffic).
+FIT_KERNEL_ENTRIES = 262_144
 
 DTYPE = torch.float64
 
 
 def table_to_numpy(X: Any) -> np.ndarray:
-    """Validate tabular input and return a float64 copy of shape (n, d).
+    """Validate tabular input and return it as a float64 array of shape (n, d), not to be written to.
+
+    The input itself comes back when it is already a finite float64 array; filling missing
+    values works on a copy.
 
     Accepts numpy arrays, pandas DataFrames, torch tensors and nested lists.
     +-inf counts as missing. Missing values are filled with their column's
@@ -59,7 +64,7 @@ def table_to_numpy(X: Any) -> np.ndarray:
         except (TypeError, ValueError) as err:
             raise ValueError(f"all DataFrame columns must be numeric: {err}") from None
     try:
-        arr = np.array(X, dtype=np.float64)
+        arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(f"X must be numeric tabular data: {err}") from None
     if arr.ndim != 2:
@@ -67,13 +72,14 @@ def table_to_numpy(X: Any) -> np.ndarray:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"X must have at least one row and one column, got shape {arr.shape}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
+    if not np.isfinite(arr).all():
+        bad = ~np.isfinite(arr)
         all_bad = np.nonzero(bad.all(axis=0))[0]
         if all_bad.size:
             raise ValueError(
                 f"column(s) {all_bad.tolist()} of X have no finite value (all NaN/inf); drop or fill them"
             )
+        arr = arr.copy()
         arr[bad] = np.nan
         col_mean = np.nanmean(arr, axis=0)
         rows, cols = np.nonzero(bad)
@@ -89,52 +95,99 @@ class _FitState:
     beta: torch.Tensor  # (K,)
     k_zz: torch.Tensor  # (K, K) kernel among the points
     mean_k: torch.Tensor  # (K,) a_i = mean_x k(z_i, x)
-    mean_kx: torch.Tensor  # (K, d) b_i = mean_x k(z_i, x) x
+    mean_kx: torch.Tensor | None  # (K, d) b_i = mean_x k(z_i, x) x; None when no step follows
     objective: float  # squared MMD to the data minus the constant mean_{x,x'} k(x, x')
 
 
 class _ReducedSetFit:
     """The RKME fitting problem for data X: kernel terms, beta QP, Z step direction."""
 
-    def __init__(self, X: torch.Tensor, gamma: float, nonnegative_beta: bool) -> None:
+    def __init__(self, X: np.ndarray, order: np.ndarray, gamma: float, nonnegative_beta: bool, device: torch.device) -> None:
+        """The problem for the rows of X (n, d), taken in ``order``."""
         # The data terms run in float32: their rounding (~1e-7 relative) is far below any MMD
         # difference the steps act on, and float32 halves the cost of the two big products.
-        self.X = X.to(torch.float32)  # no copy when the caller already made it float32
-        self.x_bias = -gamma * (self.X * self.X).sum(1)
+        # Rows are stored as [x, 1, -gamma ||x||^2]: the product with [2 gamma z, -gamma ||z||^2, 1]
+        # is the kernel's exponent, and the kernel's product with [x, 1] gives both data terms.
+        n, d = X.shape
+        rows = np.empty((n, d + 2), dtype=np.float32)
+        rows[:, :d] = np.take(X, order, axis=0)  # gathered in float64, cast on the copy into rows
+        rows[:, d] = 1.0
+        rows[:, d + 1] = -gamma * np.einsum("ij,ij->i", rows[:, :d], rows[:, :d])
+        self.rows = torch.from_numpy(rows).to(device)
+        self.x = self.rows[:, :d]  # the data, float32, in order
         self.gamma = gamma
         self.nonnegative_beta = nonnegative_beta
+        self._buffers: list[torch.Tensor] = []  # see _kernel_buffers
 
-    def state(self, z: torch.Tensor, previous: _FitState | None = None) -> _FitState:
-        """The fit at points z; ``previous`` (the state z moved from) warm-starts the beta QP."""
-        mean_k, mean_kx = self._data_terms(z)
+    @property
+    def num_rows(self) -> int:
+        return self.rows.shape[0]
+
+    def state(self, z: torch.Tensor, previous: _FitState | None = None, *, with_kx: bool = True) -> _FitState:
+        """The fit at points z; ``previous`` (the state z moved from) warm-starts the beta QP.
+
+        ``with_kx=False`` leaves out mean_kx (half the data terms' products), for a state
+        no step starts from.
+        """
+        mean_k, mean_kx = self._data_terms(z, with_kx)
         k_zz = rbf_kernel(z, z, self.gamma)
         beta = self._solve_beta(k_zz, mean_k, None if previous is None else previous.beta)
         objective = float(beta @ k_zz @ beta - 2.0 * (mean_k @ beta))
         return _FitState(z, beta, k_zz, mean_k, mean_kx, objective)
 
-    def _data_terms(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """mean_x k(z_i, x) (K,) and mean_x k(z_i, x) x (K, d) in float64, chunked over X.
+    def _data_terms(self, z: torch.Tensor, with_kx: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """mean_x k(z_i, x) (K,) and, ``with_kx``, mean_x k(z_i, x) x (K, d), in float64.
 
-        k(z, x) = exp(2 gamma z.x - gamma ||x||^2 - gamma ||z||^2): one matrix product plus
-        a bias per row and per column, clamped at exponent 0 against rounding.
+        k(z, x) = exp(2 gamma z.x - gamma ||z||^2 - gamma ||x||^2): one matrix product of the
+        augmented points and rows per block, clamped at exponent 0 against rounding. On the
+        CPU the blocks are shared out among threads (lwm.spec.threads); each block's sums are
+        kept apart and added in block order, so the result does not depend on the thread count.
         """
-        n = self.X.shape[0]
+        n, d = self.num_rows, self.rows.shape[1] - 2
         zf = z.to(torch.float32)
-        z_bias = (-self.gamma * (zf * zf).sum(1))[:, None]
-        mean_k = torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
-        mean_kx = torch.zeros(z.shape, dtype=torch.float64, device=z.device)
+        z_aug = torch.cat([(2.0 * self.gamma) * zf, -self.gamma * (zf * zf).sum(1, keepdim=True), torch.ones_like(zf[:, :1])], 1)
         step = max(1, FIT_KERNEL_ENTRIES // z.shape[0])
-        for s in range(0, n, step):
-            xc = self.X[s : s + step]
-            kzx = torch.addmm(self.x_bias[None, s : s + step], zf, xc.T, alpha=2.0 * self.gamma)
-            kzx.add_(z_bias).clamp_max_(0.0).exp_()
-            mean_k += kzx.sum(1)  # float32 pairwise sum, 10x faster than summing in float64
-            mean_kx += kzx @ xc
-        return mean_k / n, mean_kx / n
+        starts = list(range(0, n, step))
+
+        threads = thread_count() if self.rows.device.type == "cpu" else 1
+        shares = [starts[i::threads] for i in range(min(threads, len(starts)))]
+        buffers = self._kernel_buffers(len(shares), z.shape[0] * step)
+
+        def block_sums(share: int) -> list[torch.Tensor]:
+            sums = []
+            for s in shares[share]:
+                block = self.rows[s : s + step]
+                kzx = buffers[share][: z.shape[0] * block.shape[0]].view(z.shape[0], block.shape[0])
+                torch.mm(z_aug, block.T, out=kzx).clamp_max_(0.0).exp_()
+                # [sum_x k x, sum_x k] or [sum_x k]
+                sums.append(torch.mm(kzx, block[:, : d + 1]) if with_kx else kzx.sum(1, keepdim=True))
+            return sums
+
+        per_thread = map_on_threads(block_sums, range(len(shares)))
+        in_block_order = [per_thread[i % len(shares)][i // len(shares)] for i in range(len(starts))]
+        means = torch.stack(in_block_order).sum(0).to(torch.float64) / n
+        if with_kx:
+            return means[:, d], means[:, :d]
+        return means[:, 0], None
+
+    def _kernel_buffers(self, count: int, entries: int) -> list[torch.Tensor]:
+        """``count`` float32 buffers of ``entries`` for kernel blocks, kept from one evaluation to the next.
+
+        A fresh 1 MB tensor per block is a fresh mmap and its page faults: it made the block's
+        product 3-4x slower than the product into a buffer that is already mapped.
+        """
+        while len(self._buffers) < count:
+            self._buffers.append(torch.empty(entries, dtype=torch.float32, device=self.rows.device))
+        for i in range(count):
+            if self._buffers[i].numel() < entries:
+                self._buffers[i] = torch.empty(entries, dtype=torch.float32, device=self.rows.device)
+        return self._buffers[:count]
 
     def _solve_beta(self, k_zz: torch.Tensor, mean_k: torch.Tensor, previous_beta: torch.Tensor | None) -> torch.Tensor:
         if self.nonnegative_beta:
-            hint = None if previous_beta is None else (previous_beta > 0).cpu().numpy()
+            # Without a previous beta, guess that every point keeps a weight (k-means centres
+            # mostly do); the active-set search corrects a wrong guess in a round or two.
+            hint = np.ones(k_zz.shape[0], dtype=bool) if previous_beta is None else (previous_beta > 0).cpu().numpy()
             b = solve_simplex_qp(k_zz.cpu().numpy(), mean_k.cpu().numpy(), support_hint=hint)
             return torch.from_numpy(b).to(k_zz.device, k_zz.dtype)
         # Unconstrained closed form, as the reference (no sum-to-one constraint).
@@ -157,6 +210,8 @@ class _ReducedSetFit:
         w.fill_diagonal_(0.0)
         s = w.sum(1, keepdim=True)
         t = w @ state.z
+        if state.mean_kx is None:
+            raise ValueError("this state was computed without mean_kx: no step can start from it")
         a = state.mean_k[:, None]
         direction = (state.mean_kx - a * state.z) - (t - s * state.z)
         # A point the data's kernel mass does not reach (it underflows: the point is far from
@@ -222,26 +277,34 @@ class RKMETableSpecification:
             self.beta = torch.full((n,), 1.0 / n, dtype=DTYPE, device=self.device)
             return
 
-        rows = torch.from_numpy(arr.astype(np.float32)[order]).to(self.device)  # the fit's data terms are float32
-        generator = torch.Generator().manual_seed(int(random_state))
-        sample = rows
+        with explicit_threads():
+            self.z, self.beta = self._fit(arr, order, K, float(step_size), int(steps), nonnegative_beta, int(random_state), verbose)
+
+    def _fit(
+        self, arr: np.ndarray, order: np.ndarray, K: int, step_size: float, steps: int, nonnegative_beta: bool, random_state: int, verbose: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, beta) for the rows of arr taken in ``order``: k-means, then ``steps`` rounds of a Z step and a new beta."""
+        n = arr.shape[0]
+        fit = _ReducedSetFit(arr, order, self.gamma, nonnegative_beta, self.device)
+        generator = torch.Generator().manual_seed(random_state)
+        sample = fit.x
         if n > KMEANS_MAX_SAMPLES:
-            sample = rows[torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES].to(self.device)]
-        fit = _ReducedSetFit(rows, self.gamma, nonnegative_beta)
-        state = fit.state(kmeans(sample, K, generator).to(DTYPE))
-        eta = float(step_size)
-        for _ in tqdm(range(int(steps)), desc="RKME table spec", disable=not verbose):
+            sample = fit.x[torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES].to(self.device)]
+        state = fit.state(kmeans(sample, K, generator).to(DTYPE), with_kx=steps > 0)
+        eta = step_size
+        for round_ in tqdm(range(steps), desc="RKME table spec", disable=not verbose):
             direction = fit.descent_direction(state)
+            last = round_ == steps - 1
             for _ in range(MAX_STEP_HALVINGS + 1):
-                trial = fit.state(state.z + eta * direction, previous=state)
+                trial = fit.state(state.z + eta * direction, previous=state, with_kx=not last)
                 if trial.objective < state.objective:
                     break
                 eta /= 2.0
             else:
                 break  # no step lowers the MMD: Z is at a (local) optimum
             state = trial
-            eta = min(float(step_size), 2.0 * eta)
-        self.z, self.beta = state.z, state.beta
+            eta = min(step_size, 2.0 * eta)
+        return state.z, state.beta
 
     # ----- accessors ----------------------------------------------------
     def _require_fitted(self) -> tuple[torch.Tensor, torch.Tensor]:

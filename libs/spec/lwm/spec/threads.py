@@ -1,0 +1,89 @@
+"""Threads of the spec fits: one thread for small sequential work, explicit threads for block loops.
+
+For small matrices (a QP of 100 variables, a k-means++ pass over 1,000 rows) BLAS threads
+only add overhead, and waking them on a busy machine can cost milliseconds per call.
+
+A loop over cache-sized blocks makes a few small torch calls per block; run with torch's
+own threads, every call is a parallel region that waits for all threads, and on a shared
+machine a thread that has lost its core holds each of them up (a 10,000 x 50 fit took 0.86 s
+instead of 0.04 s at load 3). ``map_on_threads`` instead gives each thread a share of the
+blocks, run with one torch thread: one wait per loop.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar
+
+import torch
+from threadpoolctl import ThreadpoolController
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Found once: threadpool_limits() looks the BLAS libraries up again on every call (~5 ms,
+# more than the work it wraps; a search solves dozens of QPs).
+_THREADPOOLS = ThreadpoolController()
+_WORKERS: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
+_WORKERS_LOCK = threading.Lock()
+_LOCAL = threading.local()  # count: the threads explicit_threads() found, in this thread
+
+
+def single_thread() -> AbstractContextManager[Any]:
+    """Context manager: BLAS and OpenMP pools limited to one thread, restored on exit."""
+    limiter: AbstractContextManager[Any] = _THREADPOOLS.limit(limits=1)
+    return limiter
+
+
+def _workers() -> ThreadPoolExecutor:
+    """The process's worker threads, each running torch on one thread (torch's setting is per thread)."""
+    global _WORKERS
+    with _WORKERS_LOCK:
+        # A forked child inherits the pool object but not its threads: it makes its own.
+        if _WORKERS is None or _WORKERS[0] != os.getpid():
+            pool = ThreadPoolExecutor(
+                max_workers=os.cpu_count() or 1, thread_name_prefix="lwm-spec", initializer=torch.set_num_threads, initargs=(1,)
+            )
+            _WORKERS = (os.getpid(), pool)
+        return _WORKERS[1]
+
+
+@contextmanager
+def explicit_threads() -> Iterator[None]:
+    """For the length of a fit: torch runs on one thread in the calling thread (no parallel region
+    in its small calls to hold up), and map_on_threads still uses as many threads as torch had.
+
+    torch's setting made in the main thread is also the default of threads that have not set
+    their own, so other torch work in the process may run on one thread meanwhile.
+    """
+    previous = getattr(_LOCAL, "count", None)
+    torch_threads = torch.get_num_threads()
+    _LOCAL.count = previous or torch_threads
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(torch_threads)
+        _LOCAL.count = previous
+
+
+def thread_count() -> int:
+    """How many threads a block loop may use: torch's thread count in the calling thread
+    (the one it had before explicit_threads)."""
+    count: int | None = getattr(_LOCAL, "count", None)
+    return count or max(1, torch.get_num_threads())
+
+
+def map_on_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """[fn(item) for item in items], each item on its own worker thread (one torch thread each); in order.
+
+    A single item runs in the calling thread, with the caller's torch threads.
+    """
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    pool = _workers()
+    return [future.result() for future in [pool.submit(fn, item) for item in items]]
