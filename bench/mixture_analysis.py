@@ -44,29 +44,30 @@ def inner_products(Za: Sequence[np.ndarray], Ba: Sequence[np.ndarray], Zb: Seque
 CHUNK_SPECS = 1000  # learnwares per block of kernel entries (100 x 1000 x 100 float64: 80 MB)
 
 
+def _kernel_sums(points: np.ndarray, beta: np.ndarray, z: np.ndarray, gamma: float) -> np.ndarray:
+    """sum_k beta[i, k] k(points[i, k], z_j) for every spec i and point z_j, shape (n, m); points (n, K, d), z (m, d)."""
+    flat = points.reshape(-1, points.shape[-1])
+    sq = (flat * flat).sum(1)[:, None] + (z * z).sum(1)[None, :] - 2.0 * flat @ z.T  # one matrix product, (n K, m)
+    kernel = np.exp(-gamma * np.maximum(sq, 0.0)).reshape(*points.shape[:2], -1)
+    sums: np.ndarray = (beta[:, None, :] @ kernel)[:, 0]
+    return sums
+
+
 def single_mmds(Z: np.ndarray, B: np.ndarray, self_terms: np.ndarray, user_z: np.ndarray, user_beta: np.ndarray, gamma: float) -> np.ndarray:
     """Squared MMD from the user's spec to every learnware's, float64, shape (n,)."""
-    import torch
-
-    z, beta = torch.from_numpy(user_z), torch.from_numpy(user_beta)
-    cross = np.empty(len(Z))
-    for start in range(0, len(Z), CHUNK_SPECS):
-        points = torch.from_numpy(Z[start : start + CHUNK_SPECS])  # (n, K, d)
-        kernel = torch.exp(-gamma * torch.cdist(points.reshape(-1, points.shape[-1]), z) ** 2) @ beta  # (n K,)
-        cross[start : start + len(points)] = (kernel.reshape(points.shape[:2]) * torch.from_numpy(B[start : start + CHUNK_SPECS])).sum(1).numpy()
-    user_term = float(beta @ torch.exp(-gamma * torch.cdist(z, z) ** 2) @ beta)
+    cross = np.concatenate([_kernel_sums(Z[start : start + CHUNK_SPECS], B[start : start + CHUNK_SPECS], user_z, gamma) @ user_beta for start in range(0, len(Z), CHUNK_SPECS)])
+    user_term = float(_kernel_sums(user_z[None], user_beta[None], user_z, gamma)[0] @ user_beta)
     return user_term - 2.0 * cross + self_terms
 
 
 def self_terms_of(Z: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
     """||Phi_i||^2 of every learnware's spec, float64, shape (n,)."""
-    import torch
-
     out = np.empty(len(Z))
     for start in range(0, len(Z), CHUNK_SPECS):
-        points, beta = torch.from_numpy(Z[start : start + CHUNK_SPECS]), torch.from_numpy(B[start : start + CHUNK_SPECS])
-        kernel = torch.exp(-gamma * torch.cdist(points, points) ** 2)  # (n, K, K)
-        out[start : start + len(points)] = torch.einsum("nk,nkl,nl->n", beta, kernel, beta).numpy()
+        points, beta = Z[start : start + CHUNK_SPECS], B[start : start + CHUNK_SPECS]
+        norms = (points * points).sum(-1)
+        sq = norms[:, :, None] + norms[:, None, :] - 2.0 * points @ points.transpose(0, 2, 1)
+        out[start : start + len(points)] = ((beta[:, None, :] @ np.exp(-gamma * np.maximum(sq, 0.0)))[:, 0] * beta).sum(1)
     return out
 
 
@@ -171,14 +172,14 @@ HEADER = (
 )
 
 
-def report(name: str, users: Sequence[MixtureUser], outcomes: Sequence[Outcome], pool: int) -> str:
+def report(name: str, users: Sequence[MixtureUser], outcomes: Sequence[Outcome], pool: int | None) -> str:
     """One row: recall; misses whose returned MMD^2 (a) is at most the true pair's (b) and above it, and of the misses
     those with no mixture returned (the top-1 single counted as the choice) and those with a source beyond the best
-    `pool` singles; median a/b over the misses; mean reuse accuracy of the choice, and of the true pairs of the same users."""
+    `pool` singles (pool None: a single learnware's row); median a/b over the misses; mean reuse accuracy of the choice, and of the true pairs of the same users."""
     misses = [(u, o) for u, o in zip(users, outcomes) if not o.hit]
     better = sum(o.mmd <= u.pair_mmd for u, o in misses)
     ratio = float(np.median([o.mmd / u.pair_mmd for u, o in misses])) if misses else float("nan")
     return (
         f"{name:<34} {len(users):>5} {np.mean([o.hit for o in outcomes]):>6.2f} {len(misses):>6} {better:>5} {len(misses) - better:>4} "
-        f"{sum(o.no_mixture for _, o in misses):>4} {sum(u.source_rank >= pool for u, _ in misses):>11} {ratio:>10.3f} {np.mean([o.accuracy for o in outcomes]):>9.3f} {np.mean([u.pair_accuracy for u in users]):>8.3f}"
+        f"{sum(o.no_mixture for _, o in misses):>4} {sum(u.source_rank >= pool for u, _ in misses) if pool else '-':>11} {ratio:>10.3f} {np.mean([o.accuracy for o in outcomes]):>9.3f} {np.mean([u.pair_accuracy for u in users]):>8.3f}"
     )

@@ -407,7 +407,7 @@ def analyse_mixtures(world: World, clusters: list[np.ndarray], Z: np.ndarray, B:
     print(HEADER)
     rows(ours_name, ours, ours_served, ours_served, ours_pool)
     top1 = [analysis.outcome(prepared[u], [], index_of(ours["singles"][i][0])) for i, u in enumerate(ours_served) if u in prepared]
-    print(report(f"{ours_name} top-1 single", [prepared[u] for u in ours_served if u in prepared], top1, 1), flush=True)
+    print(report(f"{ours_name} top-1 single", [prepared[u] for u in ours_served if u in prepared], top1, None), flush=True)
     for name, results, served, pool in runs[1:]:
         if results is None:
             continue
