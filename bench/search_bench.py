@@ -23,7 +23,10 @@ search is ~1e10 kernel entries); top-1 agreement of indexed with exhaustive; the
 package's EasyStatSearcher on the same specs (in its own venv, .bench-venv, in a
 subprocess) at the sizes it finishes in reasonable time; top-1 and top-5
 identification of a one-learnware user's source, and mixture recall (both sources of a
-two-learnware user in the returned mixture), for ours and for the reference.
+two-learnware user in the returned mixture), for ours and for the reference; up to
+--analysis-max learnwares, every two-source user's mixtures analysed (bench/mixture_analysis.py:
+exact MMD of the returned mixture against the true pair's, the sources' ranks against the
+searchers' mixture pools, and the accuracy of reusing the mixture on the user's labels).
 The reference's venv is created when missing (pip install learnware==0.4.0.post1).
 """
 
