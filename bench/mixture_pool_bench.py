@@ -7,7 +7,8 @@ For each two-source user the searcher's own find_mixture (lwm.services.searcher.
 runs on the best `pool` learnwares by exact single MMD (float64, bench/mixture_analysis.py),
 greedy and auto, and the found mixture is compared with the true pair as in search_bench's
 analysis: hit (both sources in it), miss with the mixture's MMD^2 to the user at most the
-true pair's (a <= b), or above it (a > b). search_bench.py goes through a real searcher
+true pair's (a <= b), or above it (a > b); and the mean accuracy of reusing it on the
+user's labels (mixture_analysis.reuse_accuracy). search_bench.py goes through a real searcher
 server with float32 kernels; at pool 100 this gives the same counts (checked at 10k).
 """
 
@@ -17,7 +18,7 @@ import argparse
 import os
 
 import numpy as np
-from mixture_analysis import mixture_fit, self_terms_of, single_mmds
+from mixture_analysis import mixture_fit, reuse_accuracy, self_terms_of, single_mmds
 from search_bench import GAMMA, MAX_SEARCH_NUM, World, load, make_users
 
 
@@ -49,6 +50,7 @@ def main() -> None:
     self_terms = self_terms_of(Z, B, GAMMA)
     print(f"{args.size} learnwares, {args.users - args.users // 2} two-source users; {load()}; {os.cpu_count()} CPUs")
     counts = {(strategy, pool): [0, 0, 0] for pool in args.pools for strategy in ("greedy", "auto")}
+    accuracies: dict[tuple[str, int], list[float]] = {config: [] for config in counts}
     for u, sources in enumerate(users.sources):
         if len(sources) != 2:
             continue
@@ -61,13 +63,14 @@ def main() -> None:
             mixture = find_mixture(user, torch.from_numpy(Z[rows]), torch.from_numpy(B[rows]), self_terms[rows], mmds[rows], max_search_num=MAX_SEARCH_NUM, strategy=strategy)
             # As the searcher's finish(): a mixture no closer than the best single is not returned; the user has the top-1.
             members = [int(rows[m]) for m in mixture.members] if mixture and mixture.mmd < mmds[order[0]] else [int(order[0])]
+            accuracies[strategy, pool].append(reuse_accuracy(members, Z, B, clusters, world.centers, users.Z[u], users.B[u], users.x[u], users.y[u], GAMMA))
             if set(sources) <= set(members):
                 count[0] += 1
             else:
                 count[1 if mixture_fit(members, Z, B, users.Z[u], users.B[u], GAMMA)[1] <= pair_mmd else 2] += 1
-    print(f"{'strategy':<8} {'pool':>5} {'recall':>6} {'miss a<=b':>9} {'miss a>b':>8}")
+    print(f"{'strategy':<8} {'pool':>5} {'recall':>6} {'miss a<=b':>9} {'miss a>b':>8} {'reuse acc':>9}")
     for (strategy, pool), (hits, better, worse) in counts.items():
-        print(f"{strategy:<8} {pool:>5} {hits / (hits + better + worse):>6.2f} {better:>9} {worse:>8}")
+        print(f"{strategy:<8} {pool:>5} {hits / (hits + better + worse):>6.2f} {better:>9} {worse:>8} {np.mean(accuracies[strategy, pool]):>9.3f}")
     print(load())
 
 
