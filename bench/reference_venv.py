@@ -23,7 +23,12 @@ REFERENCE_PIP_STEPS = [
 
 
 def ensure_reference_venv() -> Path:
-    """The venv's python, after installing whatever of REFERENCE_PIP_STEPS is missing."""
+    """The venv's python, after installing whatever of REFERENCE_PIP_STEPS is missing; LWM_REFERENCE_PYTHON, when set, instead (used as it is)."""
+    given = os.environ.get("LWM_REFERENCE_PYTHON")
+    if given:
+        if not Path(given).is_file():
+            raise FileNotFoundError(f"LWM_REFERENCE_PYTHON={given} is not a file")
+        return Path(given)
     python = REFERENCE_VENV / "bin" / "python"
     if not python.exists():
         print(f"creating {REFERENCE_VENV} (the reference package learnware==0.4.0.post1) ...", flush=True)

@@ -23,7 +23,10 @@ search is ~1e10 kernel entries); top-1 agreement of indexed with exhaustive; the
 package's EasyStatSearcher on the same specs (in its own venv, .bench-venv, in a
 subprocess) at the sizes it finishes in reasonable time; top-1 and top-5
 identification of a one-learnware user's source, and mixture recall (both sources of a
-two-learnware user in the returned mixture), for ours and for the reference.
+two-learnware user in the returned mixture), for ours and for the reference; up to
+--analysis-max learnwares, every two-source user's mixtures analysed (bench/mixture_analysis.py:
+exact MMD of the returned mixture against the true pair's, the sources' ranks against the
+searchers' mixture pools, and the accuracy of reusing the mixture on the user's labels).
 The reference's venv is created when missing (pip install learnware==0.4.0.post1).
 """
 
@@ -51,6 +54,7 @@ SPEC_POINTS = 100
 QMC_BASES = 64
 MAX_CLUSTERS = 4  # a learnware's data come from 2 to 4 clusters
 GAMMA = 0.1
+MAX_SEARCH_NUM = 5  # the searches' max_search_num (the reference seeks mixtures among its best MAX_SEARCH_NUM^2 singles)
 
 
 # ----------------------------------------------------------------------------- world
@@ -108,18 +112,24 @@ class World:
         weights = [w[i, : sizes[i]] for i in range(n)]
         return clusters, weights, Z, B
 
-    def sample(self, clusters: np.ndarray, weights: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
-        owner = rng.choice(len(clusters), size=rows, p=weights)
-        return self.centers[clusters[owner]] + self.scales[clusters[owner], None] * rng.normal(size=(rows, self.centers.shape[1]))
+    def sample(self, clusters: np.ndarray, weights: np.ndarray, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Rows from the clusters with these weights, and the cluster each row was drawn from (its label)."""
+        drawn = clusters[rng.choice(len(clusters), size=rows, p=weights)]
+        return self.centers[drawn] + self.scales[drawn, None] * rng.normal(size=(rows, self.centers.shape[1])), drawn
 
 
 @dataclass
 class Users:
-    """Users' specs and their true sources: one learnware, or two (half of the rows from each)."""
+    """Users' specs, their rows with labels (each row's cluster) and their true sources: one learnware, or two (half of the rows from each)."""
 
     Z: np.ndarray  # (users, K, d)
     B: np.ndarray
     sources: list[list[int]]
+    x: list[np.ndarray]
+    y: list[np.ndarray]
+
+    def subset(self, served: list[int]) -> Users:
+        return Users(self.Z[served], self.B[served], [self.sources[u] for u in served], [self.x[u] for u in served], [self.y[u] for u in served])
 
 
 def make_users(world: World, clusters: list[np.ndarray], weights: list[np.ndarray], singles: int, mixtures: int, rows: int, rng: np.random.Generator) -> Users:
@@ -127,14 +137,17 @@ def make_users(world: World, clusters: list[np.ndarray], weights: list[np.ndarra
 
     sources = [[int(i)] for i in rng.choice(len(clusters), size=singles, replace=False)]
     sources += [[int(i), int(j)] for i, j in (rng.choice(len(clusters), size=2, replace=False) for _ in range(mixtures))]
-    Z, B = [], []
+    Z, B, X, Y = [], [], [], []
     for members in sources:
-        data = np.vstack([world.sample(clusters[m], weights[m], rows // len(members), rng) for m in members])
+        parts = [world.sample(clusters[m], weights[m], rows // len(members), rng) for m in members]
+        data = np.vstack([x for x, _ in parts])
         spec = RKMETableSpecification(gamma=GAMMA, device="cpu")
         spec.generate_stat_spec_from_data(data, K=SPEC_POINTS)
         Z.append(spec.get_z())
         B.append(spec.get_beta())
-    return Users(np.stack(Z), np.stack(B), sources)
+        X.append(data)
+        Y.append(np.concatenate([y for _, y in parts]))
+    return Users(np.stack(Z), np.stack(B), sources, X, Y)
 
 
 def learnware_id(i: int) -> str:
@@ -237,7 +250,7 @@ class OurSearcher:
 
         request = searcher_pb2.SearchLearnwaresRequest(
             stat_specs=[common_pb2.StatSpec(type="RKMETableSpecification", z=to_tensor(z), beta=to_tensor(beta), gamma=GAMMA)],
-            max_search_num=5,
+            max_search_num=MAX_SEARCH_NUM,
             mixture_strategy=searcher_pb2.MIXTURE_STRATEGY_AUTO if strategy == "auto" else searcher_pb2.MIXTURE_STRATEGY_GREEDY,
         )
         started = time.perf_counter()
@@ -359,18 +372,51 @@ def reference_worker(data_path: str, out_path: str, strategies: list[str]) -> No
     for u in range(len(data["user_Z"])):
         user = BaseUserInfo(stat_info={"RKMETableSpecification": spec(data["user_Z"][u], data["user_B"][u])})
         started = time.perf_counter()
-        found = searcher(learnwares, user, max_search_num=5, search_method="greedy")
+        found = searcher(learnwares, user, max_search_num=MAX_SEARCH_NUM, search_method="greedy")
         results["latency"].append(time.perf_counter() - started)
         results["singles"].append([item.learnware.id for item in found.get_single_results()])
         mixtures = found.get_multiple_results()
         results["mixtures"]["greedy"].append([lw.id for lw in mixtures[0].learnwares] if mixtures else [])
         if "auto" in strategies:
-            auto = searcher(learnwares, user, max_search_num=5, search_method="auto").get_multiple_results() if data["mixture_users"][u] else []
+            auto = searcher(learnwares, user, max_search_num=MAX_SEARCH_NUM, search_method="auto").get_multiple_results() if data["mixture_users"][u] else []
             results["mixtures"]["auto"].append([lw.id for lw in auto[0].learnwares] if auto else [])
     Path(out_path).write_text(json.dumps(results))
 
 
 # ----------------------------------------------------------------------------- report
+
+
+def analyse_mixtures(world: World, clusters: list[np.ndarray], Z: np.ndarray, B: np.ndarray, users: Users, strategies: tuple[str, ...], runs: list[tuple[str, dict[str, Any] | None, list[int], int]]) -> None:
+    """bench/mixture_analysis.py's table for the two-source users: each run (name, results, the users it served in order,
+    its mixture pool size), ours' top-1 single alone, and ours on the users a run served only part of."""
+    from mixture_analysis import HEADER, LEGEND, MixtureAnalysis, MixtureUser, report
+
+    analysis = MixtureAnalysis(Z, B, clusters, world.centers, GAMMA)
+    ours_name, ours, ours_served, ours_pool = runs[0]
+    assert ours is not None
+    prepared = {u: analysis.prepare(MixtureUser(users.Z[u], users.B[u], users.x[u], users.y[u], users.sources[u])) for u in ours_served if len(users.sources[u]) == 2}
+
+    def index_of(learnware: str) -> int:
+        return int(learnware.removeprefix("lw"))
+
+    def rows(name: str, results: dict[str, Any], served: list[int], among: list[int], pool: int) -> None:
+        position = {u: i for i, u in enumerate(served)}
+        chosen = [u for u in among if u in prepared]
+        for strategy in strategies:
+            outcomes = [analysis.outcome(prepared[u], [index_of(m) for m in results["mixtures"][strategy][position[u]]], index_of(results["singles"][position[u]][0])) for u in chosen]
+            print(report(f"{name} {strategy}", [prepared[u] for u in chosen], outcomes, pool), flush=True)
+
+    print(LEGEND)
+    print(HEADER)
+    rows(ours_name, ours, ours_served, ours_served, ours_pool)
+    top1 = [analysis.outcome(prepared[u], [], index_of(ours["singles"][i][0])) for i, u in enumerate(ours_served) if u in prepared]
+    print(report(f"{ours_name} top-1 single", [prepared[u] for u in ours_served if u in prepared], top1, None), flush=True)
+    for name, results, served, pool in runs[1:]:
+        if results is None:
+            continue
+        rows(name, results, served, served, pool)
+        if len(served) < len(ours_served):
+            rows(f"{ours_name}, same users,", ours, ours_served, served, ours_pool)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -410,6 +456,7 @@ def main() -> None:
     parser.add_argument("--reference-users", type=int, help="users the reference serves above 1k learnwares (default 40)")
     parser.add_argument("--exhaustive-users", type=int, help="users searched exhaustively too, above 100k learnwares (default 20; all users at 100k and below)")
     parser.add_argument("--index", default="1000:20000", help="indexed searches' shortlist:coarse settings, comma-separated (one row each)")
+    parser.add_argument("--analysis-max", type=int, default=10_000, help="largest market whose mixtures are analysed (fit to the user against the true pair's, reuse accuracy; bench/mixture_analysis.py); 0: none")
     parser.add_argument("--dim", type=int, default=16)
     parser.add_argument("--clusters", type=int, default=60)
     parser.add_argument("--spread", type=float, default=1.5, help="standard deviation of the cluster centres")
@@ -425,7 +472,7 @@ def main() -> None:
 
     import torch
 
-    from lwm.services.searcher.statistical import IndexSettings
+    from lwm.services.searcher.statistical import IndexSettings, mixture_pool_size
 
     sizes = args.sizes or ([1000, 10000] if args.quick else [1000, 10000, 100000])
     users_per_size = args.users or (40 if args.quick else 200)
@@ -440,7 +487,7 @@ def main() -> None:
         for n in sizes:
             rng = np.random.default_rng(args.seed * 1000 + n)
             started = time.perf_counter()
-            index, build_s, growth, clusters, weights, Z, B = build_index(world, n, rng, keep_specs=n <= reference_max)
+            index, build_s, growth, clusters, weights, Z, B = build_index(world, n, rng, keep_specs=n <= max(reference_max, args.analysis_max))
             made = time.perf_counter() - started - build_s
             users = make_users(world, clusters, weights, users_per_size // 2, users_per_size - users_per_size // 2, args.user_rows, rng)
             per_change = update_cost(index, n)
@@ -461,7 +508,7 @@ def main() -> None:
             if sampled:
                 runs.append(("ours exhaustive", IndexSettings(min_rows=n + 1), sampled))
             for name, settings, served in runs:
-                subset = Users(users.Z[served], users.B[served], [users.sources[u] for u in served])
+                subset = users.subset(served)
                 searcher = OurSearcher(index, settings)
                 try:
                     ours[name] = run_ours(searcher, subset, strategies)
@@ -477,10 +524,11 @@ def main() -> None:
             for name, _, _ in runs[: len(runs) - bool(sampled)]:
                 agree = np.mean([a[:1] == [b] for a, b in zip(ours[name]["singles"], exact)])
                 print(f"{'':<24} {name}: top-1 equals exhaustive top-1 for {agree:.3f} of {len(interleaved)} users ({load()})")
-            if Z is not None and B is not None:
+            reference, reference_served = None, []
+            if Z is not None and B is not None and n <= reference_max:
                 # Above 1k the reference serves the first users only, single- and two-source alike.
-                served = interleaved[: len(users.sources) if n <= 1000 else reference_users]
-                subset = Users(users.Z[served], users.B[served], [users.sources[u] for u in served])
+                served = reference_served = interleaved[: len(users.sources) if n <= 1000 else reference_users]
+                subset = users.subset(served)
                 reference = run_reference(Z, B, subset, strategies, Path(tmp))
                 print(report_row("reference (learnware 0.4)", reference, subset.sources, strategies), flush=True)
                 if len(served) < len(users.sources):
@@ -489,6 +537,11 @@ def main() -> None:
                     same_users = {key: [ours["ours exhaustive"][key][position[u]] for u in served] for key in ("latency", "singles")}
                     same_users["mixtures"] = {s: [ours["ours exhaustive"]["mixtures"][s][position[u]] for u in served] for s in strategies}
                     print(report_row("ours exh., same users", same_users, subset.sources, strategies), flush=True)
+            if Z is not None and B is not None and n <= args.analysis_max and "ours exhaustive" in ours:
+                started = time.perf_counter()
+                print()
+                analyse_mixtures(world, clusters, Z, B, users, strategies, [("ours", ours["ours exhaustive"], sampled, mixture_pool_size(MAX_SEARCH_NUM)), ("reference", reference, reference_served, MAX_SEARCH_NUM**2)])
+                print(f"{'':<34} (analysis took {time.perf_counter() - started:.0f} s; {load()})", flush=True)
             del index
 
 if __name__ == "__main__":
