@@ -362,11 +362,6 @@ def text_cases(ref_python: Path, work: Path, rounds: int) -> None:
     print(f"    ours with MiniLM embedding (the reference cannot embed offline); {watch.stop().label()}")
 
 
-def reference_python() -> Path:
-    given = os.environ.get("LWM_REFERENCE_PYTHON")
-    return Path(given) if given else ensure_reference_venv()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="table,image,text", help="comma-separated: table, image, text")
@@ -377,7 +372,7 @@ def main() -> None:
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
     cases = {"table"} if args.quick else {c.strip() for c in args.cases.split(",") if c.strip()}
-    ref_python = reference_python()
+    ref_python = ensure_reference_venv()
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           "load average at start {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg()))
     print("speed-up = reference wall / ours wall, per round; MMD ratio = ours / reference (lower is better)")
