@@ -136,7 +136,7 @@ _predict = PickledModel.predict
 
 
 def _slow_predict(self, X):
-    _time.sleep(12)  # a model this slow makes the check outlast the uploader's deadline
+    _time.sleep(25)  # a model this slow makes the check outlast the uploader's deadline
     return _predict(self, X)
 
 
@@ -167,9 +167,9 @@ def test_a_check_outlives_the_deadline_of_the_uploader_who_waited_for_it(replica
             return reply
 
     with pytest.raises(grpc.RpcError) as error:
-        upload(6.0)
+        upload(10.0)
     assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert re.fullmatch(r"checker\.CheckLearnware did not answer within [45]\.\d s \(the time the caller had left\); the check goes on: .*", error.value.details() or ""), error.value.details()
+    assert re.fullmatch(r"checker\.CheckLearnware did not answer within \d+\.\d s \(the time the caller had left\); the check goes on: .*", error.value.details() or ""), error.value.details()
     # The uploader learns its learnware's id by sending the upload again (same client_request_id) ...
     stored = upload(60.0).learnware
     # ... and the check, no longer bound to the uploader's deadline, ends and is stored.
