@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from lwm.rpc import deadlines
 from lwm.rpc.deadlines import DEFAULT_DEADLINES_S, DEFAULT_STEP_DEADLINE_S, StepTimedOut, step_deadline_s, step_name
 from lwm.rpc.learnware.v1 import checker_pb2, organizer_pb2, reuse_pb2, searcher_pb2
 
@@ -39,3 +40,29 @@ def test_a_step_timeout_is_a_failed_call_with_its_message() -> None:
     assert error.exception() is error
     with pytest.raises(StepTimedOut):
         error.result()
+
+
+class _ContextWithTimeLeft:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def time_remaining(self) -> float:
+        return self.seconds
+
+
+def test_the_answer_margin_is_kept_from_the_start_of_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler making one call after another must not spend the time kept back to answer its caller: with 10 s
+    at the start, 1 s stays kept back when 1.5 s are left (a margin of 10% of what is left would keep 0.15 s)."""
+    now = [1000.0]
+    monkeypatch.setattr(deadlines.time, "monotonic", lambda: now[0])
+    token = deadlines.serving_with_deadline(_ContextWithTimeLeft(10.0))  # type: ignore[arg-type]
+    try:
+        assert deadlines.time_to_pass_on_s() == pytest.approx(9.0)
+        now[0] += 8.5
+        assert deadlines.serving_time_left_s() == pytest.approx(1.5)
+        assert deadlines.time_to_pass_on_s() == pytest.approx(0.5)
+        now[0] += 1.0
+        assert deadlines.time_to_pass_on_s() == 0.0
+    finally:
+        deadlines.end_serving(token)
+    assert deadlines.time_to_pass_on_s() is None

@@ -61,8 +61,9 @@ MAX_ANSWER_MARGIN_S = 1.0
 # Every message naming a step that ran out contains this (so an outer step does not rename it).
 STEP_TIMED_OUT = "did not answer within"
 
-# Monotonic time at which the call being served must be answered (None: no deadline).
-_serving_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("lwm_serving_deadline", default=None)
+# Of the call being served: the monotonic time its caller gives up, and the time kept back to answer it
+# (fixed when the call arrives, so that a handler making one call after another does not spend it); None: no deadline.
+_serving_deadline: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar("lwm_serving_deadline", default=None)
 
 
 def step_name(full_method: str) -> str:
@@ -88,26 +89,30 @@ def step_deadline_s(step: str) -> float | None:
 
 def serving_time_left_s() -> float | None:
     """Seconds left to answer the call being served in this thread (None: no deadline, or not serving)."""
-    deadline = _serving_deadline.get()
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
+    serving = _serving_deadline.get()
+    return None if serving is None else max(0.0, serving[0] - time.monotonic())
 
 
 def time_to_pass_on_s() -> float | None:
-    """The time a step may take for the call being served: what its caller has left, less a
+    """The time a step may take for the call being served: what its caller has left, less the
     margin to answer before the caller gives up (None: the caller set no deadline)."""
-    left = serving_time_left_s()
-    return None if left is None else max(0.0, left - min(MAX_ANSWER_MARGIN_S, ANSWER_MARGIN * left))
+    serving = _serving_deadline.get()
+    if serving is None:
+        return None
+    deadline, margin = serving
+    return max(0.0, deadline - margin - time.monotonic())
 
 
-def serving_with_deadline(context: grpc.ServicerContext) -> contextvars.Token[float | None]:
+def serving_with_deadline(context: grpc.ServicerContext) -> contextvars.Token[tuple[float, float] | None]:
     """Record the deadline of the call being served (reset with the token when it ends)."""
     remaining = context.time_remaining()
     # gRPC reports a call without a deadline as a huge remaining time.
-    deadline = time.monotonic() + remaining if remaining is not None and remaining < 10 * 365 * 86400 else None
-    return _serving_deadline.set(deadline)
+    if remaining is None or remaining >= 10 * 365 * 86400:
+        return _serving_deadline.set(None)
+    return _serving_deadline.set((time.monotonic() + remaining, min(MAX_ANSWER_MARGIN_S, ANSWER_MARGIN * remaining)))
 
 
-def end_serving(token: contextvars.Token[float | None]) -> None:
+def end_serving(token: contextvars.Token[tuple[float, float] | None]) -> None:
     _serving_deadline.reset(token)
 
 
