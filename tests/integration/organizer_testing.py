@@ -66,6 +66,15 @@ def pg_url(postgres: LocalPostgres) -> str:
     return postgres.create_database(f"lwm_test_{next(_names)}")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The metadata database of a test run twice: embedded SQLite, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'metadata.sqlite'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture
 def s3_bucket() -> str:
     """A bucket name no other test uses (the organizer creates the bucket)."""

@@ -9,23 +9,14 @@ import json
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from organizer_testing import pg_url, postgres  # noqa: F401 - fixtures
+from organizer_testing import db_url, pg_url, postgres  # noqa: F401 - fixtures
 
 from lwm.services.organizer.metadata import JOB_DONE, JOB_FAILED, JOB_QUEUED, JOB_RUNNING, LeaseLost, MetadataStore
 
 pytestmark = pytest.mark.integration
 REPORT = json.dumps({"status": "LEARNWARE_STATUS_USABLE", "steps": [{"name": "predict", "passed": True}]})
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'metadata.sqlite'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 def add(store: MetadataStore, learnware_id: str, status: str = "PENDING") -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from organizer_testing import pg_url, postgres  # noqa: F401 - fixtures
+from organizer_testing import db_url, pg_url, postgres  # noqa: F401 - fixtures
 
 from lwm.rpc.learnware.v1 import organizer_pb2, organizer_pb2_grpc
 from lwm.rpc.leases import LeaseKeeper
@@ -29,14 +29,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'metadata.sqlite'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 def test_grant_renewal_expiry_takeover_and_release(db_url: str) -> None:
