@@ -109,16 +109,32 @@ def sketch_dots(codes: torch.Tensor, user: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def gather_rows(tensor: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
+    """tensor[rows]; on the CPU, index rows by numpy's take (2-3x faster than torch's indexing
+    for thousands of scattered rows of a large tensor, measured)."""
+    if isinstance(rows, slice) or tensor.device.type != "cpu":
+        return tensor[rows]
+    return torch.from_numpy(np.take(tensor.numpy(), rows.numpy(), axis=0))
+
+
 def centre_rows(stored: torch.Tensor, offsets: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
     """Stored points (n, K, d) plus their specs' offsets (n, d), minus the origin: float64 (n, K, d)."""
-    return stored.to(torch.float64) + (offsets.to(torch.float64) - origin)[:, None, :]
+    return stored.to(torch.float64).add_((offsets.to(torch.float64) - origin)[:, None, :])
 
 
 def augment_points(points: torch.Tensor, gamma: float) -> torch.Tensor:
-    """[p, 1, -gamma ||p||^2] for points (..., d): the stacked side of the one-product kernel."""
+    """[p, 1, -gamma ||p||^2] for points (..., d): the stacked side of the one-product kernel.
+
+    Computed in float64, written into one float32 buffer (a search's 1,000 re-ranked specs:
+    concatenating in float64 and casting took 4 ms more, measured).
+    """
     points = points.to(torch.float64)
-    ones = torch.ones_like(points[..., :1])
-    return torch.cat([points, ones, -gamma * (points * points).sum(-1, keepdim=True)], dim=-1).to(STACK_DTYPE)
+    d = points.shape[-1]
+    out = torch.empty(*points.shape[:-1], d + 2, dtype=STACK_DTYPE, device=points.device)
+    out[..., :d] = points
+    out[..., d] = 1.0
+    out[..., d + 1] = torch.linalg.vecdot(points, points).mul_(-gamma)
+    return out
 
 
 def augment_queries(z: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -224,7 +240,7 @@ class StackView:
 
     def augmented(self, rows: slice | torch.Tensor) -> torch.Tensor:
         """augment_points of the rows' points centred on the origin, float32 (n, K, d + 2)."""
-        return augment_points(centre_rows(self.stored_points[rows], self.offsets[rows], self.origin), self.gamma)
+        return augment_points(centre_rows(gather_rows(self.stored_points, rows), self.offsets[rows], self.origin), self.gamma)
 
 
 class SpecStack:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from lwm.learnware.settings import env_int
-from lwm.services.searcher.stack import EXACT_BLOCK_ROWS, SKETCH_HEAD, StackView, augment_points, augment_queries, cross_terms, nngp_cross_terms, sketch_dots
+from lwm.services.searcher.stack import EXACT_BLOCK_ROWS, SKETCH_HEAD, StackView, augment_points, augment_queries, cross_terms, gather_rows, nngp_cross_terms, sketch_dots
 from lwm.spec.kernels import rkhs_inner_product
 from lwm.spec.qp import solve_simplex_qp
 
@@ -90,11 +90,13 @@ class DistanceSummary:
     high: float = -math.inf
 
     @classmethod
-    def of(cls, dists: np.ndarray) -> DistanceSummary:
-        dists = np.asarray(dists, dtype=np.float64)
-        if dists.size == 0:
+    def of(cls, dists: torch.Tensor | np.ndarray | list[float]) -> DistanceSummary:
+        """Of the finite values among `dists` (summed in float64; a tensor is read in its own dtype)."""
+        values = dists if isinstance(dists, torch.Tensor) else torch.as_tensor(dists, dtype=torch.float64)
+        values = values[torch.isfinite(values)]
+        if values.numel() == 0:
             return cls()
-        return cls(int(dists.size), float(dists.sum()), float(dists.min()), float(dists.max()))
+        return cls(int(values.numel()), float(values.sum(dtype=torch.float64)), float(values.min()), float(values.max()))
 
     def merged(self, other: DistanceSummary) -> DistanceSummary:
         return DistanceSummary(self.count + other.count, self.total + other.total, min(self.low, other.low), max(self.high, other.high))
@@ -174,7 +176,7 @@ def rank(user: UserSpec, view: StackView, keep: int, settings: IndexSettings) ->
         dense = 2 * rows.numel() >= view.count
         mmds = exact_mmds(user, view, None)[rows] if dense else exact_mmds(user, view, rows)
         best_rows, best = _best(rows, mmds, keep)
-        return Ranked(best_rows, best, DistanceSummary.of(mmds[torch.isfinite(mmds)].cpu().numpy()), indexed=False)
+        return Ranked(best_rows, best, DistanceSummary.of(mmds), indexed=False)
 
     count = view.count
     user_sketch = view.sketch.embed(view.centred(user.z), user.beta)
@@ -183,17 +185,17 @@ def rank(user: UserSpec, view: StackView, keep: int, settings: IndexSettings) ->
     # The head alone estimates the MMD from SKETCH_HEAD of the sketch's features: scaled to be unbiased.
     estimates = (view.head_sq_norms[:count] - 2.0 * head_dots + float(head @ head)) * (view.sketch.features / SKETCH_HEAD)
     estimates = torch.where(view.mask, estimates, torch.inf)
-    coarse = _smallest(estimates, min(max(settings.coarse, settings.shortlist, keep), wanted))
-    whole = view.sketch_sq_norms[coarse] - 2.0 * (head_dots[coarse] + view.sketch_scales[coarse] * sketch_dots(view.sketch_tail[coarse], tail)) + float(user_sketch @ user_sketch)
+    # Sorted: the gathers below then read the stacks in address order.
+    coarse = torch.sort(_smallest(estimates, min(max(settings.coarse, settings.shortlist, keep), wanted))).values
+    whole = view.sketch_sq_norms[coarse] - 2.0 * (head_dots[coarse] + view.sketch_scales[coarse] * sketch_dots(gather_rows(view.sketch_tail, coarse), tail)) + float(user_sketch @ user_sketch)
     estimates[coarse] = whole
-    shortlist = coarse[_smallest(whole, min(max(settings.shortlist, keep), coarse.numel()))]
+    shortlist = torch.sort(coarse[_smallest(whole, min(max(settings.shortlist, keep), coarse.numel()))]).values
     exact = exact_mmds(user, view, shortlist)
     best_rows, best = _best(shortlist, exact, keep)
     # MMDs outside the shortlist are estimated by their sketches (unbiased); the minimum is an exact one.
     estimates[shortlist] = torch.inf
-    others = estimates[torch.isfinite(estimates)].to(torch.float64).cpu().numpy()
-    exact_summary = DistanceSummary.of(exact[torch.isfinite(exact)].cpu().numpy())
-    summary = replace(exact_summary.merged(DistanceSummary.of(others)), low=exact_summary.low)
+    exact_summary = DistanceSummary.of(exact)
+    summary = replace(exact_summary.merged(DistanceSummary.of(estimates)), low=exact_summary.low)
     return Ranked(best_rows, best, summary, indexed=True)
 
 
@@ -361,7 +363,7 @@ def finish(user: UserSpec, points: torch.Tensor, weights: torch.Tensor, self_ter
         if mixture is not None and mixture.mmd >= mmds[0]:
             mixture = None
     if mixture is not None:
-        summary = summary.merged(DistanceSummary.of(np.array([mixture.mmd])))
+        summary = summary.merged(DistanceSummary.of([mixture.mmd]))
         mixture.score = summary.scores([mixture.mmd])[0]
     scores = summary.scores(mmds)
 
