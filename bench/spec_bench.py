@@ -171,7 +171,9 @@ def run_worker(python: Path, impl: str, kind: str, data: Path, out: Path, steps:
     if steps is not None:
         cmd.append(str(steps))
     env = {**os.environ, "HOME": home, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"{impl} {kind} worker failed ({python}, exit {done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
