@@ -236,6 +236,16 @@ def test_cross_terms_of_far_points_are_zero(kernel_path: str) -> None:
     assert got.abs().max().item() < 1e-30
 
 
+def test_cross_terms_leave_the_threads_subnormals_alone(kernel_path: str) -> None:
+    """The native kernel flushes subnormals only while it runs: afterwards, on the thread that called it
+    (one chunk of points runs on the caller), float arithmetic keeps its subnormal results."""
+    z = torch.zeros(4, 2, dtype=torch.float64)
+    points = torch.full((1, 2, 2), 100.0, dtype=torch.float64)
+    cross_terms(augment_queries(z, 1.0), torch.ones(4, dtype=torch.float64), augment_points(points, 1.0), torch.ones(1, 2))
+    assert np.float32(1e-38) / np.float32(1e3) > 0
+    assert (torch.tensor([1e-38], dtype=torch.float32) / 1e3).item() > 0
+
+
 def test_far_from_zero_features_keep_their_precision() -> None:
     """Points are stored as offsets from their spec's mean: an offset of 1e4 in every feature costs no precision."""
     rng = np.random.default_rng(5)
