@@ -88,6 +88,13 @@ def _imports(python: str, module: str) -> bool:
     return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
+def _manager_with_local_links(tmp_path: Path, build_timeout_s: float = EnvironmentConfig.build_timeout_s) -> tuple[EnvironmentManager, Path]:
+    """A manager that also installs from the (empty) folder it returns, where a test puts its packages."""
+    links = tmp_path / "links"
+    links.mkdir()
+    return EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),), build_timeout_s=build_timeout_s)), links
+
+
 def _wheel_with_a_pth_file(folder: Path, marker: Path) -> None:
     """A wheel `lwm-test-pth` whose .pth file, if an interpreter ever started with its site-packages, would write `marker`."""
     files = {
@@ -104,10 +111,9 @@ def _wheel_with_a_pth_file(folder: Path, marker: Path) -> None:
 
 def test_build_compiles_bytecode_without_running_package_code(tmp_path: Path) -> None:
     """The runner starts with -B, so the build writes the .pyc files; a package's .pth file never runs on the host."""
-    links, marker = tmp_path / "links", tmp_path / "pth-ran"
-    links.mkdir()
+    manager, links = _manager_with_local_links(tmp_path)
+    marker = tmp_path / "pth-ran"
     _wheel_with_a_pth_file(links, marker)
-    manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),)))
     env = manager.prepare_requirements(parse_requirements_txt("lwm-test-pth==1.0\n"))
     lib = Path(env.python).parents[1] / "lib"
     assert list(lib.glob("python3*/site-packages/lwm_test_pth/__pycache__/__init__.cpython-*.pyc"))
@@ -200,10 +206,9 @@ def _hostile_sdist(folder: Path, marker: Path) -> None:
 
 
 def test_sdist_is_refused_and_its_setup_py_never_runs(tmp_path: Path) -> None:
-    links, marker = tmp_path / "links", tmp_path / "setup-py-ran"
-    links.mkdir()
+    manager, links = _manager_with_local_links(tmp_path)
+    marker = tmp_path / "setup-py-ran"
     _hostile_sdist(links, marker)
-    manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),)))
     env = manager.prepare_requirements(parse_requirements_txt("lwm-test-hostile-sdist==1.0\nsix\n"))
     assert not marker.exists()
     reasons = {d.requirement: d.reason for d in env.dropped}
@@ -241,11 +246,9 @@ def test_old_pin_without_a_wheel_is_relaxed_with_a_warning(tmp_path: Path) -> No
 def test_a_stuck_build_does_not_delay_another(tmp_path: Path) -> None:
     """A wheel that can never be opened (a FIFO nobody writes) holds one build; a build of other requirements
     meanwhile completes, through the same manager and the same uv cache."""
-    links = tmp_path / "links"
-    links.mkdir()
+    manager, links = _manager_with_local_links(tmp_path, build_timeout_s=600)
     fifo = links / "stuck-1.0-py3-none-any.whl"
     os.mkfifo(fifo)
-    manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),), build_timeout_s=600))
     stuck_result: list[object] = []
     stuck = threading.Thread(target=lambda: stuck_result.append(_outcome(manager, "stuck\n")), daemon=True)
     stuck.start()
@@ -285,10 +288,8 @@ def _wait_until_a_child_opens_a_fifo() -> None:
 
 
 def test_build_past_its_deadline_is_killed(tmp_path: Path) -> None:
-    links = tmp_path / "links"
-    links.mkdir()
+    manager, links = _manager_with_local_links(tmp_path, build_timeout_s=5)
     os.mkfifo(links / "stuck-1.0-py3-none-any.whl")
-    manager = EnvironmentManager(EnvironmentConfig(cache_dir=tmp_path / "envs", overrides=(), find_links=(str(links),), build_timeout_s=5))
     with pytest.raises(EnvironmentBuildError, match="took longer than 5 s") as raised:
         manager.prepare_requirements(parse_requirements_txt("stuck\n"))
     assert raised.value.infrastructure
