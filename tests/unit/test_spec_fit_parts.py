@@ -48,8 +48,9 @@ def test_nearest_centre_matches_brute_force() -> None:
     rng = np.random.default_rng(7)
     X, C = rng.normal(size=(500, 6)).astype(np.float32), rng.normal(size=(17, 6)).astype(np.float32)
     expected = ((X[:, None, :] - C[None, :, :]) ** 2).sum(-1).argmin(1)
-    X1 = torch.from_numpy(np.hstack([X, np.ones((len(X), 1), dtype=np.float32)]))  # rows [x, 1]
-    np.testing.assert_array_equal(nearest_centre(X1, torch.from_numpy(C)).numpy(), expected)
+    ignored = rng.normal(size=(len(X), 1)).astype(np.float32)
+    rows = torch.from_numpy(np.hstack([X, np.ones((len(X), 1), dtype=np.float32), ignored]))  # [x, 1, anything]
+    np.testing.assert_array_equal(nearest_centre(rows, torch.from_numpy(C)).numpy(), expected)
 
 
 def test_kmeans_plus_plus_picks_distinct_rows_spread_over_clusters() -> None:
@@ -65,9 +66,10 @@ def test_kmeans_subsampled_seeds_still_find_the_clusters() -> None:
     """More rows than the seeding subsample (20 per centre): seeds come from the subsample, Lloyd uses all rows."""
     rng = np.random.default_rng(9)
     centres = rng.normal(size=(5, 3)) * 30
-    X = torch.from_numpy(np.repeat(centres, 400, axis=0) + rng.normal(size=(2000, 3)))
-    found = kmeans(X, 5, torch.Generator().manual_seed(1)).numpy()
-    assert found.dtype == np.float64 and found.shape == (5, 3)
+    X = np.repeat(centres, 400, axis=0) + rng.normal(size=(2000, 3))
+    rows = torch.from_numpy(np.hstack([X, np.ones((len(X), 2))]).astype(np.float32))  # [x, 1, an ignored column]
+    found = kmeans(rows, 3, 5, torch.Generator().manual_seed(1)).numpy()
+    assert found.dtype == np.float32 and found.shape == (5, 3)
     nearest = np.linalg.norm(found[:, None, :] - centres[None, :, :], axis=-1).min(0)
     assert np.all(nearest < 0.5)
 
@@ -89,3 +91,32 @@ def test_fit_gives_the_same_spec_on_one_and_two_threads(monkeypatch: pytest.Monk
         torch.set_num_threads(previous)
     np.testing.assert_array_equal(specs[0].get_z(), specs[1].get_z())
     np.testing.assert_array_equal(specs[0].get_beta(), specs[1].get_beta())
+
+
+def test_single_thread_nests_and_restores_the_outer_setting() -> None:
+    """A fit holds one limit for its length; the QPs and seeding inside it leave it in place."""
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    from lwm.spec.threads import explicit_threads, single_thread
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in ThreadpoolController().info() if pool["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        with explicit_threads():
+            assert blas_threads() == {1}
+            with single_thread():
+                assert blas_threads() == {1}
+            assert blas_threads() == {1}  # the inner one did not restore the outer's limit early
+        assert blas_threads() == {2}
+
+
+def test_map_on_threads_keeps_the_order_and_uses_the_calling_thread() -> None:
+    import threading
+
+    from lwm.spec.threads import explicit_threads, map_on_threads
+
+    with explicit_threads():
+        ran = map_on_threads(lambda i: (i, threading.current_thread().name), list(range(5)))
+    assert [i for i, _ in ran] == list(range(5))
+    assert ran[0][1] == threading.current_thread().name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .threads import map_on_threads, single_thread, thread_count
+from .threads import ScratchBuffers, map_on_threads, single_thread, thread_count
 
 # The RKME steps that follow make more Lloyd rounds nearly useless: at 10,000 x 50 three rounds
 # give an MMD to the data within 5% of ten rounds (bench/spec_bench.py data).
@@ -36,88 +36,104 @@ def kmeans_plus_plus_indices(X: torch.Tensor, k: int, generator: torch.Generator
     """Indices of k rows of X (n, d) picked by k-means++ (D^2) seeding, as a CPU int64 tensor.
 
     Runs on the CPU in float32 numpy: k small sequential passes, where per-call overhead
-    matters more than arithmetic, so BLAS runs on one thread (see lwm.spec.threads).
+    matters more than arithmetic, so BLAS runs on one thread (see lwm.spec.threads) and a
+    pass is one matrix-vector product: ||x - y||^2 = [x, ||x||^2, 1] . [-2y, 1, ||y||^2].
     ``generator`` is a CPU generator that draws all k uniforms up front, so a seed gives
     the same rows on any device. When X has fewer than k distinct rows, duplicates are picked.
     """
-    Xf = X.detach().to("cpu", torch.float32).numpy()
-    n = Xf.shape[0]
-    x_sq = np.einsum("ij,ij->i", Xf, Xf)
+    n, d = X.shape
+    points = np.empty((n, d + 2), dtype=np.float32)
+    points[:, :d] = X.detach().to("cpu", torch.float32).numpy()
+    x_sq = np.einsum("ij,ij->i", points[:, :d], points[:, :d])
+    points[:, d] = x_sq
+    points[:, d + 1] = 1.0
+    seeds = np.empty_like(points)
+    np.multiply(points[:, :d], -2.0, out=seeds[:, :d])
+    seeds[:, d] = 1.0
+    seeds[:, d + 1] = x_sq
     uniforms = torch.rand(k, generator=generator, dtype=torch.float64).numpy()
 
-    def sq_dist_to(i: int) -> np.ndarray:
-        dist: np.ndarray = Xf @ Xf[i]
-        dist *= -2.0
-        dist += x_sq
-        dist += x_sq[i]
-        np.maximum(dist, 0.0, out=dist)
-        return dist
+    def sq_dist_to(i: int, out: np.ndarray) -> np.ndarray:
+        np.matmul(points, seeds[i], out=out)
+        np.maximum(out, 0.0, out=out)
+        return out
 
     picked = np.empty(k, dtype=np.int64)
     cumulative = np.empty(n)
+    dist = np.empty(n, dtype=np.float32)
     with single_thread():
         picked[0] = min(int(uniforms[0] * n), n - 1)
-        closest = sq_dist_to(int(picked[0])).astype(np.float64)
+        closest = sq_dist_to(int(picked[0]), dist).astype(np.float64)
         for j in range(1, k):
             np.add.accumulate(closest, out=cumulative)
             total = float(cumulative[-1])
             if total > 0:
-                idx = int(np.searchsorted(cumulative, uniforms[j] * total, side="right"))
+                idx = int(cumulative.searchsorted(uniforms[j] * total, side="right"))
             else:
                 idx = int(uniforms[j] * n)
             picked[j] = min(idx, n - 1)
-            np.minimum(closest, sq_dist_to(int(picked[j])), out=closest)
+            np.minimum(closest, sq_dist_to(int(picked[j]), dist), out=closest)
     return torch.from_numpy(picked)
 
 
-def nearest_centre(X1: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
-    """Index of the nearest row of C (k, d) for every row x of X1 (n, d + 1), whose rows are [x, 1].
+def nearest_centre(rows: torch.Tensor, C: torch.Tensor, buffers: ScratchBuffers | None = None) -> torch.Tensor:
+    """Index of the nearest row of C (k, d) for every x, where ``rows`` (n, m > d) are [x, 1, ...]
+    (x = the first d columns, column d all ones, further columns ignored).
 
     One Lloyd assignment, CPU only. argmin_c ||x - c||^2 = argmin_c ||c||^2 - 2 x.c (||x||^2
-    is the same for every c): the product of [x, 1] with [-2c, ||c||^2], with no bias to add.
-    numpy's argmin along rows is several times faster than torch's on the CPU. Rows go in
-    blocks whose scores stay in cache, shared out among threads (lwm.spec.threads).
+    is the same for every c): the product of the rows with [-2c, ||c||^2, 0, ...], with no bias
+    to add. numpy's argmin along rows is several times faster than torch's on the CPU. Rows go
+    in blocks whose scores stay in cache, shared out among threads (lwm.spec.threads), each
+    share's scores in one of ``buffers``.
     """
-    scorer = torch.cat([-2.0 * C, (C * C).sum(1, keepdim=True)], 1).T
-    n = X1.shape[0]
-    step = max(1, ASSIGN_SCORES_PER_BLOCK // C.shape[0])
+    k, d = C.shape
+    scorer = torch.zeros(rows.shape[1], k)
+    scorer[:d] = -2.0 * C.T
+    scorer[d] = (C * C).sum(1)
+    n = rows.shape[0]
+    step = max(1, ASSIGN_SCORES_PER_BLOCK // k)
     starts = list(range(0, n, step))
     out = np.empty(n, dtype=np.int64)
-
-    def assign(block_starts: list[int]) -> None:
-        # One buffer for the share's blocks: a fresh 1 MB tensor per block costs an mmap and its page faults.
-        buffer = torch.empty(step * C.shape[0])
-        for s in block_starts:
-            rows = X1[s : s + step]
-            scores = buffer[: rows.shape[0] * C.shape[0]].view(rows.shape[0], C.shape[0])
-            np.argmin(torch.mm(rows, scorer, out=scores).numpy(), axis=1, out=out[s : s + step])
-
     threads = thread_count()
-    map_on_threads(assign, [starts[i::threads] for i in range(min(threads, len(starts)))])
+    shares = [starts[i::threads] for i in range(min(threads, len(starts)))]
+    blocks = (buffers or ScratchBuffers(torch.device("cpu"))).get(len(shares), step * k)
+
+    def assign(share: int) -> None:
+        for s in shares[share]:
+            block = rows[s : s + step]
+            scores = blocks[share][: block.shape[0] * k].view(block.shape[0], k)
+            np.argmin(torch.mm(block, scorer, out=scores).numpy(), axis=1, out=out[s : s + step])
+
+    map_on_threads(assign, range(len(shares)))
     return torch.from_numpy(out)
 
 
-def kmeans(X: torch.Tensor, k: int, generator: torch.Generator, max_iter: int = KMEANS_MAX_ITER) -> torch.Tensor:
-    """Lloyd's k-means from k-means++ seeds; returns (k, d) centroids in X's dtype and device.
+def kmeans(
+    rows: torch.Tensor, d: int, k: int, generator: torch.Generator, buffers: ScratchBuffers | None = None, max_iter: int = KMEANS_MAX_ITER
+) -> torch.Tensor:
+    """Lloyd's k-means of the points rows[:, :d] from k-means++ seeds: (k, d) float32 CPU centroids.
 
+    ``rows`` is a contiguous CPU float32 tensor (n, m > d) whose column d is all ones and whose
+    further columns are ignored, e.g. the RKME fit's rows [x, 1, -gamma ||x||^2]: one product
+    scores every centre (nearest_centre) and one index_add sums the rows and counts them
+    (index_add from a strided slice of the rows was 3.5x slower). ``buffers`` holds the
+    assignment's score blocks (the fit lends its kernel-block buffers: no fresh pages).
     Seeds come from a seeded subsample of at most SEED_ROWS_PER_CENTRE * k rows; the Lloyd
-    rounds use all of X. Runs on the CPU in float32 (the reference's k-means is float32 too):
-    it only seeds Z, and on the CPU a seed gives the same centres whatever X's device.
+    rounds use all rows. Float32 on the CPU (the reference's k-means is float32 too): it only
+    seeds Z, and on the CPU a seed gives the same centres whatever the fit's device.
     """
-    n, d = X.shape
-    X1 = torch.ones(n, d + 1)  # rows [x, 1]: one product assigns, one index_add sums rows and counts them
-    X1[:, :d] = X.detach().to("cpu", torch.float32)
+    n = rows.shape[0]
     seed_pool = torch.arange(n)
     if n > SEED_ROWS_PER_CENTRE * k:
         seed_pool = torch.randperm(n, generator=generator)[: SEED_ROWS_PER_CENTRE * k]
-    C = X1[seed_pool[kmeans_plus_plus_indices(X1[seed_pool, :d], k, generator)], :d]
+    C = rows[seed_pool[kmeans_plus_plus_indices(rows[seed_pool, :d], k, generator)], :d]
     assign = None
     for _ in range(max_iter):
-        new_assign = nearest_centre(X1, C)
+        new_assign = nearest_centre(rows, C, buffers)
         if assign is not None and torch.equal(new_assign, assign):
             break
         assign = new_assign
-        sums = torch.zeros(k, d + 1).index_add_(0, assign, X1)
+        sums = torch.zeros(k, rows.shape[1]).index_add_(0, assign, rows)
         nonempty = sums[:, d] > 0
-        C[nonempty] = sums[nonempty, :d] / sums[nonempty, d:]  # empty clusters keep their centre
-    return C.to(X.device, X.dtype)
+        C[nonempty] = sums[nonempty, :d] / sums[nonempty, d : d + 1]  # empty clusters keep their centre
+    return C

@@ -25,7 +25,7 @@ from .device import resolve_device
 from .kernels import rbf_kernel, rkhs_inner_product, squared_mmd
 from .kmeans import canonical_row_order, kmeans
 from .qp import solve_simplex_qp
-from .threads import explicit_threads, map_on_threads, thread_count
+from .threads import ScratchBuffers, explicit_threads, map_on_threads, thread_count
 
 # Same cap as the reference's C.max_reduced_set_size: K * d may not exceed it.
 MAX_REDUCED_SET_SIZE = 1_310_720
@@ -47,6 +47,9 @@ KERNEL_EXPONENT_FLOOR = -60.0
 # kernel stays in the core's L2 cache from its product through exp to its product with the rows
 # (blocks of 8 MB ran the same arithmetic 1.5-2x slower, bound by memory traffic).
 FIT_KERNEL_ENTRIES = 262_144
+# Rows gathered into the fit's float32 rows at a time (the float64 gather goes through a small
+# buffer that stays in the heap: a fresh n x d one cost ~4 ms of page faults at 10,000 x 50).
+GATHER_ROWS = 256
 
 DTYPE = torch.float64
 
@@ -78,7 +81,8 @@ def table_to_numpy(X: Any) -> np.ndarray:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"X must have at least one row and one column, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
+    # A finite sum means every value is finite (one pass, no n x d mask); a sum that overflows is checked value by value.
+    if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
         bad = ~np.isfinite(arr)
         all_bad = np.nonzero(bad.all(axis=0))[0]
         if all_bad.size:
@@ -116,14 +120,17 @@ class _ReducedSetFit:
         # is the kernel's exponent, and the kernel's product with [x, 1] gives both data terms.
         n, d = X.shape
         rows = np.empty((n, d + 2), dtype=np.float32)
-        rows[:, :d] = np.take(X, order, axis=0)  # gathered in float64, cast on the copy into rows
+        gathered = np.empty((min(n, GATHER_ROWS), d))  # float64, reused by every chunk
+        for s in range(0, n, GATHER_ROWS):
+            chunk = order[s : s + GATHER_ROWS]
+            rows[s : s + chunk.size, :d] = np.take(X, chunk, axis=0, out=gathered[: chunk.size])
         rows[:, d] = 1.0
         rows[:, d + 1] = -gamma * np.einsum("ij,ij->i", rows[:, :d], rows[:, :d])
         self.rows = torch.from_numpy(rows).to(device)
         self.x = self.rows[:, :d]  # the data, float32, in order
         self.gamma = gamma
         self.nonnegative_beta = nonnegative_beta
-        self._buffers: list[torch.Tensor] = []  # see _kernel_buffers
+        self.buffers = ScratchBuffers(self.rows.device)  # kernel blocks; k-means lends them on the CPU
 
     @property
     def num_rows(self) -> int:
@@ -157,7 +164,7 @@ class _ReducedSetFit:
 
         threads = thread_count() if self.rows.device.type == "cpu" else 1
         shares = [starts[i::threads] for i in range(min(threads, len(starts)))]
-        buffers = self._kernel_buffers(len(shares), z.shape[0] * step)
+        buffers = self.buffers.get(len(shares), z.shape[0] * step)
 
         def block_sums(share: int) -> list[torch.Tensor]:
             sums = []
@@ -175,19 +182,6 @@ class _ReducedSetFit:
         if with_kx:
             return means[:, d], means[:, :d]
         return means[:, 0], None
-
-    def _kernel_buffers(self, count: int, entries: int) -> list[torch.Tensor]:
-        """``count`` float32 buffers of ``entries`` for kernel blocks, kept from one evaluation to the next.
-
-        A fresh 1 MB tensor per block is a fresh mmap and its page faults: it made the block's
-        product 3-4x slower than the product into a buffer that is already mapped.
-        """
-        while len(self._buffers) < count:
-            self._buffers.append(torch.empty(entries, dtype=torch.float32, device=self.rows.device))
-        for i in range(count):
-            if self._buffers[i].numel() < entries:
-                self._buffers[i] = torch.empty(entries, dtype=torch.float32, device=self.rows.device)
-        return self._buffers[:count]
 
     def _solve_beta(self, k_zz: torch.Tensor, mean_k: torch.Tensor, previous_beta: torch.Tensor | None) -> torch.Tensor:
         if self.nonnegative_beta:
@@ -290,13 +284,15 @@ class RKMETableSpecification:
         self, arr: np.ndarray, order: np.ndarray, K: int, step_size: float, steps: int, nonnegative_beta: bool, random_state: int, verbose: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(z, beta) for the rows of arr taken in ``order``: k-means, then ``steps`` rounds of a Z step and a new beta."""
-        n = arr.shape[0]
+        n, d = arr.shape
         fit = _ReducedSetFit(arr, order, self.gamma, nonnegative_beta, self.device)
         generator = torch.Generator().manual_seed(random_state)
-        sample = fit.x
+        on_cpu = fit.rows.device.type == "cpu"
+        rows = fit.rows if on_cpu else fit.rows.cpu()
         if n > KMEANS_MAX_SAMPLES:
-            sample = fit.x[torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES].to(self.device)]
-        state = fit.state(kmeans(sample, K, generator).to(DTYPE), with_kx=steps > 0)
+            rows = rows[torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES]]
+        centres = kmeans(rows, d, K, generator, fit.buffers if on_cpu else None)
+        state = fit.state(centres.to(self.device, DTYPE), with_kx=steps > 0)
         eta = step_size
         for round_ in tqdm(range(steps), desc="RKME table spec", disable=not verbose):
             direction = fit.descent_direction(state)

@@ -16,9 +16,10 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any, TypeVar
+from contextlib import contextmanager
+from typing import TypeVar
 
+import scipy.linalg  # noqa: F401  (loads scipy's own BLAS, which the beta QP uses, before _THREADPOOLS looks)
 import torch
 from threadpoolctl import ThreadpoolController
 
@@ -26,17 +27,28 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 # Found once: threadpool_limits() looks the BLAS libraries up again on every call (~5 ms,
-# more than the work it wraps; a search solves dozens of QPs).
+# more than the work it wraps; a search solves dozens of QPs). It limits the libraries loaded
+# by then: numpy's and scipy's BLAS and torch's OpenMP.
 _THREADPOOLS = ThreadpoolController()
 _WORKERS: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
 _WORKERS_LOCK = threading.Lock()
-_LOCAL = threading.local()  # count: the threads explicit_threads() found, in this thread
+_LOCAL = threading.local()  # in this thread: count, the threads explicit_threads() found; single_thread, inside one
 
 
-def single_thread() -> AbstractContextManager[Any]:
-    """Context manager: BLAS and OpenMP pools limited to one thread, restored on exit."""
-    limiter: AbstractContextManager[Any] = _THREADPOOLS.limit(limits=1)
-    return limiter
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """BLAS and OpenMP pools limited to one thread, restored on exit; free inside another
+    single_thread (or explicit_threads) of the same thread: a limit costs ~35 us to set and again
+    to restore when torch's libraries are loaded."""
+    if getattr(_LOCAL, "single_thread", False):
+        yield
+        return
+    _LOCAL.single_thread = True
+    try:
+        with _THREADPOOLS.limit(limits=1):
+            yield
+    finally:
+        _LOCAL.single_thread = False
 
 
 def _workers() -> ThreadPoolExecutor:
@@ -54,8 +66,8 @@ def _workers() -> ThreadPoolExecutor:
 
 @contextmanager
 def explicit_threads() -> Iterator[None]:
-    """For the length of a fit: torch runs on one thread in the calling thread (no parallel region
-    in its small calls to hold up), and map_on_threads still uses as many threads as torch had.
+    """For the length of a fit: torch and BLAS run on one thread in the calling thread (no parallel
+    region in its small calls to hold up), and map_on_threads still uses as many threads as torch had.
 
     torch's setting made in the main thread is also the default of threads that have not set
     their own, so other torch work in the process may run on one thread meanwhile.
@@ -65,7 +77,8 @@ def explicit_threads() -> Iterator[None]:
     _LOCAL.count = previous or torch_threads
     torch.set_num_threads(1)
     try:
-        yield
+        with single_thread():
+            yield
     finally:
         torch.set_num_threads(torch_threads)
         _LOCAL.count = previous
@@ -78,12 +91,37 @@ def thread_count() -> int:
     return count or max(1, torch.get_num_threads())
 
 
-def map_on_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """[fn(item) for item in items], each item on its own worker thread (one torch thread each); in order.
+class ScratchBuffers:
+    """float32 buffers for block loops, one per thread's share of the blocks, kept from one loop to the next.
 
-    A single item runs in the calling thread, with the caller's torch threads.
+    A fresh 1 MB tensor per block (or per loop) is a fresh mmap, and touching it costs its page
+    faults: ~4 us a page on this VM, 3-4x the time of the block product written into it.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._buffers: list[torch.Tensor] = []
+
+    def get(self, count: int, entries: int) -> list[torch.Tensor]:
+        """``count`` buffers of at least ``entries`` each."""
+        while len(self._buffers) < count:
+            self._buffers.append(torch.empty(entries, dtype=torch.float32, device=self.device))
+        for i in range(count):
+            if self._buffers[i].numel() < entries:
+                self._buffers[i] = torch.empty(entries, dtype=torch.float32, device=self.device)
+        return self._buffers[:count]
+
+
+def map_on_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """[fn(item) for item in items], in order: the first item in the calling thread, each other one
+    on its own worker thread (one torch thread each). Call it inside explicit_threads, so that the
+    calling thread runs torch on one thread too.
+
+    The calling thread takes a share rather than waiting: on a VM, waking a worker whose core
+    sleeps costs up to milliseconds, and one fewer handoff is one fewer wait.
     """
     if len(items) <= 1:
         return [fn(item) for item in items]
     pool = _workers()
-    return [future.result() for future in [pool.submit(fn, item) for item in items]]
+    others = [pool.submit(fn, item) for item in items[1:]]
+    return [fn(items[0])] + [future.result() for future in others]
