@@ -23,10 +23,11 @@ are shown and the case says the machine was loaded.
 Table cases also print a lower bound for ours: the multiply-adds of the products the
 fit took (k-means++ seeding, Lloyd rounds, two K x n x d products per data-term
 evaluation, one after the last step; counted in the worker) at this machine's float32
-GEMM rate, measured here with a square torch matmul, plus the kernel exponentials at
-the measured torch.exp rate; and where our time went, phase by phase. On a shared
-machine run it with OMP_NUM_THREADS=1 (the rates and the fits then take one thread)
-and read the CPU ratio: wall time measures the load.
+GEMM rate (a square torch matmul), plus the kernel exponentials at torch.exp's rate on
+a cache-sized block, both measured in each run's own process right after its fit (so
+rate and fit see the same state of the machine); and where our time went, phase by
+phase. On a shared machine run it with OMP_NUM_THREADS=1 (the rates and the fits then
+take one thread) and read the CPU ratio: wall time measures the load.
 
 Cases (synthetic data from tests/fixtures/spec_fixture_data.py):
   table (n, d) in (1,000, 10), (10,000, 50), (100,000, 20): Gaussian clusters in an 8-D
@@ -55,7 +56,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -91,6 +91,9 @@ class Run:
     phases_cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per phase
     macs: int = 0
     exps: int = 0
+    gemm_rate: float = 0.0  # float32 multiply-adds per second, measured in the run's process after the fit
+    exp_rate: float = 0.0  # float32 exponentials per second, likewise
+    threads: int = 0  # torch's threads in the run's process
 
 
 # ----- machine load -------------------------------------------------------------
@@ -143,27 +146,6 @@ class LoadWatch:
     def label(self) -> str:
         return (f"load {self.load_before:.2f} before, {self.load_after:.2f} after (1 min; includes this bench), "
                 f"other processes {self.others_cores:.2f} cores during the runs: {'quiet' if self.quiet else 'loaded'}")
-
-
-# ----- this machine's arithmetic rates (for the lower bound) ----------------------
-def best_seconds(fn: Callable[[], Any], repeats: int = 7) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def measure_rates() -> tuple[float, float]:
-    """float32 GEMM multiply-adds per second (square 1024 matmul) and float32 exponentials per second, best of 7."""
-    a = torch.randn(1024, 1024)
-    b = torch.randn(1024, 1024)
-    gemm = 1024**3 / best_seconds(lambda: a @ b)
-    x = torch.rand(4_000_000)
-    exp = x.numel() / best_seconds(lambda: torch.exp(x))
-    return gemm, exp
 
 
 def run_worker(python: Path, impl: str, kind: str, data: Path, out: Path, steps: int | None, home: str) -> dict:
@@ -228,7 +210,8 @@ def measure(python: Path, impl: str, kind: str, data: Path, work: Path, steps: i
     out = work / f"{impl}-{kind}-{data.stem}-{steps}.json"
     r = run_worker(python, impl, kind, data, out, steps, str(work / "home"))
     spec = load_stat_spec(out, device="cpu")
-    return Run(r["wall_s"], r["cpu_s"], r["peak_extra_mb"], mmd_of(spec), r.get("phases", {}), r.get("phases_cpu", {}), r.get("macs", 0), r.get("exps", 0))
+    return Run(r["wall_s"], r["cpu_s"], r["peak_extra_mb"], mmd_of(spec), r.get("phases", {}), r.get("phases_cpu", {}), r.get("macs", 0), r.get("exps", 0),
+               r.get("gemm_rate", 0.0), r.get("exp_rate", 0.0), r.get("threads", 0))
 
 
 def print_run(case: str, label: str, run: Run) -> None:
@@ -266,23 +249,22 @@ def summarise(case: str, ours_runs: list[Run], ref_runs: list[Run], watch: LoadW
     sys.stdout.flush()
 
 
-def print_bound(ours_runs: list[Run], gemm_rate: float, exp_rate: float) -> None:
-    """Our median run against the time its arithmetic needs at this machine's rates, and its phases."""
+def print_bound(ours_runs: list[Run]) -> None:
+    """Our median run against the time its arithmetic needs at the rates measured in its process, and its phases."""
     run = sorted(ours_runs, key=lambda r: r.wall_s)[len(ours_runs) // 2]
-    gemm_s = run.macs / gemm_rate
-    exp_s = run.exps / exp_rate
-    print(f"    lower bound (ours, median run; rates on {torch.get_num_threads()} threads): {run.macs:.3g} multiply-adds at "
-          f"{gemm_rate / 1e9:.0f} GMAC/s = {gemm_s * 1e3:.1f} ms; with {run.exps:.3g} exponentials at {exp_rate / 1e9:.2f} G/s = "
+    gemm_s = run.macs / run.gemm_rate
+    exp_s = run.exps / run.exp_rate
+    ratios = ", ".join(f"{r.wall_s / (r.macs / r.gemm_rate + r.exps / r.exp_rate):.1f}x" for r in ours_runs)
+    print(f"    lower bound (ours, median run; rates measured in its process, on {run.threads} thread(s)): {run.macs:.3g} multiply-adds at "
+          f"{run.gemm_rate / 1e9:.0f} GMAC/s = {gemm_s * 1e3:.1f} ms; with {run.exps:.3g} exponentials at {run.exp_rate / 1e9:.2f} G/s = "
           f"{(gemm_s + exp_s) * 1e3:.1f} ms. ours {run.wall_s * 1e3:.1f} ms wall = {run.wall_s / gemm_s:.1f}x the GEMM bound, "
-          f"{run.wall_s / (gemm_s + exp_s):.1f}x GEMM + exp; {run.cpu_s * 1e3:.1f} ms CPU = {run.cpu_s / (gemm_s + exp_s):.1f}x GEMM + exp "
-          "(the CPU ratio is the one to read on a loaded machine, with OMP_NUM_THREADS=1)")
+          f"{run.wall_s / (gemm_s + exp_s):.1f}x GEMM + exp (every run: {ratios}); {run.cpu_s * 1e3:.1f} ms CPU = "
+          f"{run.cpu_s / (gemm_s + exp_s):.1f}x GEMM + exp (the CPU ratio is the one to read on a loaded machine, with OMP_NUM_THREADS=1)")
     print("    ours, where the time went (wall / CPU ms): " + ", ".join(
         f"{name} {s * 1e3:.1f} / {run.phases_cpu.get(name, 0.0) * 1e3:.1f}" for name, s in run.phases.items()))
 
 
 def table_cases(ref_python: Path, work: Path, sizes: list[tuple[int, int]], rounds: int) -> None:
-    print("measuring this machine's float32 GEMM and exp rates ...", flush=True)
-    gemm_rate, exp_rate = measure_rates()
     for n, d in sizes:
         X = clustered_table(n, d, seed=n + d)
         path = work / f"table_{n}_{d}.npy"
@@ -301,7 +283,7 @@ def table_cases(ref_python: Path, work: Path, sizes: list[tuple[int, int]], roun
             lambda: measure(ref_python, "reference", "table", path, work, None, mmd_of),
         )
         summarise(case, ours_runs, ref_runs, watch)
-        print_bound(ours_runs, gemm_rate, exp_rate)
+        print_bound(ours_runs)
 
 
 def image_cases(ref_python: Path, work: Path, reference_n: int) -> None:
