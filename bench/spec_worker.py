@@ -102,7 +102,7 @@ def best_seconds(fn: Callable[[], Any], repeats: int) -> float:
 def arithmetic_rates() -> dict[str, Any]:
     """This process's float32 rates for the bench's lower bound, best of several: multiply-adds in a
     square 1024 matmul (the peak the fit's skinny products can approach) and exponentials of a
-    block that stays in cache, as the fit's kernel blocks do (an 8 MB array measures memory instead)."""
+    block that stays in cache, as the fit's kernel blocks do (a 16 MB array measures memory instead)."""
     import torch
 
     from lwm.spec.rkme import FIT_KERNEL_ENTRIES
