@@ -127,7 +127,6 @@ class _ReducedSetFit:
         rows[:, d] = 1.0
         rows[:, d + 1] = -gamma * np.einsum("ij,ij->i", rows[:, :d], rows[:, :d])
         self.rows = torch.from_numpy(rows).to(device)
-        self.x = self.rows[:, :d]  # the data, float32, in order
         self.gamma = gamma
         self.nonnegative_beta = nonnegative_beta
         self.buffers = ScratchBuffers(self.rows.device)  # kernel blocks; k-means lends them on the CPU
