@@ -1,10 +1,15 @@
-"""Starting reduced sets of the RKME specs: k-means++ seeding, Lloyd's k-means, and a canonical row order."""
+"""Starting reduced sets of the RKME specs: k-means++ seeding, Lloyd's k-means, and a canonical row order.
+
+Both run in the table fit's C kernels when they are available (lwm.spec.spec_kernels),
+else in numpy and torch.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from .spec_kernels import spec_kernels
 from .threads import ScratchBuffers, map_on_threads, single_thread, thread_count
 
 # The RKME steps that follow make more Lloyd rounds nearly useless: at 10,000 x 50 three rounds
@@ -35,13 +40,18 @@ def canonical_row_order(X: np.ndarray) -> np.ndarray:
 def kmeans_plus_plus_indices(X: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
     """Indices of k rows of X (n, d) picked by k-means++ (D^2) seeding, as a CPU int64 tensor.
 
-    Runs on the CPU in float32 numpy: k small sequential passes, where per-call overhead
-    matters more than arithmetic, so BLAS runs on one thread (see lwm.spec.threads) and a
-    pass is one matrix-vector product: ||x - y||^2 = [x, ||x||^2, 1] . [-2y, 1, ||y||^2].
+    Runs on the CPU in float32: k small sequential passes, where per-call overhead matters
+    more than arithmetic. The native kernel makes all of them in one call; the numpy path
+    runs BLAS on one thread (see lwm.spec.threads) and makes a pass one matrix-vector
+    product: ||x - y||^2 = [x, ||x||^2, 1] . [-2y, 1, ||y||^2].
     ``generator`` is a CPU generator that draws all k uniforms up front, so a seed gives
     the same rows on any device. When X has fewer than k distinct rows, duplicates are picked.
     """
     n, d = X.shape
+    uniforms = torch.rand(k, generator=generator, dtype=torch.float64).numpy()
+    kernels = spec_kernels()
+    if kernels is not None:
+        return torch.from_numpy(kernels.kmeans_plus_plus(X.detach().to("cpu", torch.float32).numpy(), uniforms))
     points = np.empty((n, d + 2), dtype=np.float32)
     points[:, :d] = X.detach().to("cpu", torch.float32).numpy()
     x_sq = np.einsum("ij,ij->i", points[:, :d], points[:, :d])
@@ -51,7 +61,6 @@ def kmeans_plus_plus_indices(X: torch.Tensor, k: int, generator: torch.Generator
     np.multiply(points[:, :d], -2.0, out=seeds[:, :d])
     seeds[:, d] = 1.0
     seeds[:, d + 1] = x_sq
-    uniforms = torch.rand(k, generator=generator, dtype=torch.float64).numpy()
 
     def sq_dist_to(i: int, out: np.ndarray) -> np.ndarray:
         np.matmul(points, seeds[i], out=out)
@@ -108,16 +117,26 @@ def nearest_centre(rows: torch.Tensor, C: torch.Tensor, buffers: ScratchBuffers 
     return torch.from_numpy(out)
 
 
+def lloyd_assignment(rows: torch.Tensor, C: torch.Tensor, buffers: ScratchBuffers | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Lloyd assignment of ``rows`` (n, m) as in nearest_centre, and the sums (k, m) of the
+    rows assigned to each centre: in the C kernel, which fuses the two, or nearest_centre
+    and one index_add (index_add from a strided slice of the rows was 3.5x slower)."""
+    kernels = spec_kernels()
+    if kernels is not None:
+        return kernels.lloyd_assignment(rows, C)
+    assign = nearest_centre(rows, C, buffers)
+    return assign, torch.zeros(C.shape[0], rows.shape[1]).index_add_(0, assign, rows)
+
+
 def kmeans(
     rows: torch.Tensor, d: int, k: int, generator: torch.Generator, buffers: ScratchBuffers | None = None, max_iter: int = KMEANS_MAX_ITER
 ) -> torch.Tensor:
     """Lloyd's k-means of the points rows[:, :d] from k-means++ seeds: (k, d) float32 CPU centroids.
 
     ``rows`` is a contiguous CPU float32 tensor (n, m > d) whose column d is all ones and whose
-    further columns are ignored, e.g. the RKME fit's rows [x, 1, -gamma ||x||^2]: one product
-    scores every centre (nearest_centre) and one index_add sums the rows and counts them
-    (index_add from a strided slice of the rows was 3.5x slower). ``buffers`` holds the
-    assignment's score blocks (the fit lends its kernel-block buffers: no fresh pages).
+    further columns are ignored, e.g. the RKME fit's rows [x, 1, -gamma ||x||^2]: the sums of
+    each cluster's rows (lloyd_assignment) hold its count in column d. ``buffers`` holds the
+    numpy path's score blocks (the fit lends its kernel-block buffers: no fresh pages).
     Seeds come from a seeded subsample of at most SEED_ROWS_PER_CENTRE * k rows; the Lloyd
     rounds use all rows. Float32 on the CPU (the reference's k-means is float32 too): it only
     seeds Z, and on the CPU a seed gives the same centres whatever the fit's device.
@@ -129,11 +148,10 @@ def kmeans(
     C = rows[seed_pool[kmeans_plus_plus_indices(rows[seed_pool, :d], k, generator)], :d]
     assign = None
     for _ in range(max_iter):
-        new_assign = nearest_centre(rows, C, buffers)
+        new_assign, sums = lloyd_assignment(rows, C, buffers)
         if assign is not None and torch.equal(new_assign, assign):
             break
         assign = new_assign
-        sums = torch.zeros(k, rows.shape[1]).index_add_(0, assign, rows)
         nonempty = sums[:, d] > 0
         C[nonempty] = sums[nonempty, :d] / sums[nonempty, d : d + 1]  # empty clusters keep their centre
     return C

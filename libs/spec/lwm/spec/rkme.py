@@ -25,6 +25,7 @@ from .device import resolve_device
 from .kernels import rbf_kernel, rkhs_inner_product, squared_mmd
 from .kmeans import canonical_row_order, kmeans
 from .qp import solve_simplex_qp
+from .spec_kernels import spec_kernels
 from .threads import ScratchBuffers, explicit_threads, map_on_threads, thread_count
 
 # Same cap as the reference's C.max_reduced_set_size: K * d may not exceed it.
@@ -118,14 +119,18 @@ class _ReducedSetFit:
         # difference the steps act on, and float32 halves the cost of the two big products.
         # Rows are stored as [x, 1, -gamma ||x||^2]: the product with [2 gamma z, -gamma ||z||^2, 1]
         # is the kernel's exponent, and the kernel's product with [x, 1] gives both data terms.
-        n, d = X.shape
-        rows = np.empty((n, d + 2), dtype=np.float32)
-        gathered = np.empty((min(n, GATHER_ROWS), d))  # float64, reused by every chunk
-        for s in range(0, n, GATHER_ROWS):
-            chunk = order[s : s + GATHER_ROWS]
-            rows[s : s + chunk.size, :d] = np.take(X, chunk, axis=0, out=gathered[: chunk.size])
-        rows[:, d] = 1.0
-        rows[:, d + 1] = -gamma * np.einsum("ij,ij->i", rows[:, :d], rows[:, :d])
+        kernels = spec_kernels()
+        if kernels is not None:
+            rows = kernels.fit_rows(X, order, gamma)
+        else:
+            n, d = X.shape
+            rows = np.empty((n, d + 2), dtype=np.float32)
+            gathered = np.empty((min(n, GATHER_ROWS), d))  # float64, reused by every chunk
+            for s in range(0, n, GATHER_ROWS):
+                chunk = order[s : s + GATHER_ROWS]
+                rows[s : s + chunk.size, :d] = np.take(X, chunk, axis=0, out=gathered[: chunk.size])
+            rows[:, d] = 1.0
+            rows[:, d + 1] = -gamma * np.einsum("ij,ij->i", rows[:, :d], rows[:, :d])
         self.rows = torch.from_numpy(rows).to(device)
         self.gamma = gamma
         self.nonnegative_beta = nonnegative_beta
@@ -154,11 +159,18 @@ class _ReducedSetFit:
         augmented points and rows per block, clamped at exponent 0 against rounding. On the
         CPU the blocks are shared out among threads (lwm.spec.threads); each block's sums are
         kept apart and added in block order, so the result does not depend on the thread count.
+        The C kernel (lwm.spec.spec_kernels) does a block in one pass, its kernel values never
+        leaving the cache.
         """
         n, d = self.num_rows, self.rows.shape[1] - 2
         zf = z.to(torch.float32)
         z_aug = torch.cat([(2.0 * self.gamma) * zf, -self.gamma * (zf * zf).sum(1, keepdim=True), torch.ones_like(zf[:, :1])], 1)
         step = max(1, FIT_KERNEL_ENTRIES // z.shape[0])
+        kernels = spec_kernels() if self.rows.device.type == "cpu" else None
+        if kernels is not None:
+            # [sum_x k x, sum_x k] or [sum_x k] (the column of ones)
+            sums = kernels.data_terms(self.rows, z_aug.cpu(), KERNEL_EXPONENT_FLOOR, slice(0, d + 1) if with_kx else slice(d, d + 1), step) / n
+            return (sums[:, d], sums[:, :d]) if with_kx else (sums[:, 0], None)
         starts = list(range(0, n, step))
 
         threads = thread_count() if self.rows.device.type == "cpu" else 1

@@ -1,40 +1,31 @@
 """The searcher's CPU kernels (native/cross_terms.c: fused cross terms, sketch dot products), compiled on first use.
 
-It is built with the host's C compiler for the host's CPU (-march=native) into a cache
-directory keyed by the source, the flags, the compiler and the CPU, so a restarted
-searcher loads it at once. Without a C compiler, or with LWM_SEARCH_NATIVE=0, the
-searcher keeps the torch paths (stack.cross_terms, stack.sketch_dots), which give the same numbers.
+They are built for the host's CPU by lwm.spec.native_build (a cache keyed by the source, the
+compiler and the CPU, so a restarted searcher loads them at once). Without a C compiler, or with
+LWM_SEARCH_NATIVE=0, the searcher keeps the torch paths (stack.cross_terms, stack.sketch_dots),
+which give the same numbers.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import logging
-import os
-import platform
-import subprocess
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
-log = logging.getLogger(__name__)
+from lwm.spec.native_build import load_native_library
 
 SOURCE = Path(__file__).with_name("native") / "cross_terms.c"
-COMPILER_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC"]
 LANES = 16  # points per SIMD vector in the kernel; thread chunks are multiples of it
-COMPILE_TIMEOUT_S = 60
 
 
 class NativeKernels:
     """The compiled kernels, each splitting its rows across threads."""
 
-    def __init__(self, library: Path, threads: int) -> None:
-        loaded = ctypes.CDLL(str(library))
+    def __init__(self, loaded: ctypes.CDLL, threads: int) -> None:
         self._cross_terms = loaded.cross_terms
         self._cross_terms.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
         self._cross_terms.restype = ctypes.c_int
@@ -94,40 +85,8 @@ class NativeKernels:
         return out
 
 
-def _cpu_description() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor()
-    return "\n".join(sorted({line for line in lines if line.startswith(("model name", "flags"))}))
-
-
-def _compile(cache_dir: Path) -> Path:
-    """The kernel's shared library for this source, compiler and CPU, compiling it if needed."""
-    compiler = os.environ.get("CC", "cc")
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True, timeout=COMPILE_TIMEOUT_S).stdout
-    key = hashlib.sha256("\n".join([SOURCE.read_text(), " ".join(COMPILER_FLAGS), version, platform.machine(), _cpu_description()]).encode()).hexdigest()[:16]
-    library = cache_dir / f"searcher_kernels-{key}.so"
-    if library.exists():
-        return library
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
-        built = Path(scratch) / library.name
-        subprocess.run([compiler, *COMPILER_FLAGS, "-o", str(built), str(SOURCE)], capture_output=True, text=True, check=True, timeout=COMPILE_TIMEOUT_S)
-        os.replace(built, library)  # atomic: concurrent searchers never load a half-written file
-    log.info("compiled the native searcher kernels into %s", library)
-    return library
-
-
 @functools.cache
 def native_kernels() -> NativeKernels | None:
     """The compiled kernels, or None (torch paths) when disabled or no compiler works here."""
-    if os.environ.get("LWM_SEARCH_NATIVE", "1") == "0":
-        return None
-    cache_dir = Path(os.environ.get("LWM_NATIVE_CACHE") or Path.home() / ".cache" / "lwm" / "native")
-    try:
-        return NativeKernels(_compile(cache_dir), torch.get_num_threads())
-    except (OSError, subprocess.SubprocessError) as error:
-        detail = getattr(error, "stderr", None) or error
-        log.warning("the native kernels are unavailable, searching with torch kernels: %s", detail)
-        return None
+    library = load_native_library(SOURCE, "searcher_kernels", "LWM_SEARCH_NATIVE")
+    return None if library is None else NativeKernels(library, torch.get_num_threads())

@@ -4,42 +4,18 @@
  * in one pass, without materialising the (points x queries) exponent matrix that the
  * torch path writes, exponentiates and reads back.
  * Sketch dot products: <user sketch, int8 sketch codes of a row> for the index's shortlist.
- * Built by services/searcher/native_kernel.py with -O3 -march=native; GCC vector
+ * Built by lwm.spec.native_build (for services/searcher/native_kernel.py) with -O3 -march=native; GCC vector
  * extensions hold LANES points per vector, and the caller splits points across threads.
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include <xmmintrin.h>
 #if defined(__AVX512BW__)
 #include <immintrin.h>
 #endif
 
-#define LANES 16
+#include "simd.h" /* lwm/spec/native: LANES, the vector types, exp2_approx, flush_subnormals */
+
 #define QUERIES 4
-
-typedef float floats __attribute__((vector_size(LANES * sizeof(float))));
-typedef int32_t ints __attribute__((vector_size(LANES * sizeof(int32_t))));
-
-/* 2^x for x <= 126 (the exponents here are -gamma ||z - p||^2 log2(e) <= 0, up to rounding):
- * 2^round(x) from the exponent bits times a degree-6 polynomial of the remainder in
- * [-0.5, 0.5] (relative error 2e-9 before rounding); x below -126 gives 2^-126. */
-static inline floats exp2_approx(floats x) {
-    const floats low = (floats){0} - 126.0f;
-    const ints below = x < low;
-    x = (floats)(((ints)low & below) | ((ints)x & ~below));
-    const floats shifter = (floats){0} + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    const floats whole = (x + shifter) - shifter;
-    const floats f = x - whole;
-    floats poly = (floats){0} + 1.5337585e-4f;
-    poly = poly * f + 1.3399870e-3f;
-    poly = poly * f + 9.6185196e-3f;
-    poly = poly * f + 5.5503290e-2f;
-    poly = poly * f + 2.4022647e-1f;
-    poly = poly * f + 6.9314721e-1f;
-    poly = poly * f + 1.0f;
-    const ints bits = (__builtin_convertvector(whole, ints) + 127) << 23;
-    return poly * (floats)bits;
-}
 
 /* points: (n_points, width) row-major; queries: (n_queries, width) row-major;
  * beta: (n_queries,); out: (n_points,). Returns 0, or -1 when out of memory. */
@@ -47,11 +23,7 @@ int cross_terms(const float *points, int64_t n_points, int64_t width, const floa
     /* LANES points, transposed: block[j][l] = points[start + l][j] */
     floats *block = aligned_alloc(sizeof(floats), (size_t)width * sizeof(floats));
     if (block == NULL) return -1;
-    /* Subnormals flushed to zero (FTZ, DAZ) on this thread while the kernel runs: a spec far
-     * from the user's makes beta * 2^-126 terms, and subnormal arithmetic took 4-6x as long
-     * (measured); the values lost are below 1.2e-38. */
-    const unsigned int saved_csr = _mm_getcsr();
-    _mm_setcsr(saved_csr | 0x8040);
+    const unsigned int saved = flush_subnormals(); /* a spec far from the user's makes beta * 2^-126 terms */
     for (int64_t start = 0; start < n_points; start += LANES) {
         const int64_t lanes = n_points - start < LANES ? n_points - start : LANES;
         for (int64_t j = 0; j < width; j++)
@@ -74,7 +46,7 @@ int cross_terms(const float *points, int64_t n_points, int64_t width, const floa
         }
         for (int64_t l = 0; l < lanes; l++) out[start + l] = total[l];
     }
-    _mm_setcsr(saved_csr);
+    restore_subnormals(saved);
     free(block);
     return 0;
 }

@@ -1,0 +1,409 @@
+/* The CPU kernels of the RKME table fit (lwm/spec/spec_kernels.py), built for the host's CPU by
+ * lwm/spec/native_build.py.
+ *
+ * kmeans_plus_plus: D^2 seeding, all k sequential passes in one call.
+ * lloyd_assign: a Lloyd assignment fused with the centre sums.
+ * data_terms: the kernel between the reduced set and a block of rows, exponentiated and
+ *     multiplied by the rows, without writing the (points x rows) kernel matrix out of cache.
+ * exp2_clamped: the data terms' exponential alone, for tests and the bench's lower bound.
+ * gather_rows: the table fit's float32 rows [x, 1, -gamma ||x||^2] in a given row order.
+ * simplex_qp: the active-set search of the beta QP (lwm/spec/qp.py) on Cholesky factors.
+ *
+ * The products are GEMM-style micro-kernels: ROWS rows against a tile of 2 x LANES centres at a
+ * time, independent FMA chains in registers, each centre vector loaded once for ROWS rows.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simd.h"
+
+#define ROWS 6     /* rows scored together: 12 FMA chains (a third fewer loads per FMA than 4 rows, measured ~10% faster) */
+#define CHUNK 96   /* rows whose kernel values (CHUNK x padded floats) stay in cache between the two products; a multiple of ROWS */
+#define GATHER_AHEAD 8  /* rows gather_rows prefetches ahead (X out of cache: 1.3 instead of 2.1 ms at 10,000 x 50) */
+#define COLUMNS 6  /* row columns summed at once in data_terms: 12 FMA chains */
+
+/* ---------- Lloyd ---------- */
+
+/* Scores |c|^2 - 2 x.c of ROWS rows against the centres first .. first + vecs * LANES, folded into
+ * each row's best value and index per lane (strict <: the earlier centre wins a tie). */
+static inline __attribute__((always_inline)) void score_tile(const float *const x[ROWS], int64_t d, const float *scorer, int64_t padded, int64_t first,
+                                                             const int vecs, floats best[ROWS], ints best_index[ROWS]) {
+    floats acc[ROWS][2];
+    for (int v = 0; v < vecs; v++) {
+        const floats norms = load(scorer + d * padded + first + v * LANES);
+        for (int r = 0; r < ROWS; r++) acc[r][v] = norms;
+    }
+    for (int64_t j = 0; j < d; j++) {
+        floats column[2];
+        for (int v = 0; v < vecs; v++) column[v] = load(scorer + j * padded + first + v * LANES);
+        for (int r = 0; r < ROWS; r++) {
+            const floats xj = broadcast(x[r][j]);
+            for (int v = 0; v < vecs; v++) acc[r][v] += xj * column[v];
+        }
+    }
+    const ints index = lane_index + (int32_t)first;
+    for (int r = 0; r < ROWS; r++) {
+        floats value = acc[r][0];
+        ints where = index;
+        if (vecs == 2) {
+            const ints second = acc[r][1] < value;
+            value = pick(second, acc[r][1], value);
+            where = pick_int(second, index + LANES, where);
+        }
+        const ints better = value < best[r];
+        best[r] = pick(better, value, best[r]);
+        best_index[r] = pick_int(better, where, best_index[r]);
+    }
+}
+
+/* The lowest index among the lanes that hold the lowest value. */
+static inline int32_t first_lowest(floats value, ints index) {
+    floats low = value;
+    for (int step = LANES / 2; step > 0; step /= 2) {
+        const floats other = __builtin_shuffle(low, lane_index ^ step);
+        low = pick(other < low, other, low);
+    }
+    ints nearest = pick_int(value == low, index, (ints){0} + INT32_MAX);
+    for (int step = LANES / 2; step > 0; step /= 2) {
+        const ints other = __builtin_shuffle(nearest, lane_index ^ step);
+        nearest = pick_int(other < nearest, other, nearest);
+    }
+    return nearest[0];
+}
+
+/* rows: (n, m) row-major, the points are their first d columns. scorer: (d + 1, padded) row-major,
+ * padded a multiple of LANES >= k: row j < d holds -2 c[., j] and row d holds ||c||^2 (+inf past
+ * the k centres). Writes assign[i], the nearest centre of row i (the first of equals), and sums
+ * (k, m): the sum of the rows assigned to each centre, all m columns. */
+void lloyd_assign(const float *rows, int64_t n, int64_t m, int64_t d, const float *scorer, int64_t k, int64_t padded, int64_t *assign, float *sums) {
+    const unsigned int saved = flush_subnormals();
+    memset(sums, 0, (size_t)(k * m) * sizeof(float));
+    for (int64_t start = 0; start < n; start += ROWS) {
+        const float *x[ROWS];
+        for (int r = 0; r < ROWS; r++) x[r] = rows + (start + r < n ? start + r : n - 1) * m; /* past n: the last row again, unused */
+        floats best[ROWS];
+        ints best_index[ROWS];
+        for (int r = 0; r < ROWS; r++) {
+            best[r] = broadcast(INFINITY);
+            best_index[r] = (ints){0};
+        }
+        int64_t first = 0;
+        for (; first + 2 * LANES <= padded; first += 2 * LANES) score_tile(x, d, scorer, padded, first, 2, best, best_index);
+        if (first < padded) score_tile(x, d, scorer, padded, first, 1, best, best_index);
+        for (int r = 0; r < ROWS && start + r < n; r++) {
+            const int32_t nearest = first_lowest(best[r], best_index[r]);
+            assign[start + r] = nearest;
+            float *total = sums + (int64_t)nearest * m;
+            for (int64_t j = 0; j < m; j++) total[j] += x[r][j];
+        }
+    }
+    restore_subnormals(saved);
+}
+
+/* ---------- k-means++ ---------- */
+
+/* closest[i] = min(closest[i], ||x_i - x_p||^2) (= on the first pass), from the points' columns
+ * (d, n) and squared norms; each squared distance is floored at 0 against rounding. */
+static void fold_distances(const float *columns, const float *norms, int64_t n, int64_t d, int64_t p, float *distance, double *closest, int first) {
+    for (int64_t i = 0; i < n; i++) distance[i] = norms[i] + norms[p];
+    for (int64_t j = 0; j < d; j++) {
+        const float w = -2.0f * columns[j * n + p];
+        const float *column = columns + j * n;
+        for (int64_t i = 0; i < n; i++) distance[i] += column[i] * w;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const double dist = distance[i] > 0.0f ? distance[i] : 0.0f;
+        closest[i] = first || dist < closest[i] ? dist : closest[i];
+    }
+}
+
+/* k-means++ seeding of points (n, d) row-major: picked[j] is the row whose cumulative D^2 weight
+ * first exceeds uniforms[j] times the total (uniforms in [0, 1)); uniform by row when every
+ * weight is 0. Returns 0, or -1 when out of memory. */
+int kmeans_plus_plus(const float *points, int64_t n, int64_t d, int64_t k, const double *uniforms, int64_t *picked) {
+    float *columns = malloc((size_t)(n * d) * sizeof(float));
+    float *norms = malloc((size_t)n * sizeof(float));
+    float *distance = malloc((size_t)n * sizeof(float));
+    double *closest = malloc((size_t)n * sizeof(double));
+    int status = -1;
+    if (columns == NULL || norms == NULL || distance == NULL || closest == NULL) goto done;
+    for (int64_t i = 0; i < n; i++) {
+        float norm = 0.0f;
+        for (int64_t j = 0; j < d; j++) {
+            const float value = points[i * d + j];
+            columns[j * n + i] = value;
+            norm += value * value;
+        }
+        norms[i] = norm;
+    }
+    for (int64_t j = 0; j < k; j++) {
+        int64_t chosen = (int64_t)(uniforms[j] * (double)n);
+        double total = 0.0;
+        for (int64_t i = 0; j > 0 && i < n; i++) total += closest[i];
+        if (j > 0 && total > 0.0) {
+            const double target = uniforms[j] * total;
+            double running = 0.0;
+            chosen = n;
+            for (int64_t i = 0; i < n; i++) {
+                running += closest[i];
+                if (running > target) {
+                    chosen = i;
+                    break;
+                }
+            }
+        }
+        picked[j] = chosen < n - 1 ? chosen : n - 1;
+        fold_distances(columns, norms, n, d, picked[j], distance, closest, j == 0);
+    }
+    status = 0;
+done:
+    free(columns);
+    free(norms);
+    free(distance);
+    free(closest);
+    return status;
+}
+
+/* ---------- data terms ---------- */
+
+/* out (n, d + 2) float32, row-major: row i is [x, 1, -gamma ||x||^2] for x = X[order[i]] rounded
+ * to float32 (X: float64, d columns, row-major). */
+void gather_rows(const double *X, int64_t d, const int64_t *order, int64_t n, float gamma, float *out) {
+    for (int64_t i = 0; i < n; i++) {
+        if (i + GATHER_AHEAD < n) { /* the order is random to the hardware prefetcher: ask for a later row now */
+            const char *later = (const char *)(X + order[i + GATHER_AHEAD] * d);
+            for (int64_t byte = 0; byte < d * (int64_t)sizeof(double); byte += 64) __builtin_prefetch(later + byte);
+        }
+        const double *x = X + order[i] * d;
+        float *row = out + i * (d + 2);
+        for (int64_t j = 0; j < d; j++) row[j] = (float)x[j];
+        floats squares = {0};
+        int64_t j = 0;
+        for (; j + LANES <= d; j += LANES) squares += load(row + j) * load(row + j);
+        float norm = 0.0f;
+        for (int l = 0; l < LANES; l++) norm += squares[l];
+        for (; j < d; j++) norm += row[j] * row[j];
+        row[d] = 1.0f;
+        row[d + 1] = -gamma * norm;
+    }
+}
+
+static inline floats exp2_of_exponent(floats x, floats floor2) { return exp2_approx(pick(x < floor2, floor2, pick(x > 0.0f, (floats){0}, x))); }
+
+/* kernel[r][k] = 2^clamp(zt[., k] . x[r], floor2, 0) for ROWS rows and the centres first .. first + vecs * LANES. */
+static inline __attribute__((always_inline)) void kernel_tile(const float *const x[ROWS], int64_t m, const float *zt, int64_t padded, int64_t first, const int vecs,
+                                                              floats floor2, float *kernel) {
+    floats acc[ROWS][2];
+    for (int r = 0; r < ROWS; r++)
+        for (int v = 0; v < vecs; v++) acc[r][v] = (floats){0};
+    for (int64_t j = 0; j < m; j++) {
+        floats column[2];
+        for (int v = 0; v < vecs; v++) column[v] = load(zt + j * padded + first + v * LANES);
+        for (int r = 0; r < ROWS; r++) {
+            const floats xj = broadcast(x[r][j]);
+            for (int v = 0; v < vecs; v++) acc[r][v] += xj * column[v];
+        }
+    }
+    for (int r = 0; r < ROWS; r++)
+        for (int v = 0; v < vecs; v++) store(kernel + r * padded + first + v * LANES, exp2_of_exponent(acc[r][v], floor2));
+}
+
+/* sums[c][k] += sum_i kernel[i][k] * rows[i][c] for the columns c = column .. column + cols and the centres first .. first + vecs * LANES. */
+static inline __attribute__((always_inline)) void sum_tile(const float *rows, int64_t count, int64_t m, int64_t column, const int cols, const float *kernel,
+                                                           int64_t padded, int64_t first, const int vecs, float *sums) {
+    floats acc[COLUMNS][2];
+    for (int c = 0; c < cols; c++)
+        for (int v = 0; v < vecs; v++) acc[c][v] = (floats){0};
+    for (int64_t i = 0; i < count; i++) {
+        floats weight[2];
+        for (int v = 0; v < vecs; v++) weight[v] = load(kernel + i * padded + first + v * LANES);
+        const float *x = rows + i * m + column;
+        for (int c = 0; c < cols; c++) {
+            const floats xc = broadcast(x[c]);
+            for (int v = 0; v < vecs; v++) acc[c][v] += xc * weight[v];
+        }
+    }
+    for (int c = 0; c < cols; c++)
+        for (int v = 0; v < vecs; v++) {
+            float *s = sums + c * padded + first + v * LANES;
+            store(s, load(s) + acc[c][v]);
+        }
+}
+
+static inline __attribute__((always_inline)) void sum_columns(const float *rows, int64_t count, int64_t m, int64_t column, const int cols, const float *kernel,
+                                                              int64_t padded, float *sums) {
+    int64_t first = 0;
+    for (; first + 2 * LANES <= padded; first += 2 * LANES) sum_tile(rows, count, m, column, cols, kernel, padded, first, 2, sums);
+    if (first < padded) sum_tile(rows, count, m, column, cols, kernel, padded, first, 1, sums);
+}
+
+/* rows (n, m) row-major; zt (m, padded), padded a multiple of LANES: column k holds point k's
+ * exponent coefficients in log2 units (zero past the points). Writes sums (width, padded):
+ * sums[c][k] = sum_i 2^clamp(zt[., k] . rows[i], floor2, 0) * rows[i][first_column + c].
+ * Returns 0, or -1 when out of memory. */
+int data_terms(const float *rows, int64_t n, int64_t m, const float *zt, int64_t padded, float floor2, int64_t first_column, int64_t width, float *sums) {
+    float *kernel = aligned_alloc(sizeof(floats), (size_t)(CHUNK * padded) * sizeof(float));
+    if (kernel == NULL) return -1;
+    const unsigned int saved = flush_subnormals();
+    memset(sums, 0, (size_t)(width * padded) * sizeof(float));
+    const floats floor_vector = broadcast(floor2);
+    for (int64_t start = 0; start < n; start += CHUNK) {
+        const int64_t count = n - start < CHUNK ? n - start : CHUNK;
+        for (int64_t r0 = 0; r0 < count; r0 += ROWS) {
+            const float *x[ROWS];
+            for (int r = 0; r < ROWS; r++) x[r] = rows + (start + (r0 + r < count ? r0 + r : count - 1)) * m; /* past count: unused */
+            int64_t first = 0;
+            for (; first + 2 * LANES <= padded; first += 2 * LANES) kernel_tile(x, m, zt, padded, first, 2, floor_vector, kernel + r0 * padded);
+            if (first < padded) kernel_tile(x, m, zt, padded, first, 1, floor_vector, kernel + r0 * padded);
+        }
+        const float *chunk = rows + start * m + first_column;
+        int64_t c = 0;
+        for (; c + COLUMNS <= width; c += COLUMNS) sum_columns(chunk, count, m, c, COLUMNS, kernel, padded, sums + c * padded);
+        switch (width - c) { /* the last columns, a constant count each so that their accumulators stay in registers */
+        case 1: sum_columns(chunk, count, m, c, 1, kernel, padded, sums + c * padded); break;
+        case 2: sum_columns(chunk, count, m, c, 2, kernel, padded, sums + c * padded); break;
+        case 3: sum_columns(chunk, count, m, c, 3, kernel, padded, sums + c * padded); break;
+        case 4: sum_columns(chunk, count, m, c, 4, kernel, padded, sums + c * padded); break;
+        case 5: sum_columns(chunk, count, m, c, 5, kernel, padded, sums + c * padded); break;
+        }
+    }
+    restore_subnormals(saved);
+    free(kernel);
+    return 0;
+}
+
+/* out[i] = 2^clamp(x[i], floor2, 0), as data_terms computes it; n a multiple of LANES. */
+void exp2_clamped(const float *x, int64_t n, float floor2, float *out) {
+    const floats floor_vector = broadcast(floor2);
+    for (int64_t i = 0; i < n; i += LANES) store(out + i, exp2_of_exponent(load(x + i), floor_vector));
+}
+
+/* ---------- beta QP: the active-set search of lwm/spec/qp.py ---------- */
+
+#define DOUBLE_LANES 8
+typedef double doubles __attribute__((vector_size(DOUBLE_LANES * sizeof(double))));
+
+static inline doubles load_doubles(const double *p) {
+    doubles v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static double dot(const double *a, const double *b, int64_t n) {
+    doubles acc[2] = {{0}, {0}};
+    int64_t i = 0;
+    for (; i + 2 * DOUBLE_LANES <= n; i += 2 * DOUBLE_LANES) {
+        acc[0] += load_doubles(a + i) * load_doubles(b + i);
+        acc[1] += load_doubles(a + i + DOUBLE_LANES) * load_doubles(b + i + DOUBLE_LANES);
+    }
+    const doubles both = acc[0] + acc[1];
+    double total = 0.0;
+    for (int l = 0; l < DOUBLE_LANES; l++) total += both[l];
+    for (; i < n; i++) total += a[i] * b[i];
+    return total;
+}
+
+/* y -= a x over n entries */
+static inline void subtract_scaled(double *y, double a, const double *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] -= a * x[i];
+}
+
+/* The upper Cholesky factor U (A = U^T U) of the m x m row-major A, in place in its upper
+ * triangle (the lower one is not read): each step scales a row and subtracts multiples of it from
+ * the rows below, contiguous runs that vectorise. Returns -1 when a pivot is not above 1e-12 of
+ * A's diagonal entry (diagonal[k]): A is not safely positive definite. */
+static int cholesky(double *A, int64_t m, const double *diagonal) {
+    for (int64_t k = 0; k < m; k++) {
+        double *row = A + k * m;
+        if (!(row[k] > 1e-12 * diagonal[k])) return -1;
+        row[k] = sqrt(row[k]);
+        for (int64_t j = k + 1; j < m; j++) row[j] /= row[k];
+        for (int64_t i = k + 1; i < m; i++) subtract_scaled(A + i * m + i, row[i], row + i, m - i);
+    }
+    return 0;
+}
+
+/* x = (U^T U)^-1 x for the upper factor U (m x m, row-major). */
+static void cholesky_solve(const double *U, int64_t m, double *x) {
+    for (int64_t i = 0; i < m; i++) {
+        x[i] /= U[i * m + i];
+        subtract_scaled(x + i + 1, x[i], U + i * m + i + 1, m - i - 1);
+    }
+    for (int64_t i = m - 1; i >= 0; i--) x[i] = (x[i] - dot(U + i * m + i + 1, x + i + 1, m - i - 1)) / U[i * m + i];
+}
+
+/* Weights b >= 0, sum(b) = 1 minimising 1/2 b^T K b - c^T b (K: n x n row-major, symmetric), by
+ * an active-set search from the support in_support (n bytes, 1 = in; updated). Each round solves
+ * exactly on the support: K_S u = c_S, K_S v = 1, b_S = u + lambda v with lambda making sum(b) = 1
+ * (then K_S b_S - c_S = lambda). It drops the indices whose weight came out negative or, when none
+ * did, adds every index whose gradient K b - c is below lambda by more than 1e-10 of its largest
+ * entry. Returns 0 with b optimal (feasible and meeting the KKT conditions), 1 when the search did
+ * not settle in max_rounds or a support's K_S was not safely positive definite (the caller solves
+ * another way), -1 when out of memory. */
+int simplex_qp(const double *K, const double *c, int64_t n, uint8_t *in_support, int64_t max_rounds, double *b) {
+    double *factor = malloc((size_t)(n * n) * sizeof(double));
+    double *u = malloc((size_t)n * sizeof(double));
+    double *v = malloc((size_t)n * sizeof(double));
+    double *diagonal = malloc((size_t)n * sizeof(double));
+    int64_t *support = malloc((size_t)n * sizeof(int64_t));
+    int status = -1;
+    if (factor == NULL || u == NULL || v == NULL || diagonal == NULL || support == NULL) goto done;
+    status = 1;
+    for (int64_t round = 0; round < max_rounds; round++) {
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (in_support[i]) support[m++] = i;
+        if (m == 0) break;
+        for (int64_t p = 0; p < m; p++) {
+            for (int64_t q = p; q < m; q++) factor[p * m + q] = K[support[p] * n + support[q]];
+            diagonal[p] = factor[p * m + p];
+            u[p] = c[support[p]];
+            v[p] = 1.0;
+        }
+        if (cholesky(factor, m, diagonal) != 0) break;
+        cholesky_solve(factor, m, u);
+        cholesky_solve(factor, m, v);
+        double sum_u = 0.0, sum_v = 0.0;
+        for (int64_t p = 0; p < m; p++) {
+            sum_u += u[p];
+            sum_v += v[p];
+        }
+        const double lambda = (1.0 - sum_u) / sum_v;
+        if (!isfinite(lambda)) break;
+        memset(b, 0, (size_t)n * sizeof(double));
+        int negative = 0;
+        for (int64_t p = 0; p < m; p++) {
+            b[support[p]] = u[p] + lambda * v[p];
+            negative |= b[support[p]] < 0.0;
+        }
+        if (negative) {
+            for (int64_t p = 0; p < m; p++) in_support[support[p]] = b[support[p]] > 0.0;
+            continue;
+        }
+        double largest = 1.0; /* the gradient's largest entry, at least 1 */
+        for (int64_t i = 0; i < n; i++) {
+            u[i] = dot(K + i * n, b, n) - c[i]; /* u: the gradient now */
+            largest = fabs(u[i]) > largest ? fabs(u[i]) : largest;
+        }
+        int violated = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (!in_support[i] && lambda - u[i] > 1e-10 * largest) {
+                in_support[i] = 1;
+                violated = 1;
+            }
+        if (!violated) {
+            status = 0;
+            break;
+        }
+    }
+done:
+    free(factor);
+    free(u);
+    free(v);
+    free(diagonal);
+    free(support);
+    return status;
+}
+

@@ -1,0 +1,176 @@
+"""The C kernels of the spec fits on the CPU (native/spec_kernels.c), compiled for the host on first
+use (lwm.spec.native_build): k-means++ seeding, the Lloyd assignment with its centre sums, the RKME
+table fit's data terms, and the active-set search of the beta QP (lwm.spec.qp).
+
+Without a C compiler, or with LWM_SPEC_NATIVE=0, the fits keep their numpy and torch path. The
+two paths agree up to rounding (a near-tie in k-means may go the other way), so a spec is
+reproducible for a seed on one machine, not bit for bit between the paths.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .native_build import load_native_library
+from .threads import map_on_threads, thread_count
+
+LANES = 16  # floats per vector in the kernels; centres are padded to a multiple
+# Rows per call of the Lloyd kernel. Each block sums its rows apart and the blocks are added in
+# order, so the centres do not depend on how many threads share the blocks.
+LLOYD_BLOCK_ROWS = 1024
+
+
+def _padded(count: int) -> int:
+    return -(-count // LANES) * LANES
+
+
+def _aligned_zeros(rows: int, columns: int) -> np.ndarray:
+    """A float32 (rows, columns) array of zeros starting on a 64-byte boundary: numpy's start 16 bytes in,
+    and then every vector load of the centre tables straddles two cache lines (~3% slower kernels, measured)."""
+    flat = np.zeros(rows * columns + LANES, dtype=np.float32)
+    skip = (-flat.ctypes.data % 64) // flat.itemsize
+    return flat[skip : skip + rows * columns].reshape(rows, columns)
+
+
+def _float32_rows(rows: torch.Tensor) -> np.ndarray:
+    """The CPU tensor's rows as the kernels read them: contiguous float32 (a copy only when they are not)."""
+    return np.ascontiguousarray(rows.numpy(), dtype=np.float32)
+
+
+class SpecKernels:
+    """The compiled kernels; each method splits its rows into blocks shared out among threads
+    (lwm.spec.threads; ctypes releases the GIL) and adds the blocks' sums in block order."""
+
+    def __init__(self, library: ctypes.CDLL) -> None:
+        i64, ptr, f32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float
+        self._seed = library.kmeans_plus_plus
+        self._seed.argtypes = [ptr, i64, i64, i64, ptr, ptr]
+        self._seed.restype = ctypes.c_int
+        self._assign = library.lloyd_assign
+        self._assign.argtypes = [ptr, i64, i64, i64, ptr, i64, i64, ptr, ptr]
+        self._assign.restype = None
+        self._data_terms = library.data_terms
+        self._data_terms.argtypes = [ptr, i64, i64, ptr, i64, f32, i64, i64, ptr]
+        self._data_terms.restype = ctypes.c_int
+        self._exp2 = library.exp2_clamped
+        self._exp2.argtypes = [ptr, i64, f32, ptr]
+        self._exp2.restype = None
+        self._gather_rows = library.gather_rows
+        self._gather_rows.argtypes = [ptr, i64, ptr, i64, f32, ptr]
+        self._gather_rows.restype = None
+        self._simplex_qp = library.simplex_qp
+        self._simplex_qp.argtypes = [ptr, ptr, i64, ptr, i64, ptr]
+        self._simplex_qp.restype = ctypes.c_int
+
+    def kmeans_plus_plus(self, points: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+        """Indices of the rows of points (n, d) that k-means++ picks, one per uniform in [0, 1)."""
+        points = np.ascontiguousarray(points, dtype=np.float32)
+        uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
+        picked = np.empty(len(uniforms), dtype=np.int64)
+        if self._seed(points.ctypes.data, *points.shape, len(uniforms), uniforms.ctypes.data, picked.ctypes.data) != 0:
+            raise MemoryError(f"k-means++ seeding could not allocate scratch for {points.shape[0]} x {points.shape[1]} floats")
+        return picked
+
+    def fit_rows(self, X: np.ndarray, order: np.ndarray, gamma: float) -> np.ndarray:
+        """(n, d + 2) float32: the rows [x, 1, -gamma ||x||^2] of X (n, d) taken in ``order``."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        rows = np.empty((len(order), X.shape[1] + 2), dtype=np.float32)
+        self._gather_rows(X.ctypes.data, X.shape[1], order.ctypes.data, len(order), gamma, rows.ctypes.data)
+        return rows
+
+    def lloyd_assignment(self, rows: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The nearest row of C (k, d) for each of ``rows`` (n, m > d; the points are the first d
+        columns), and the sums (k, m) of the rows assigned to each centre."""
+        (n, m), (k, d) = rows.shape, C.shape
+        padded = _padded(k)
+        scorer = _aligned_zeros(d + 1, padded)
+        centres = C.numpy()
+        scorer[:d, :k] = -2.0 * centres.T
+        scorer[d, :k] = np.einsum("ij,ij->i", centres, centres)
+        scorer[d, k:] = np.inf
+        rows_np = _float32_rows(rows)
+        assign = np.empty(n, dtype=np.int64)
+        starts = range(0, n, LLOYD_BLOCK_ROWS)
+        block_sums = np.empty((len(starts), k, m), dtype=np.float32)
+
+        def run(block: int) -> None:
+            s = starts[block]
+            count = min(LLOYD_BLOCK_ROWS, n - s)
+            self._assign(rows_np[s].ctypes.data, count, m, d, scorer.ctypes.data, k, padded, assign[s:].ctypes.data, block_sums[block].ctypes.data)
+
+        self._on_threads(run, len(starts))
+        return torch.from_numpy(assign), torch.from_numpy(block_sums).sum(0)
+
+    def data_terms(self, rows: torch.Tensor, z_aug: torch.Tensor, exponent_floor: float, columns: slice, block_rows: int) -> torch.Tensor:
+        """(K, width) float64: sum_i k_i * rows[i, columns] for each point, where k_i =
+        exp(clamp(z_aug . rows[i], exponent_floor, 0)) is the kernel between the point and row i
+        (z_aug (K, m) float32 gives the exponent as one product with a row; ``columns`` a
+        contiguous slice of the m columns), summed per block of ``block_rows`` rows."""
+        n, m = rows.shape
+        k = z_aug.shape[0]
+        first, stop, _ = columns.indices(m)
+        width = stop - first
+        padded = _padded(k)
+        zt = _aligned_zeros(m, padded)
+        zt[:, :k] = z_aug.numpy().T * np.float32(math.log2(math.e))  # exponents in log2 units: the kernel computes 2^x
+        rows_np = _float32_rows(rows)
+        starts = range(0, n, block_rows)
+        block_sums = np.empty((len(starts), width, padded), dtype=np.float32)
+        floor2 = exponent_floor * math.log2(math.e)
+
+        def run(block: int) -> None:
+            s = starts[block]
+            status = self._data_terms(rows_np[s].ctypes.data, min(block_rows, n - s), m, zt.ctypes.data, padded, floor2, first, width, block_sums[block].ctypes.data)
+            if status != 0:
+                raise MemoryError(f"the data-term kernel could not allocate its {padded}-point kernel chunk")
+
+        self._on_threads(run, len(starts))
+        return torch.from_numpy(block_sums.sum(0, dtype=np.float64)[:, :k].T)
+
+    def exp2_clamped(self, exponents: np.ndarray, floor2: float, out: np.ndarray) -> np.ndarray:
+        """out = 2^clamp(exponents, floor2, 0) as the data-term kernel computes its kernel values (in log2
+        units): contiguous float32 arrays of one size, a multiple of LANES."""
+        if not (exponents.dtype == out.dtype == np.float32 and exponents.flags.c_contiguous and out.flags.c_contiguous and exponents.size == out.size):
+            raise ValueError("exponents and out must be contiguous float32 arrays of one size")
+        if exponents.size % LANES:
+            raise ValueError(f"the size must be a multiple of {LANES}, got {exponents.size}")
+        self._exp2(exponents.ctypes.data, exponents.size, floor2, out.ctypes.data)
+        return out
+
+    def simplex_qp(self, K: np.ndarray, c: np.ndarray, support: np.ndarray, max_rounds: int) -> np.ndarray | None:
+        """The optimum of the simplex QP (see lwm.spec.qp) by an active-set search from ``support``
+        (a boolean mask), or None when the search does not settle in ``max_rounds`` or the kernel
+        on a support is not safely positive definite (Cholesky factors; the caller then solves another way)."""
+        K = np.ascontiguousarray(K, dtype=np.float64)
+        c = np.ascontiguousarray(c, dtype=np.float64)
+        in_support = np.array(support, dtype=np.uint8)  # a copy: the kernel updates it
+        b = np.empty(len(c))
+        status = self._simplex_qp(K.ctypes.data, c.ctypes.data, len(c), in_support.ctypes.data, max_rounds, b.ctypes.data)
+        if status < 0:
+            raise MemoryError(f"the QP kernel could not allocate a {len(c)} x {len(c)} factor")
+        return b if status == 0 else None
+
+    @staticmethod
+    def _on_threads(run: Callable[[int], None], blocks: int) -> None:
+        threads = min(thread_count(), blocks)
+
+        def run_share(share: int) -> None:
+            for block in range(share, blocks, threads):
+                run(block)
+
+        map_on_threads(run_share, range(threads))
+
+
+@functools.cache
+def spec_kernels() -> SpecKernels | None:
+    """The compiled kernels, or None (the numpy and torch path) when disabled or no compiler works here."""
+    library = load_native_library(Path(__file__).with_name("native") / "spec_kernels.c", "spec_kernels", "LWM_SPEC_NATIVE")
+    return None if library is None else SpecKernels(library)
