@@ -24,7 +24,21 @@
 #define GATHER_AHEAD 8  /* rows gather_rows prefetches ahead (X out of cache: 1.3 instead of 2.1 ms at 10,000 x 50) */
 #define COLUMNS 6  /* row columns summed at once in data_terms: 12 FMA chains */
 
-/* ---------- Lloyd ---------- */
+/* ---------- the product tile (Lloyd and the data terms), Lloyd ---------- */
+
+/* acc[r][v] += sum_j x[r][j] table[j][first + v * LANES + lane] for j < count: ROWS x vecs
+ * independent FMA chains, each table vector loaded once for ROWS rows. */
+static inline __attribute__((always_inline)) void add_products(floats acc[ROWS][2], const float *const x[ROWS], int64_t count, const float *table, int64_t padded,
+                                                               int64_t first, const int vecs) {
+    for (int64_t j = 0; j < count; j++) {
+        floats column[2];
+        for (int v = 0; v < vecs; v++) column[v] = load(table + j * padded + first + v * LANES);
+        for (int r = 0; r < ROWS; r++) {
+            const floats xj = broadcast(x[r][j]);
+            for (int v = 0; v < vecs; v++) acc[r][v] += xj * column[v];
+        }
+    }
+}
 
 /* Scores |c|^2 - 2 x.c of ROWS rows against the centres first .. first + vecs * LANES, folded into
  * each row's best value and index per lane (strict <: the earlier centre wins a tie). */
@@ -35,14 +49,7 @@ static inline __attribute__((always_inline)) void score_tile(const float *const 
         const floats norms = load(scorer + d * padded + first + v * LANES);
         for (int r = 0; r < ROWS; r++) acc[r][v] = norms;
     }
-    for (int64_t j = 0; j < d; j++) {
-        floats column[2];
-        for (int v = 0; v < vecs; v++) column[v] = load(scorer + j * padded + first + v * LANES);
-        for (int r = 0; r < ROWS; r++) {
-            const floats xj = broadcast(x[r][j]);
-            for (int v = 0; v < vecs; v++) acc[r][v] += xj * column[v];
-        }
-    }
+    add_products(acc, x, d, scorer, padded, first, vecs);
     const ints index = lane_index + (int32_t)first;
     for (int r = 0; r < ROWS; r++) {
         floats value = acc[r][0];
@@ -198,14 +205,7 @@ static inline __attribute__((always_inline)) void kernel_tile(const float *const
     floats acc[ROWS][2];
     for (int r = 0; r < ROWS; r++)
         for (int v = 0; v < vecs; v++) acc[r][v] = (floats){0};
-    for (int64_t j = 0; j < m; j++) {
-        floats column[2];
-        for (int v = 0; v < vecs; v++) column[v] = load(zt + j * padded + first + v * LANES);
-        for (int r = 0; r < ROWS; r++) {
-            const floats xj = broadcast(x[r][j]);
-            for (int v = 0; v < vecs; v++) acc[r][v] += xj * column[v];
-        }
-    }
+    add_products(acc, x, m, zt, padded, first, vecs);
     for (int r = 0; r < ROWS; r++)
         for (int v = 0; v < vecs; v++) store(kernel + r * padded + first + v * LANES, exp2_of_exponent(acc[r][v], floor2));
 }
