@@ -56,7 +56,7 @@ class TableFitProbe:
         self.macs = 0  # multiply-adds of the matrix products
         self.exps = 0  # kernel entries exponentiated
         self._wrap(kmeans, "kmeans_plus_plus_indices", "k-means++ seeding", lambda X, k, gen: (X.shape[0] * X.shape[1] * k, 0))
-        self._wrap(kmeans, "lloyd_assignment", "Lloyd rounds", lambda rows, C, buffers=None: (rows.shape[0] * C.shape[1] * C.shape[0], 0))
+        self._wrap(kmeans, "lloyd_assignment", "Lloyd rounds", lambda rows, C, buffers=None, sample=None: (len(rows if sample is None else sample) * C.shape[1] * C.shape[0], 0))
         # z.x and, with_kx, the product kernel @ X: one or two (K x n x d) products, K x n exponentials.
         # The fit's products carry two more columns (the squared norms and ones); they are not counted.
         self._wrap(rkme._ReducedSetFit, "_data_terms", "data terms",

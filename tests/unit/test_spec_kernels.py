@@ -57,6 +57,33 @@ def test_lloyd_assignment_matches_brute_force_and_index_add(kernels: SpecKernels
     np.testing.assert_allclose(sums.numpy(), expected.numpy(), rtol=1e-5, atol=1e-4)
 
 
+def test_lloyd_assignment_reads_a_sample_in_place_as_its_copy(kernels: SpecKernels) -> None:
+    """Sampled rows out of order, over more than one block, read through their indices (prefetched ahead)."""
+    rng = np.random.default_rng(5)
+    rows = fit_rows(rng.normal(size=(4000, 7)))
+    sample = torch.from_numpy(rng.permutation(4000)[: LLOYD_BLOCK_ROWS + 333])
+    C = torch.from_numpy(rng.normal(size=(21, 7)).astype(np.float32))
+    assign, sums = kernels.lloyd_assignment(rows, C, sample)
+    copy_assign, copy_sums = kernels.lloyd_assignment(rows[sample], C)
+    np.testing.assert_array_equal(assign.numpy(), copy_assign.numpy())
+    np.testing.assert_array_equal(sums.numpy(), copy_sums.numpy())
+    with pytest.raises(IndexError, match=r"\[0, 4000\)"):
+        kernels.lloyd_assignment(rows, C, torch.tensor([0, 4000]))
+
+
+@pytest.mark.parametrize("path", ["kernels", "numpy"])
+def test_kmeans_of_a_sample_is_kmeans_of_its_rows(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if path == "numpy":
+        use_numpy_path(monkeypatch)
+    rng = np.random.default_rng(6)
+    rows = fit_rows(np.repeat(rng.normal(size=(6, 4)) * 20, 300, axis=0) + rng.normal(size=(1800, 4)))
+    sample = torch.from_numpy(rng.permutation(1800)[:900])
+    with explicit_threads():
+        in_place = kmeans_module.kmeans(rows, 4, 6, torch.Generator().manual_seed(2), sample=sample)
+        copied = kmeans_module.kmeans(rows[sample], 4, 6, torch.Generator().manual_seed(2))
+    np.testing.assert_array_equal(in_place.numpy(), copied.numpy())
+
+
 def test_lloyd_assignment_gives_ties_to_the_first_centre_as_argmin_does(kernels: SpecKernels) -> None:
     rng = np.random.default_rng(1)
     C = rng.normal(size=(40, 4)).astype(np.float32)

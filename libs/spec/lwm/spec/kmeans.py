@@ -117,38 +117,51 @@ def nearest_centre(rows: torch.Tensor, C: torch.Tensor, buffers: ScratchBuffers 
     return torch.from_numpy(out)
 
 
-def lloyd_assignment(rows: torch.Tensor, C: torch.Tensor, buffers: ScratchBuffers | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Lloyd assignment of ``rows`` (n, m) as in nearest_centre, and the sums (k, m) of the
-    rows assigned to each centre: in the C kernel, which fuses the two, or nearest_centre
-    and one index_add (index_add from a strided slice of the rows was 3.5x slower)."""
+def lloyd_assignment(rows: torch.Tensor, C: torch.Tensor, buffers: ScratchBuffers | None = None, sample: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Lloyd assignment of ``rows`` (n, m), or of rows[sample], as in nearest_centre, and the
+    sums (k, m) of the rows assigned to each centre: in the C kernel, which fuses the two and
+    reads the sample in place, or nearest_centre and one index_add (index_add from a strided
+    slice of the rows was 3.5x slower)."""
     kernels = spec_kernels()
     if kernels is not None:
-        return kernels.lloyd_assignment(rows, C)
+        return kernels.lloyd_assignment(rows, C, sample)
+    if sample is not None:
+        rows = rows[sample]
     assign = nearest_centre(rows, C, buffers)
     return assign, torch.zeros(C.shape[0], rows.shape[1]).index_add_(0, assign, rows)
 
 
 def kmeans(
-    rows: torch.Tensor, d: int, k: int, generator: torch.Generator, buffers: ScratchBuffers | None = None, max_iter: int = KMEANS_MAX_ITER
+    rows: torch.Tensor,
+    d: int,
+    k: int,
+    generator: torch.Generator,
+    buffers: ScratchBuffers | None = None,
+    max_iter: int = KMEANS_MAX_ITER,
+    sample: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Lloyd's k-means of the points rows[:, :d] from k-means++ seeds: (k, d) float32 CPU centroids.
+    """Lloyd's k-means of the points rows[:, :d], or rows[sample, :d], from k-means++ seeds: (k, d)
+    float32 CPU centroids.
 
     ``rows`` is a contiguous CPU float32 tensor (n, m > d) whose column d is all ones and whose
     further columns are ignored, e.g. the RKME fit's rows [x, 1, -gamma ||x||^2]: the sums of
-    each cluster's rows (lloyd_assignment) hold its count in column d. ``buffers`` holds the
-    numpy path's score blocks (the fit lends its kernel-block buffers: no fresh pages).
-    Seeds come from a seeded subsample of at most SEED_ROWS_PER_CENTRE * k rows; the Lloyd
-    rounds use all rows. Float32 on the CPU (the reference's k-means is float32 too): it only
+    each cluster's rows (lloyd_assignment) hold its count in column d. The C kernels read
+    ``sample`` (row indices) in place: a copy is megabytes of fresh pages at 100,000 rows (~2 ms
+    of a first fit in a process, measured). ``buffers`` holds the numpy path's score blocks (the
+    fit lends its kernel-block buffers: no fresh pages).
+    Seeds come from a seeded subsample of at most SEED_ROWS_PER_CENTRE * k of the points; the
+    Lloyd rounds use all of them. Float32 on the CPU (the reference's k-means is float32 too): it only
     seeds Z, and on the CPU a seed gives the same centres whatever the fit's device.
     """
-    n = rows.shape[0]
-    seed_pool = torch.arange(n)
+    points = torch.arange(rows.shape[0]) if sample is None else sample
+    n = len(points)
+    seed_pool = points
     if n > SEED_ROWS_PER_CENTRE * k:
-        seed_pool = torch.randperm(n, generator=generator)[: SEED_ROWS_PER_CENTRE * k]
+        seed_pool = points[torch.randperm(n, generator=generator)[: SEED_ROWS_PER_CENTRE * k]]
     C = rows[seed_pool[kmeans_plus_plus_indices(rows[seed_pool, :d], k, generator)], :d]
     assign = None
     for _ in range(max_iter):
-        new_assign, sums = lloyd_assignment(rows, C, buffers)
+        new_assign, sums = lloyd_assignment(rows, C, buffers, sample)
         if assign is not None and torch.equal(new_assign, assign):
             break
         assign = new_assign

@@ -299,10 +299,8 @@ class RKMETableSpecification:
         fit = _ReducedSetFit(arr, order, self.gamma, nonnegative_beta, self.device)
         generator = torch.Generator().manual_seed(random_state)
         on_cpu = fit.rows.device.type == "cpu"
-        rows = fit.rows if on_cpu else fit.rows.cpu()
-        if n > KMEANS_MAX_SAMPLES:
-            rows = rows[torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES]]
-        centres = kmeans(rows, d, K, generator, fit.buffers if on_cpu else None)
+        sample = torch.randperm(n, generator=generator)[:KMEANS_MAX_SAMPLES] if n > KMEANS_MAX_SAMPLES else None
+        centres = kmeans(fit.rows if on_cpu else fit.rows.cpu(), d, K, generator, fit.buffers if on_cpu else None, sample=sample)
         state = fit.state(centres.to(self.device, DTYPE), with_kx=steps > 0)
         eta = step_size
         for round_ in tqdm(range(steps), desc="RKME table spec", disable=not verbose):

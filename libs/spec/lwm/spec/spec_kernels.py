@@ -54,7 +54,7 @@ class SpecKernels:
         self._seed.argtypes = [ptr, i64, i64, i64, ptr, ptr]
         self._seed.restype = ctypes.c_int
         self._assign = library.lloyd_assign
-        self._assign.argtypes = [ptr, i64, i64, i64, ptr, i64, i64, ptr, ptr]
+        self._assign.argtypes = [ptr, ptr, i64, i64, i64, ptr, i64, i64, ptr, ptr]
         self._assign.restype = None
         self._data_terms = library.data_terms
         self._data_terms.argtypes = [ptr, i64, i64, ptr, i64, f32, i64, i64, ptr]
@@ -86,10 +86,14 @@ class SpecKernels:
         self._gather_rows(X.ctypes.data, X.shape[1], order.ctypes.data, len(order), gamma, rows.ctypes.data)
         return rows
 
-    def lloyd_assignment(self, rows: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The nearest row of C (k, d) for each of ``rows`` (n, m > d; the points are the first d
-        columns), and the sums (k, m) of the rows assigned to each centre."""
-        (n, m), (k, d) = rows.shape, C.shape
+    def lloyd_assignment(self, rows: torch.Tensor, C: torch.Tensor, sample: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The nearest row of C (k, d) for each of ``rows`` (m > d columns; the points are the first d),
+        or for each of rows[sample] (read in place), and the sums (k, m) of the rows assigned to each centre."""
+        m, (k, d) = rows.shape[1], C.shape
+        index = None if sample is None else np.ascontiguousarray(sample.numpy(), dtype=np.int64)
+        n = rows.shape[0] if index is None else len(index)
+        if index is not None and n and not (0 <= index.min() and index.max() < rows.shape[0]):
+            raise IndexError(f"sample indices must lie in [0, {rows.shape[0]})")
         padded = _padded(k)
         scorer = _aligned_zeros(d + 1, padded)
         centres = C.numpy()
@@ -104,7 +108,8 @@ class SpecKernels:
         def run(block: int) -> None:
             s = starts[block]
             count = min(LLOYD_BLOCK_ROWS, n - s)
-            self._assign(rows_np[s].ctypes.data, count, m, d, scorer.ctypes.data, k, padded, assign[s:].ctypes.data, block_sums[block].ctypes.data)
+            first_row, block_index = (rows_np[s].ctypes.data, None) if index is None else (rows_np.ctypes.data, index[s:].ctypes.data)
+            self._assign(first_row, block_index, count, m, d, scorer.ctypes.data, k, padded, assign[s:].ctypes.data, block_sums[block].ctypes.data)
 
         self._on_threads(run, len(starts))
         return torch.from_numpy(assign), torch.from_numpy(block_sums).sum(0)

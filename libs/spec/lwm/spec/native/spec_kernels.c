@@ -22,6 +22,7 @@
 #define ROWS 6     /* rows scored together: 12 FMA chains (a third fewer loads per FMA than 4 rows, measured ~10% faster) */
 #define CHUNK 96   /* rows whose kernel values (CHUNK x padded floats) stay in cache between the two products; a multiple of ROWS */
 #define GATHER_AHEAD 8  /* rows gather_rows prefetches ahead (X out of cache: 1.3 instead of 2.1 ms at 10,000 x 50) */
+#define LLOYD_AHEAD 12 /* sampled rows lloyd_assign prefetches ahead */
 #define COLUMNS 6  /* row columns summed at once in data_terms: 12 FMA chains */
 
 /* ---------- the product tile (Lloyd and the data terms), Lloyd ---------- */
@@ -80,16 +81,25 @@ static inline int32_t first_lowest(floats value, ints index) {
     return nearest[0];
 }
 
-/* rows: (n, m) row-major, the points are their first d columns. scorer: (d + 1, padded) row-major,
- * padded a multiple of LANES >= k: row j < d holds -2 c[., j] and row d holds ||c||^2 (+inf past
- * the k centres). Writes assign[i], the nearest centre of row i (the first of equals), and sums
- * (k, m): the sum of the rows assigned to each centre, all m columns. */
-void lloyd_assign(const float *rows, int64_t n, int64_t m, int64_t d, const float *scorer, int64_t k, int64_t padded, int64_t *assign, float *sums) {
+/* rows: row-major with m columns, the points are their first d columns; the n rows assigned are
+ * rows[index[i]] (rows[i] when index is NULL). scorer: (d + 1, padded) row-major, padded a multiple
+ * of LANES >= k: row j < d holds -2 c[., j] and row d holds ||c||^2 (+inf past the k centres).
+ * Writes assign[i], the nearest centre of the i-th row (the first of equals), and sums (k, m): the
+ * sum of the rows assigned to each centre, all m columns. */
+void lloyd_assign(const float *rows, const int64_t *index, int64_t n, int64_t m, int64_t d, const float *scorer, int64_t k, int64_t padded, int64_t *assign,
+                  float *sums) {
     const unsigned int saved = flush_subnormals();
     memset(sums, 0, (size_t)(k * m) * sizeof(float));
     for (int64_t start = 0; start < n; start += ROWS) {
         const float *x[ROWS];
-        for (int r = 0; r < ROWS; r++) x[r] = rows + (start + r < n ? start + r : n - 1) * m; /* past n: the last row again, unused */
+        for (int r = 0; r < ROWS; r++) {
+            const int64_t i = start + r < n ? start + r : n - 1; /* past n: the last row again, unused */
+            x[r] = rows + (index == NULL ? i : index[i]) * m;
+        }
+        for (int64_t ahead = start + LLOYD_AHEAD; index != NULL && ahead < start + LLOYD_AHEAD + ROWS && ahead < n; ahead++) {
+            const char *later = (const char *)(rows + index[ahead] * m); /* rows out of order: ask for a later one now */
+            for (int64_t byte = 0; byte < m * (int64_t)sizeof(float); byte += 64) __builtin_prefetch(later + byte);
+        }
         floats best[ROWS];
         ints best_index[ROWS];
         for (int r = 0; r < ROWS; r++) {
