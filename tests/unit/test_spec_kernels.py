@@ -142,6 +142,11 @@ def test_fit_rows_match_the_numpy_gather(kernels: SpecKernels) -> None:
     X = rng.normal(size=(257, 37)) * 3
     order = rng.permutation(257)
     np.testing.assert_allclose(kernels.fit_rows(X, order, 0.2), fit_rows(X[order], 0.2).numpy(), rtol=1e-6)
+    out = np.zeros((257, 39), dtype=np.float32)
+    assert kernels.fit_rows(X, order, 0.2, out=out) is out
+    np.testing.assert_allclose(out, fit_rows(X[order], 0.2).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"shape \(257, 39\)"):
+        kernels.fit_rows(X, order, 0.2, out=np.zeros((257, 38), dtype=np.float32))
 
 
 @pytest.mark.parametrize("seed", range(4))

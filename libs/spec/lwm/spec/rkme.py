@@ -119,19 +119,26 @@ class _ReducedSetFit:
         # difference the steps act on, and float32 halves the cost of the two big products.
         # Rows are stored as [x, 1, -gamma ||x||^2]: the product with [2 gamma z, -gamma ||z||^2, 1]
         # is the kernel's exponent, and the kernel's product with [x, 1] gives both data terms.
+        # The rows are allocated by torch, which (unlike numpy from 4 MB up) does not ask for
+        # transparent huge pages: on a VM that hands freed memory back to its host (free page
+        # reporting), huge pages taken after another process freed memory are slow to fault in.
+        # 100,000 x 20 fits right after a reference run took 48-61 ms with huge pages and 42-44 ms
+        # without; with no other process before them, 39-41 against 42-43 ms (bench/README). The fit
+        # streams the rows a few times, so small pages' TLB misses cost little.
+        n, d = X.shape
+        rows_tensor = torch.empty((n, d + 2), dtype=torch.float32)
+        rows = rows_tensor.numpy()
         kernels = spec_kernels()
         if kernels is not None:
-            rows = kernels.fit_rows(X, order, gamma)
+            kernels.fit_rows(X, order, gamma, out=rows)
         else:
-            n, d = X.shape
-            rows = np.empty((n, d + 2), dtype=np.float32)
             gathered = np.empty((min(n, GATHER_ROWS), d))  # float64, reused by every chunk
             for s in range(0, n, GATHER_ROWS):
                 chunk = order[s : s + GATHER_ROWS]
                 rows[s : s + chunk.size, :d] = np.take(X, chunk, axis=0, out=gathered[: chunk.size])
             rows[:, d] = 1.0
             rows[:, d + 1] = -gamma * np.einsum("ij,ij->i", rows[:, :d], rows[:, :d])
-        self.rows = torch.from_numpy(rows).to(device)
+        self.rows = rows_tensor.to(device)
         self.gamma = gamma
         self.nonnegative_beta = nonnegative_beta
         self.buffers = ScratchBuffers(self.rows.device)  # kernel blocks; k-means lends them on the CPU

@@ -78,11 +78,14 @@ class SpecKernels:
             raise MemoryError(f"k-means++ seeding could not allocate scratch for {points.shape[0]} x {points.shape[1]} floats")
         return picked
 
-    def fit_rows(self, X: np.ndarray, order: np.ndarray, gamma: float) -> np.ndarray:
-        """(n, d + 2) float32: the rows [x, 1, -gamma ||x||^2] of X (n, d) taken in ``order``."""
+    def fit_rows(self, X: np.ndarray, order: np.ndarray, gamma: float, out: np.ndarray | None = None) -> np.ndarray:
+        """(n, d + 2) float32: the rows [x, 1, -gamma ||x||^2] of X (n, d) taken in ``order``, written to ``out`` when given."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         order = np.ascontiguousarray(order, dtype=np.int64)
-        rows = np.empty((len(order), X.shape[1] + 2), dtype=np.float32)
+        shape = (len(order), X.shape[1] + 2)
+        if out is not None and not (out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous):
+            raise ValueError(f"out must be a contiguous float32 array of shape {shape}")
+        rows = np.empty(shape, dtype=np.float32) if out is None else out
         self._gather_rows(X.ctypes.data, X.shape[1], order.ctypes.data, len(order), gamma, rows.ctypes.data)
         return rows
 
