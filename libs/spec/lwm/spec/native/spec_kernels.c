@@ -96,10 +96,11 @@ void lloyd_assign(const float *rows, const int64_t *index, int64_t n, int64_t m,
             const int64_t i = start + r < n ? start + r : n - 1; /* past n: the last row again, unused */
             x[r] = rows + (index == NULL ? i : index[i]) * m;
         }
-        for (int64_t ahead = start + LLOYD_AHEAD; index != NULL && ahead < start + LLOYD_AHEAD + ROWS && ahead < n; ahead++) {
-            const char *later = (const char *)(rows + index[ahead] * m); /* rows out of order: ask for a later one now */
-            for (int64_t byte = 0; byte < m * (int64_t)sizeof(float); byte += 64) __builtin_prefetch(later + byte);
-        }
+        if (index != NULL) /* rows out of order: ask for later ones now */
+            for (int64_t ahead = start + LLOYD_AHEAD; ahead < start + LLOYD_AHEAD + ROWS && ahead < n; ahead++) {
+                const char *later = (const char *)(rows + index[ahead] * m);
+                for (int64_t byte = 0; byte < m * (int64_t)sizeof(float); byte += 64) __builtin_prefetch(later + byte);
+            }
         floats best[ROWS];
         ints best_index[ROWS];
         for (int r = 0; r < ROWS; r++) {
