@@ -10,7 +10,8 @@ runs ours end to end. Runs under our .venv (ours) or .bench-venv (the
 reference package). Prints one JSON line: wall and CPU seconds of the
 generation alone (imports, data loading and warm-up excluded) and the peak
 resident memory it added. For ours on tables it also reports where the time went
-(k-means++ seeding, Lloyd rounds, data terms, beta QP, the rest), the work the
+(with the C kernels: k-means, the fit's states (data terms, kernel, beta), the rest;
+without them: k-means++ seeding, Lloyd rounds, data terms, beta QP, the rest), the work the
 fit did (multiply-adds and exponentials) and this process's float32 GEMM and exp
 rates, measured after the fit, for the bench's lower bound.
 """
@@ -53,20 +54,28 @@ class TableFitProbe:
 
     def __init__(self) -> None:
         from lwm.spec import kmeans, rkme
+        from lwm.spec.spec_kernels import SpecKernels
 
         self.seconds: dict[str, float] = defaultdict(float)  # wall
         self.cpu_seconds: dict[str, float] = defaultdict(float)
         self.macs = 0  # multiply-adds of the matrix products
         self.exps = 0  # kernel entries exponentiated
-        self._wrap(kmeans, "kmeans_plus_plus_indices", "k-means++ seeding", lambda X, k, gen: (X.shape[0] * X.shape[1] * k, 0))
-        self._wrap(kmeans, "lloyd_assignment", "Lloyd rounds", lambda rows, C, buffers=None, sample=None: (len(rows if sample is None else sample) * C.shape[1] * C.shape[0], 0))
-        # z.x and, with_kx, the product kernel @ X: one or two (K x n x d) products, K x n exponentials.
+        # The C kernels' path: k-means (seeding, then the Lloyd rounds it reports) and each state of the fit
+        # (z.x and, with_kx, the product kernel @ X: one or two K x n x d products, K x n exponentials).
         # The fit's products carry two more columns (the squared norms and ones); they are not counted.
+        self._wrap(SpecKernels, "kmeans", "k-means", lambda result, kernels, rows, d, uniforms, seed_pool, sample, max_iter: (
+            (len(seed_pool) + result[1] * (rows.shape[0] if sample is None else len(sample))) * d * len(uniforms), 0))
+        self._wrap(SpecKernels, "fit_state", "data terms, kernel, beta", lambda result, kernels, rows, z, gamma, floor, with_kx, *_: (
+            (2 if with_kx else 1) * rows.shape[0] * z.size, rows.shape[0] * z.shape[0]))
+        # The numpy and torch path (LWM_SPEC_NATIVE=0).
+        self._wrap(kmeans, "kmeans_plus_plus_indices", "k-means++ seeding", lambda result, X, k, gen: (X.shape[0] * X.shape[1] * k, 0))
+        self._wrap(kmeans, "lloyd_assignment", "Lloyd rounds", lambda result, rows, C, buffers=None, sample=None: (len(rows if sample is None else sample) * C.shape[1] * C.shape[0], 0))
         self._wrap(rkme._ReducedSetFit, "_data_terms", "data terms",
-                   lambda fit, z, with_kx: ((2 if with_kx else 1) * fit.num_rows * z.numel(), fit.num_rows * z.shape[0]))
-        self._wrap(rkme, "solve_simplex_qp", "beta QP", lambda K, c, **_: (0, 0))
+                   lambda result, fit, z, with_kx: ((2 if with_kx else 1) * fit.num_rows * z.numel(), fit.num_rows * z.shape[0]))
+        self._wrap(rkme, "solve_simplex_qp", "beta QP", lambda result, K, c, **_: (0, 0))
 
     def _wrap(self, owner: Any, name: str, phase: str, work: Callable[..., tuple[int, int]]) -> None:
+        """Time owner.name as ``phase``; work(result, *args, **kwargs) is the (multiply-adds, exponentials) of a call."""
         original = getattr(owner, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -74,7 +83,7 @@ class TableFitProbe:
             result = original(*args, **kwargs)
             self.seconds[phase] += time.perf_counter() - started
             self.cpu_seconds[phase] += time.process_time() - cpu_started
-            macs, exps = work(*args, **kwargs)
+            macs, exps = work(result, *args, **kwargs)
             self.macs += macs
             self.exps += exps
             return result

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +17,8 @@ import torch
 
 from lwm.spec import kmeans as kmeans_module
 from lwm.spec import native_build, qp, rkme
-from lwm.spec.kmeans import kmeans_plus_plus_indices, lloyd_assignment, nearest_centre
+from lwm.spec.kernels import rbf_kernel
+from lwm.spec.kmeans import kmeans_plus_plus_indices, nearest_centre
 from lwm.spec.qp import solve_simplex_qp
 from lwm.spec.spec_kernels import LLOYD_BLOCK_ROWS, SpecKernels, spec_kernels
 from lwm.spec.threads import explicit_threads
@@ -138,15 +143,184 @@ def test_exp2_clamped_is_accurate_and_clamps(kernels: SpecKernels) -> None:
 
 
 def test_fit_rows_match_the_numpy_gather(kernels: SpecKernels) -> None:
+    """Rows over several blocks of the input passes (1,024 rows), shared out among threads."""
     rng = np.random.default_rng(5)
-    X = rng.normal(size=(257, 37)) * 3
-    order = rng.permutation(257)
+    X = rng.normal(size=(2500, 37)) * 3
+    order = rng.permutation(2500)
     np.testing.assert_allclose(kernels.fit_rows(X, order, 0.2), fit_rows(X[order], 0.2).numpy(), rtol=1e-6)
-    out = np.zeros((257, 39), dtype=np.float32)
+    out = np.zeros((2500, 39), dtype=np.float32)
     assert kernels.fit_rows(X, order, 0.2, out=out) is out
     np.testing.assert_allclose(out, fit_rows(X[order], 0.2).numpy(), rtol=1e-6)
-    with pytest.raises(ValueError, match=r"shape \(257, 39\)"):
-        kernels.fit_rows(X, order, 0.2, out=np.zeros((257, 38), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"shape \(2500, 39\)"):
+        kernels.fit_rows(X, order, 0.2, out=np.zeros((2500, 38), dtype=np.float32))
+
+
+def test_sum_and_projection_of_the_input_match_numpy(kernels: SpecKernels) -> None:
+    rng = np.random.default_rng(9)
+    X, w = rng.normal(size=(3001, 13)), rng.normal(size=13)
+    assert kernels.sum_values(X) == pytest.approx(X.sum(), abs=1e-9)
+    np.testing.assert_allclose(kernels.project_rows(X, w), X @ w, rtol=1e-12, atol=1e-12)
+    for bad in (np.nan, np.inf, -np.inf):
+        Y = X.copy()
+        Y[2999, 4] = bad
+        assert not np.isfinite(kernels.sum_values(Y))
+    with pytest.raises(ValueError, match=r"shape \(13,\)"):
+        kernels.project_rows(X, w[:5])
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's thread count in this thread, which the kernels' block loops take as theirs."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def block_loop_results(kernels: SpecKernels) -> list[np.ndarray]:
+    """The results of every kernel that shares blocks out among threads, on fixed data (several blocks each)."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(5000, 6)) * 2
+    rows = fit_rows(X)
+    z = X[:: 250] + 0.1
+    zf = torch.from_numpy(z.astype(np.float32))
+    z_aug = torch.cat([0.2 * zf, -0.1 * (zf * zf).sum(1, keepdim=True), torch.ones_like(zf[:, :1])], 1)
+    assign, sums = kernels.lloyd_assignment(rows, zf[:, :6])
+    centres, rounds = kernels.kmeans(rows, 6, np.linspace(0.05, 0.95, 20), torch.arange(0, 5000, 7), torch.arange(1, 5000, 2), 3)
+    terms = kernels.fit_state(rows, z, 0.1, rkme.KERNEL_EXPONENT_FLOOR, True, 700, np.ones(20, bool), 10)
+    assert terms.beta is not None and terms.mean_kx is not None
+    return [assign.numpy(), sums.numpy(), centres.numpy(), np.array([rounds]), kernels.data_terms(rows, z_aug, rkme.KERNEL_EXPONENT_FLOOR, slice(0, 7), 700).numpy(),
+            terms.mean_k, terms.mean_kx, terms.beta, kernels.fit_rows(X, np.arange(5000)[::-1].copy(), 0.1), kernels.project_rows(X, np.arange(6.0)),
+            np.array([kernels.sum_values(X)])]
+
+
+def assert_all_equal(got: list[np.ndarray], expected: list[np.ndarray]) -> None:
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_block_loops_give_the_same_bits_on_any_thread_count(kernels: SpecKernels) -> None:
+    """Blocks go to whichever thread asks first; each block's results are its own and are added in block order."""
+    with torch_threads(1):
+        expected = block_loop_results(kernels)
+    for count in (2, 3, 8):
+        with torch_threads(count):
+            assert_all_equal(block_loop_results(kernels), expected)
+
+
+def test_block_loops_of_concurrent_callers_stay_apart(kernels: SpecKernels) -> None:
+    """One loop runs on the pool at a time; a caller that finds it busy runs its blocks alone: every caller gets its own results."""
+    with torch_threads(1):
+        expected = block_loop_results(kernels)
+    failures: list[BaseException] = []
+
+    def caller() -> None:
+        try:
+            with torch_threads(2):
+                for _ in range(5):
+                    assert_all_equal(block_loop_results(kernels), expected)
+        except BaseException as error:  # reported by the test thread below
+            failures.append(error)
+
+    callers = [threading.Thread(target=caller) for _ in range(4)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in callers), "a block loop did not finish"
+    assert not failures, failures[0]
+
+
+def pool_threads() -> int:
+    """This process's threads of the kernels' pool (native/block_pool.h names them)."""
+    names = [Path(f"/proc/self/task/{task}/comm").read_text().strip() for task in os.listdir("/proc/self/task")]
+    return names.count("lwm-spec-pool")
+
+
+def _results_in_a_forked_child(kernels: SpecKernels, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    with torch_threads(2):
+        got = block_loop_results(kernels)
+    results.put((got, pool_threads()))
+
+
+def test_a_forked_child_makes_its_own_pool(kernels: SpecKernels) -> None:
+    """A child forked after the pool started inherits none of its threads (pthread_atfork): its loops start new ones."""
+    with torch_threads(2):
+        expected = block_loop_results(kernels)
+    assert pool_threads() >= 1
+    context = multiprocessing.get_context("fork")
+    results: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
+    child = context.Process(target=_results_in_a_forked_child, args=(kernels, results))
+    child.start()
+    try:
+        got, child_pool_threads = results.get(timeout=120)
+        assert_all_equal(got, expected)
+        assert child_pool_threads == 1  # a worker of its own: of the parent's it only inherited a record
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+
+
+def test_kmeans_finds_the_centres_the_numpy_path_finds(kernels: SpecKernels, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(15)
+    rows = fit_rows(np.repeat(rng.normal(size=(8, 5)) * 10, 400, axis=0) + rng.normal(size=(3200, 5)))
+    sample = torch.from_numpy(rng.permutation(3200)[:2500])
+    with explicit_threads():
+        native = kmeans_module.kmeans(rows, 5, 12, torch.Generator().manual_seed(4), sample=sample)
+        use_numpy_path(monkeypatch)
+        fallback = kmeans_module.kmeans(rows, 5, 12, torch.Generator().manual_seed(4), sample=sample)
+    np.testing.assert_allclose(native.numpy(), fallback.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_fit_state_matches_the_torch_path(kernels: SpecKernels, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data terms, the kernel among the points and beta of one C call against the torch path's."""
+    rng = np.random.default_rng(12)
+    X = np.repeat(rng.normal(size=(5, 7)) * 3, 300, axis=0) + rng.normal(size=(1500, 7))
+    fit = rkme._ReducedSetFit(X, np.arange(1500), 0.1, True, torch.device("cpu"))
+    z = torch.from_numpy(np.vstack([X[::50] + 0.2, np.full((1, 7), 40.0)]))  # the last point is far from every row
+    terms = kernels.fit_state(fit.rows, z.numpy(), 0.1, rkme.KERNEL_EXPONENT_FLOOR, True, 400, np.ones(31, bool), 10)
+    no_kx = kernels.fit_state(fit.rows, z.numpy(), 0.1, rkme.KERNEL_EXPONENT_FLOOR, False, 400, None, 10)
+    monkeypatch.setattr(rkme, "spec_kernels", lambda: None)
+    monkeypatch.setattr(qp, "spec_kernels", lambda: None)
+    with explicit_threads():
+        state = fit.state(z)
+    assert terms.mean_kx is not None and terms.beta is not None
+    np.testing.assert_allclose(terms.mean_k, state.mean_k.numpy(), rtol=2e-5, atol=1e-30)
+    assert state.mean_kx is not None
+    np.testing.assert_allclose(terms.mean_kx, state.mean_kx.numpy(), rtol=2e-5, atol=1e-12)
+    np.testing.assert_allclose(terms.k_zz, rbf_kernel(z, z, 0.1).numpy(), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(terms.beta, state.beta.numpy(), atol=1e-6)
+    assert no_kx.mean_kx is None and no_kx.beta is None
+    np.testing.assert_array_equal(no_kx.mean_k, terms.mean_k)
+
+
+def test_fit_state_leaves_an_unsettled_qp_to_the_caller(kernels: SpecKernels) -> None:
+    X = np.repeat(np.random.default_rng(13).normal(size=(10, 2)), 30, axis=0)
+    fit = rkme._ReducedSetFit(X, np.arange(300), 0.5, True, torch.device("cpu"))
+    z = np.repeat(X[::30], 2, axis=0)  # every point twice: the kernel among them is singular
+    assert kernels.fit_state(fit.rows, z, 0.5, rkme.KERNEL_EXPONENT_FLOOR, True, 100, np.ones(20, bool), 10).beta is None
+    with explicit_threads():
+        state = fit.state(torch.from_numpy(z))  # the Python solver answers instead
+    assert np.all(state.beta.numpy() >= 0) and float(state.beta.sum()) == pytest.approx(1.0)
+
+
+def test_descent_direction_matches_the_torch_path(kernels: SpecKernels, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(14)
+    z = torch.from_numpy(rng.normal(size=(25, 4)))
+    beta = torch.from_numpy(rng.dirichlet(np.ones(25)))
+    mean_k = torch.from_numpy(rng.random(25))
+    mean_k[3] = 1e-20  # no kernel mass: no step
+    state = rkme._FitState(z, beta, rbf_kernel(z, z, 0.3), mean_k, torch.from_numpy(rng.normal(size=(25, 4))), 0.0)
+    native = rkme._ReducedSetFit.descent_direction(state)
+    monkeypatch.setattr(rkme, "spec_kernels", lambda: None)
+    torch_path = rkme._ReducedSetFit.descent_direction(state)
+    np.testing.assert_allclose(native.numpy(), torch_path.numpy(), rtol=1e-10, atol=1e-12)
+    assert not native[3].any()
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -190,14 +364,6 @@ def test_fits_on_both_paths_agree(kernels: SpecKernels, monkeypatch: pytest.Monk
     data.z, data.beta = torch.from_numpy(X), torch.full((len(X),), 1 / len(X), dtype=torch.float64)
     native_mmd, fallback_mmd = native.dist(data), fallback.dist(data)
     assert native_mmd == pytest.approx(fallback_mmd, rel=1e-3)
-
-
-def test_lloyd_assignment_dispatches_to_the_kernels(kernels: SpecKernels) -> None:
-    rows = fit_rows(np.random.default_rng(8).normal(size=(50, 3)))
-    C = rows[:4, :3].clone()
-    with explicit_threads():
-        assign, sums = lloyd_assignment(rows, C)
-    assert assign.shape == (50,) and sums[:, 3].sum() == 50  # column 3 is the ones: the counts
 
 
 def test_a_broken_compiler_leaves_the_fallback_and_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -6,6 +6,8 @@ else in numpy and torch.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -23,18 +25,32 @@ SEED_ROWS_PER_CENTRE = 10
 # scores are still in the core's L2 cache when argmin reads them.
 ASSIGN_SCORES_PER_BLOCK = 262_144
 
+@functools.lru_cache(maxsize=16)
+def _projection(columns: int) -> np.ndarray:
+    """The fixed direction canonical_row_order projects on (making a seeded generator costs ~0.2 ms)."""
+    w = np.random.default_rng(12345).standard_normal(columns)
+    w.flags.writeable = False
+    return w
+
+
 def canonical_row_order(X: np.ndarray) -> np.ndarray:
     """Row order of X (n, ...) that does not depend on the input order: sort by a fixed projection.
 
     Fitting rows in this order makes a spec independent of how they were shuffled.
-    The projection is an einsum: a BLAS matrix-vector product would wake BLAS threads for
-    a few microseconds of work (milliseconds on a busy machine).
+    The projection runs in the C kernels for float64 rows, else as an einsum: a BLAS
+    matrix-vector product would wake BLAS threads for a few microseconds of work
+    (milliseconds on a busy machine).
     """
     flat = X.reshape(X.shape[0], -1)
-    w = np.random.default_rng(12345).standard_normal(flat.shape[1])
+    w = _projection(flat.shape[1])
+    kernels = spec_kernels()
+    if kernels is not None and flat.dtype == np.float64:
+        projection = kernels.project_rows(flat, w)
+    else:
+        projection = np.einsum("ij,j->i", flat, w)
     # Not a stable sort: rows with equal projections are equal rows (almost surely), and a stable
     # sort would only keep them in input order; numpy's default sort is 5x faster here.
-    return np.argsort(np.einsum("ij,j->i", flat, w))
+    return np.argsort(projection)
 
 
 def kmeans_plus_plus_indices(X: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -119,12 +135,8 @@ def nearest_centre(rows: torch.Tensor, C: torch.Tensor, buffers: ScratchBuffers 
 
 def lloyd_assignment(rows: torch.Tensor, C: torch.Tensor, buffers: ScratchBuffers | None = None, sample: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One Lloyd assignment of ``rows`` (n, m), or of rows[sample], as in nearest_centre, and the
-    sums (k, m) of the rows assigned to each centre: in the C kernel, which fuses the two and
-    reads the sample in place, or nearest_centre and one index_add (index_add from a strided
-    slice of the rows was 3.5x slower)."""
-    kernels = spec_kernels()
-    if kernels is not None:
-        return kernels.lloyd_assignment(rows, C, sample)
+    sums (k, m) of the rows assigned to each centre, for kmeans without the C kernels: nearest_centre
+    and one index_add (index_add from a strided slice of the rows was 3.5x slower)."""
     if sample is not None:
         rows = rows[sample]
     assign = nearest_centre(rows, C, buffers)
@@ -145,10 +157,11 @@ def kmeans(
 
     ``rows`` is a contiguous CPU float32 tensor (n, m > d) whose column d is all ones and whose
     further columns are ignored, e.g. the RKME fit's rows [x, 1, -gamma ||x||^2]: the sums of
-    each cluster's rows (lloyd_assignment) hold its count in column d. The C kernels read
-    ``sample`` (row indices) in place: a copy is megabytes of fresh pages at 100,000 rows (~2 ms
-    of a first fit in a process, measured). ``buffers`` holds the numpy path's score blocks (the
-    fit lends its kernel-block buffers: no fresh pages).
+    each cluster's rows (lloyd_assignment) hold its count in column d. The C kernels run the
+    seeding and the Lloyd rounds in one call (SpecKernels.kmeans) and read ``sample`` (row
+    indices) in place: a copy is megabytes of fresh pages at 100,000 rows (~2 ms of a first fit
+    in a process, measured). ``buffers`` holds the numpy path's score blocks (the fit lends its
+    kernel-block buffers: no fresh pages).
     Seeds come from a seeded subsample of at most SEED_ROWS_PER_CENTRE * k of the points; the
     Lloyd rounds use all of them. Float32 on the CPU (the reference's k-means is float32 too): it only
     seeds Z, and on the CPU a seed gives the same centres whatever the fit's device.
@@ -158,6 +171,10 @@ def kmeans(
     seed_pool = points
     if n > SEED_ROWS_PER_CENTRE * k:
         seed_pool = points[torch.randperm(n, generator=generator)[: SEED_ROWS_PER_CENTRE * k]]
+    kernels = spec_kernels()
+    if kernels is not None:
+        uniforms = torch.rand(k, generator=generator, dtype=torch.float64).numpy()  # as kmeans_plus_plus_indices draws them
+        return kernels.kmeans(rows, d, uniforms, seed_pool, sample, max_iter)[0]
     C = rows[seed_pool[kmeans_plus_plus_indices(rows[seed_pool, :d], k, generator)], :d]
     assign = None
     for _ in range(max_iter):

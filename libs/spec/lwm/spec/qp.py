@@ -20,7 +20,7 @@ from .threads import single_thread
 # remaining violation is removed by renormalising and by the polish step.
 _EQUALITY_WEIGHT = 1e4
 # Rounds of the warm-started active-set search before falling back to the cold NNLS solve.
-_WARM_START_ROUNDS = 10
+WARM_START_ROUNDS = 10
 
 
 def _jittered_cholesky(K: np.ndarray) -> np.ndarray:
@@ -111,10 +111,10 @@ def _warm_start(K: np.ndarray, c: np.ndarray, support: np.ndarray) -> np.ndarray
     kernels = spec_kernels()
     if kernels is not None:
         # The same search on Cholesky factors in C: 2-4x faster at n = 100, where LAPACK's small LU and numpy's per-call costs dominate
-        optimum = kernels.simplex_qp(K, c, in_support, _WARM_START_ROUNDS)
+        optimum = kernels.simplex_qp(K, c, in_support, WARM_START_ROUNDS)
         if optimum is not None:
             return optimum
-    for _ in range(_WARM_START_ROUNDS):
+    for _ in range(WARM_START_ROUNDS):
         solved = _solve_on_support(K, c, np.nonzero(in_support)[0])
         if solved is None:
             return None

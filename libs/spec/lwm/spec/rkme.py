@@ -24,7 +24,7 @@ from lwm.learnware.vocabulary import TABLE_SPEC_TYPE, TABLE_SPEC_TYPES
 from .device import resolve_device
 from .kernels import rbf_kernel, rkhs_inner_product, squared_mmd
 from .kmeans import canonical_row_order, kmeans
-from .qp import solve_simplex_qp
+from .qp import WARM_START_ROUNDS, solve_simplex_qp
 from .spec_kernels import spec_kernels
 from .threads import ScratchBuffers, explicit_threads, map_on_threads, thread_count
 
@@ -83,7 +83,9 @@ def table_to_numpy(X: Any) -> np.ndarray:
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"X must have at least one row and one column, got shape {arr.shape}")
     # A finite sum means every value is finite (one pass, no n x d mask); a sum that overflows is checked value by value.
-    if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
+    kernels = spec_kernels()
+    total = arr.sum() if kernels is None else kernels.sum_values(arr)
+    if not np.isfinite(total) and not np.isfinite(arr).all():
         bad = ~np.isfinite(arr)
         all_bad = np.nonzero(bad.all(axis=0))[0]
         if all_bad.size:
@@ -153,11 +155,32 @@ class _ReducedSetFit:
         ``with_kx=False`` leaves out mean_kx (half the data terms' products), for a state
         no step starts from.
         """
-        mean_k, mean_kx = self._data_terms(z, with_kx)
-        k_zz = rbf_kernel(z, z, self.gamma)
-        beta = self._solve_beta(k_zz, mean_k, None if previous is None else previous.beta)
+        previous_beta = None if previous is None else previous.beta
+        kernels = spec_kernels() if self.rows.device.type == "cpu" else None
+        if kernels is None:
+            mean_k, mean_kx = self._data_terms(z, with_kx)
+            k_zz = rbf_kernel(z, z, self.gamma)
+            beta = self._solve_beta(k_zz, mean_k, previous_beta)
+        else:
+            # One C call: the data terms, the kernel among the points and, when the warm-started search settles, beta.
+            hint = self._support_hint(z.shape[0], previous_beta) if self.nonnegative_beta else None
+            terms = kernels.fit_state(self.rows, z.numpy(), self.gamma, KERNEL_EXPONENT_FLOOR, with_kx, self._block_rows(z.shape[0]), hint, WARM_START_ROUNDS)
+            mean_k, k_zz = torch.from_numpy(terms.mean_k), torch.from_numpy(terms.k_zz)
+            mean_kx = None if terms.mean_kx is None else torch.from_numpy(terms.mean_kx)
+            beta = torch.from_numpy(terms.beta) if terms.beta is not None else self._solve_beta(k_zz, mean_k, previous_beta)
         objective = float(beta @ k_zz @ beta - 2.0 * (mean_k @ beta))
         return _FitState(z, beta, k_zz, mean_k, mean_kx, objective)
+
+    @staticmethod
+    def _block_rows(points: int) -> int:
+        """Rows per block of the data terms: FIT_KERNEL_ENTRIES kernel entries."""
+        return max(1, FIT_KERNEL_ENTRIES // points)
+
+    @staticmethod
+    def _support_hint(points: int, previous_beta: torch.Tensor | None) -> np.ndarray:
+        """Where beta is guessed positive: where the previous beta was or, without one, everywhere
+        (k-means centres mostly keep a weight); the active-set search corrects a wrong guess in a round or two."""
+        return np.ones(points, dtype=bool) if previous_beta is None else (previous_beta > 0).cpu().numpy()
 
     def _data_terms(self, z: torch.Tensor, with_kx: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """mean_x k(z_i, x) (K,) and, ``with_kx``, mean_x k(z_i, x) x (K, d), in float64.
@@ -166,18 +189,12 @@ class _ReducedSetFit:
         augmented points and rows per block, clamped at exponent 0 against rounding. On the
         CPU the blocks are shared out among threads (lwm.spec.threads); each block's sums are
         kept apart and added in block order, so the result does not depend on the thread count.
-        The C kernel (lwm.spec.spec_kernels) does a block in one pass, its kernel values never
-        leaving the cache.
+        The C kernels (SpecKernels.fit_state) do the same, a block in one pass.
         """
         n, d = self.num_rows, self.rows.shape[1] - 2
         zf = z.to(torch.float32)
         z_aug = torch.cat([(2.0 * self.gamma) * zf, -self.gamma * (zf * zf).sum(1, keepdim=True), torch.ones_like(zf[:, :1])], 1)
-        step = max(1, FIT_KERNEL_ENTRIES // z.shape[0])
-        kernels = spec_kernels() if self.rows.device.type == "cpu" else None
-        if kernels is not None:
-            # [sum_x k x, sum_x k] or [sum_x k] (the column of ones)
-            sums = kernels.data_terms(self.rows, z_aug.cpu(), KERNEL_EXPONENT_FLOOR, slice(0, d + 1) if with_kx else slice(d, d + 1), step) / n
-            return (sums[:, d], sums[:, :d]) if with_kx else (sums[:, 0], None)
+        step = self._block_rows(z.shape[0])
         starts = list(range(0, n, step))
 
         threads = thread_count() if self.rows.device.type == "cpu" else 1
@@ -203,10 +220,7 @@ class _ReducedSetFit:
 
     def _solve_beta(self, k_zz: torch.Tensor, mean_k: torch.Tensor, previous_beta: torch.Tensor | None) -> torch.Tensor:
         if self.nonnegative_beta:
-            # Without a previous beta, guess that every point keeps a weight (k-means centres
-            # mostly do); the active-set search corrects a wrong guess in a round or two.
-            hint = np.ones(k_zz.shape[0], dtype=bool) if previous_beta is None else (previous_beta > 0).cpu().numpy()
-            b = solve_simplex_qp(k_zz.cpu().numpy(), mean_k.cpu().numpy(), support_hint=hint)
+            b = solve_simplex_qp(k_zz.cpu().numpy(), mean_k.cpu().numpy(), support_hint=self._support_hint(k_zz.shape[0], previous_beta))
             return torch.from_numpy(b).to(k_zz.device, k_zz.dtype)
         # Unconstrained closed form, as the reference (no sum-to-one constraint).
         eye = torch.eye(k_zz.shape[0], dtype=k_zz.dtype, device=k_zz.device)
@@ -224,12 +238,17 @@ class _ReducedSetFit:
         which has the scale of the data whatever beta_i and a_i are (points
         with beta_i = 0 move towards the data too instead of staying stuck).
         """
+        if state.mean_kx is None:
+            raise ValueError("this state was computed without mean_kx: no step can start from it")
+        kernels = spec_kernels() if state.z.device.type == "cpu" else None
+        if kernels is not None:  # the same in C: a dozen small torch calls cost ~0.15 ms
+            return torch.from_numpy(
+                kernels.descent_direction(state.z.numpy(), state.beta.numpy(), state.k_zz.numpy(), state.mean_k.numpy(), state.mean_kx.numpy(), MIN_STEP_KERNEL_MASS)
+            )
         w = state.k_zz * state.beta[None, :]
         w.fill_diagonal_(0.0)
         s = w.sum(1, keepdim=True)
         t = w @ state.z
-        if state.mean_kx is None:
-            raise ValueError("this state was computed without mean_kx: no step can start from it")
         a = state.mean_k[:, None]
         direction = (state.mean_kx - a * state.z) - (t - s * state.z)
         # A point the data's kernel mass does not reach (it underflows: the point is far from

@@ -1,6 +1,9 @@
 """The C kernels of the spec fits on the CPU (native/spec_kernels.c), compiled for the host on first
-use (lwm.spec.native_build): k-means++ seeding, the Lloyd assignment with its centre sums, the RKME
-table fit's data terms, and the active-set search of the beta QP (lwm.spec.qp).
+use (lwm.spec.native_build): the input check, row order and gather of the RKME table fit, its
+k-means (seeding and Lloyd rounds in one call), each of its states (data terms, kernel among the
+points, beta by the active-set search of lwm.spec.qp) and its step direction; k-means++ seeding for
+the image spec. The block loops run on the kernels' own thread pool (native/block_pool.h): one
+call per loop, no Python between blocks.
 
 Without a C compiler, or with LWM_SPEC_NATIVE=0, the fits keep their numpy and torch path. The
 two paths agree up to rounding (a near-tie in k-means may go the other way), so a spec is
@@ -12,14 +15,14 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .native_build import load_native_library
-from .threads import map_on_threads, thread_count
+from .threads import thread_count
 
 LANES = 16  # floats per vector in the kernels; centres are padded to a multiple
 # Rows per call of the Lloyd kernel. Each block sums its rows apart and the blocks are added in
@@ -44,9 +47,20 @@ def _float32_rows(rows: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(rows.numpy(), dtype=np.float32)
 
 
+@dataclass
+class FitTerms:
+    """SpecKernels.fit_state's results, float64."""
+
+    mean_k: np.ndarray  # (K,)
+    mean_kx: np.ndarray | None  # (K, d), when asked for
+    k_zz: np.ndarray  # (K, K)
+    beta: np.ndarray | None  # (K,), when asked for and found
+
+
 class SpecKernels:
-    """The compiled kernels; each method splits its rows into blocks shared out among threads
-    (lwm.spec.threads; ctypes releases the GIL) and adds the blocks' sums in block order."""
+    """The compiled kernels. The Lloyd assignment and the data terms split their rows into blocks that
+    the C side shares out among as many threads as lwm.spec.threads.thread_count() (its own thread
+    pool, native/block_pool.h; ctypes releases the GIL) and add the blocks' sums in block order."""
 
     def __init__(self, library: ctypes.CDLL) -> None:
         i64, ptr, f32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float
@@ -54,17 +68,32 @@ class SpecKernels:
         self._seed.argtypes = [ptr, i64, i64, i64, ptr, ptr]
         self._seed.restype = ctypes.c_int
         self._assign = library.lloyd_assign
-        self._assign.argtypes = [ptr, ptr, i64, i64, i64, ptr, i64, i64, ptr, ptr]
-        self._assign.restype = None
+        self._assign.argtypes = [ptr, ptr, i64, i64, i64, ptr, i64, i64, i64, ctypes.c_int, ptr, ptr]
+        self._assign.restype = ctypes.c_int
+        self._kmeans = library.kmeans
+        self._kmeans.argtypes = [ptr, i64, i64, ptr, i64, ptr, i64, ptr, i64, i64, i64, ctypes.c_int, ptr]
+        self._kmeans.restype = i64
         self._data_terms = library.data_terms
-        self._data_terms.argtypes = [ptr, i64, i64, ptr, i64, f32, i64, i64, ptr]
+        self._data_terms.argtypes = [ptr, i64, i64, ptr, i64, f32, i64, i64, i64, ctypes.c_int, ptr]
         self._data_terms.restype = ctypes.c_int
+        self._fit_state = library.fit_state
+        self._fit_state.argtypes = [ptr, i64, i64, ptr, i64, ctypes.c_double, ctypes.c_double, ctypes.c_int, i64, ctypes.c_int, ptr, i64, ptr, ptr, ptr, ptr]
+        self._fit_state.restype = ctypes.c_int
+        self._descent_direction = library.descent_direction
+        self._descent_direction.argtypes = [ptr, i64, i64, ptr, ptr, ptr, ptr, ctypes.c_double, ptr]
+        self._descent_direction.restype = None
         self._exp2 = library.exp2_clamped
         self._exp2.argtypes = [ptr, i64, f32, ptr]
         self._exp2.restype = None
         self._gather_rows = library.gather_rows
-        self._gather_rows.argtypes = [ptr, i64, ptr, i64, f32, ptr]
+        self._gather_rows.argtypes = [ptr, i64, ptr, i64, f32, ctypes.c_int, ptr]
         self._gather_rows.restype = None
+        self._sum_values = library.sum_values
+        self._sum_values.argtypes = [ptr, i64, i64, ctypes.c_int]
+        self._sum_values.restype = ctypes.c_double
+        self._project_rows = library.project_rows
+        self._project_rows.argtypes = [ptr, i64, i64, ptr, ctypes.c_int, ptr]
+        self._project_rows.restype = None
         self._simplex_qp = library.simplex_qp
         self._simplex_qp.argtypes = [ptr, ptr, i64, ptr, i64, ptr]
         self._simplex_qp.restype = ctypes.c_int
@@ -86,8 +115,23 @@ class SpecKernels:
         if out is not None and not (out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous):
             raise ValueError(f"out must be a contiguous float32 array of shape {shape}")
         rows = np.empty(shape, dtype=np.float32) if out is None else out
-        self._gather_rows(X.ctypes.data, X.shape[1], order.ctypes.data, len(order), gamma, rows.ctypes.data)
+        self._gather_rows(X.ctypes.data, X.shape[1], order.ctypes.data, len(order), gamma, thread_count(), rows.ctypes.data)
         return rows
+
+    def sum_values(self, X: np.ndarray) -> float:
+        """The sum of the values of X (n, d) in float64: not finite when one of them is not (or the sum overflows)."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        return float(self._sum_values(X.ctypes.data, X.shape[0], X.shape[1], thread_count()))
+
+    def project_rows(self, X: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """(n,) float64: X (n, d) times w (d,)."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        w = np.ascontiguousarray(w, dtype=np.float64)
+        if w.shape != (X.shape[1],):
+            raise ValueError(f"w must have shape ({X.shape[1]},), got {w.shape}")
+        out = np.empty(X.shape[0])
+        self._project_rows(X.ctypes.data, X.shape[0], X.shape[1], w.ctypes.data, thread_count(), out.ctypes.data)
+        return out
 
     def lloyd_assignment(self, rows: torch.Tensor, C: torch.Tensor, sample: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The nearest row of C (k, d) for each of ``rows`` (m > d columns; the points are the first d),
@@ -105,17 +149,33 @@ class SpecKernels:
         scorer[d, k:] = np.inf
         rows_np = _float32_rows(rows)
         assign = np.empty(n, dtype=np.int64)
-        starts = range(0, n, LLOYD_BLOCK_ROWS)
-        block_sums = np.empty((len(starts), k, m), dtype=np.float32)
+        sums = np.empty((k, m), dtype=np.float32)
+        if self._assign(rows_np.ctypes.data, None if index is None else index.ctypes.data, n, m, d, scorer.ctypes.data, k, padded, LLOYD_BLOCK_ROWS, thread_count(), assign.ctypes.data, sums.ctypes.data) != 0:
+            raise MemoryError(f"the Lloyd kernel could not allocate the block sums of {n} rows")
+        return torch.from_numpy(assign), torch.from_numpy(sums)
 
-        def run(block: int) -> None:
-            s = starts[block]
-            count = min(LLOYD_BLOCK_ROWS, n - s)
-            first_row, block_index = (rows_np[s].ctypes.data, None) if index is None else (rows_np.ctypes.data, index[s:].ctypes.data)
-            self._assign(first_row, block_index, count, m, d, scorer.ctypes.data, k, padded, assign[s:].ctypes.data, block_sums[block].ctypes.data)
-
-        self._on_threads(run, len(starts))
-        return torch.from_numpy(assign), torch.from_numpy(block_sums).sum(0)
+    def kmeans(self, rows: torch.Tensor, d: int, uniforms: np.ndarray, seed_pool: torch.Tensor, sample: torch.Tensor | None, max_iter: int) -> tuple[torch.Tensor, int]:
+        """Lloyd's k-means of rows[:, :d] (rows: (n, m > d) float32, column d all ones), or of
+        rows[sample, :d], from k-means++ seeds drawn with ``uniforms`` (one per centre) among the rows
+        ``seed_pool``: the (k, d) float32 centres and the number of Lloyd rounds run (at most
+        ``max_iter``; fewer when an assignment repeats)."""
+        rows_np = _float32_rows(rows)
+        n_rows, m = rows_np.shape
+        pool = np.ascontiguousarray(seed_pool.numpy(), dtype=np.int64)
+        index = None if sample is None else np.ascontiguousarray(sample.numpy(), dtype=np.int64)
+        for name, indices in (("seed_pool", pool), ("sample", index)):
+            if indices is not None and indices.size and not (0 <= indices.min() and indices.max() < n_rows):
+                raise IndexError(f"{name} indices must lie in [0, {n_rows})")
+        uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
+        if len(uniforms) == 0 or len(pool) == 0:
+            raise ValueError("k-means needs at least one uniform (one centre) and one row in the seed pool")
+        n = n_rows if index is None else len(index)
+        centres = np.empty((len(uniforms), d), dtype=np.float32)
+        rounds = self._kmeans(rows_np.ctypes.data, m, d, None if index is None else index.ctypes.data, n, pool.ctypes.data, len(pool), uniforms.ctypes.data,
+                              len(uniforms), max_iter, LLOYD_BLOCK_ROWS, thread_count(), centres.ctypes.data)
+        if rounds < 0:
+            raise MemoryError(f"k-means could not allocate its scratch for {n} rows")
+        return torch.from_numpy(centres), int(rounds)
 
     def data_terms(self, rows: torch.Tensor, z_aug: torch.Tensor, exponent_floor: float, columns: slice, block_rows: int) -> torch.Tensor:
         """(K, width) float64: sum_i k_i * rows[i, columns] for each point, where k_i =
@@ -129,19 +189,46 @@ class SpecKernels:
         padded = _padded(k)
         zt = _aligned_zeros(m, padded)
         zt[:, :k] = z_aug.numpy().T * np.float32(math.log2(math.e))  # exponents in log2 units: the kernel computes 2^x
-        rows_np = _float32_rows(rows)
-        starts = range(0, n, block_rows)
-        block_sums = np.empty((len(starts), width, padded), dtype=np.float32)
+        sums = np.empty((width, padded))
         floor2 = exponent_floor * math.log2(math.e)
+        status = self._data_terms(_float32_rows(rows).ctypes.data, n, m, zt.ctypes.data, padded, floor2, first, width, block_rows, thread_count(), sums.ctypes.data)
+        if status != 0:
+            raise MemoryError(f"the data-term kernel could not allocate the block sums of {n} rows")
+        return torch.from_numpy(sums[:, :k].T)
 
-        def run(block: int) -> None:
-            s = starts[block]
-            status = self._data_terms(rows_np[s].ctypes.data, min(block_rows, n - s), m, zt.ctypes.data, padded, floor2, first, width, block_sums[block].ctypes.data)
-            if status != 0:
-                raise MemoryError(f"the data-term kernel could not allocate its {padded}-point kernel chunk")
+    def fit_state(
+        self, rows: torch.Tensor, z: np.ndarray, gamma: float, exponent_floor: float, with_kx: bool, block_rows: int, support: np.ndarray | None, max_rounds: int
+    ) -> FitTerms:
+        """The RKME table fit's terms at the points z (K, d) float64, for its rows (n, d + 2) float32
+        [x, 1, -gamma ||x||^2]: mean_x k(z_i, x), with_kx mean_x k(z_i, x) x, and the kernel among
+        the points (data_terms on blocks of ``block_rows`` rows, the exponent floored at
+        exponent_floor). With ``support`` (a boolean mask, the guessed support of beta), also beta
+        by simplex_qp's search, None when it does not settle in ``max_rounds``."""
+        rows_np = _float32_rows(rows)
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        (n, m), (k, d) = rows_np.shape, z.shape
+        if m != d + 2:
+            raise ValueError(f"rows must have d + 2 = {d + 2} columns, got {m}")
+        mean_k, k_zz, beta = np.empty(k), np.empty((k, k)), np.empty(k)
+        mean_kx = np.empty((k, d)) if with_kx else None
+        in_support = None if support is None else np.array(support, dtype=np.uint8)  # a copy: the kernel updates it
+        status = self._fit_state(rows_np.ctypes.data, n, d, z.ctypes.data, k, gamma, exponent_floor, int(with_kx), block_rows, thread_count(),
+                                 None if in_support is None else in_support.ctypes.data, max_rounds, mean_k.ctypes.data,
+                                 None if mean_kx is None else mean_kx.ctypes.data, k_zz.ctypes.data, beta.ctypes.data)
+        if status < 0:
+            raise MemoryError(f"the fit's kernels could not allocate their scratch for {k} points")
+        return FitTerms(mean_k, mean_kx, k_zz, beta if support is not None and status == 0 else None)
 
-        self._on_threads(run, len(starts))
-        return torch.from_numpy(block_sums.sum(0, dtype=np.float64)[:, :k].T)
+    def descent_direction(self, z: np.ndarray, beta: np.ndarray, k_zz: np.ndarray, mean_k: np.ndarray, mean_kx: np.ndarray, min_mass: float) -> np.ndarray:
+        """(K, d) float64: the RKME table fit's step direction for the points z (K, d), as
+        lwm.spec.rkme._ReducedSetFit.descent_direction computes it from the same terms."""
+        z, beta, k_zz, mean_k, mean_kx = (np.ascontiguousarray(a, dtype=np.float64) for a in (z, beta, k_zz, mean_k, mean_kx))
+        k, d = z.shape
+        if beta.shape != (k,) or k_zz.shape != (k, k) or mean_k.shape != (k,) or mean_kx.shape != (k, d):
+            raise ValueError(f"the terms do not fit {k} points of dimension {d}")
+        out = np.empty((k, d))
+        self._descent_direction(z.ctypes.data, k, d, beta.ctypes.data, k_zz.ctypes.data, mean_k.ctypes.data, mean_kx.ctypes.data, min_mass, out.ctypes.data)
+        return out
 
     def exp2_clamped(self, exponents: np.ndarray, floor2: float, out: np.ndarray) -> np.ndarray:
         """out = 2^clamp(exponents, floor2, 0) as the data-term kernel computes its kernel values (in log2
@@ -165,16 +252,6 @@ class SpecKernels:
         if status < 0:
             raise MemoryError(f"the QP kernel could not allocate a {len(c)} x {len(c)} factor")
         return b if status == 0 else None
-
-    @staticmethod
-    def _on_threads(run: Callable[[int], None], blocks: int) -> None:
-        threads = min(thread_count(), blocks)
-
-        def run_share(share: int) -> None:
-            for block in range(share, blocks, threads):
-                run(block)
-
-        map_on_threads(run_share, range(threads))
 
 
 @functools.cache
