@@ -18,6 +18,7 @@ rates, measured after the fit, for the bench's lower bound.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -67,6 +68,10 @@ class TableFitProbe:
             (len(seed_pool) + result[1] * (rows.shape[0] if sample is None else len(sample))) * d * len(uniforms), 0))
         self._wrap(SpecKernels, "fit_state", "data terms, kernel, beta", lambda result, kernels, rows, z, gamma, floor, with_kx, *_: (
             (2 if with_kx else 1) * rows.shape[0] * z.size, rows.shape[0] * z.shape[0]))
+        # Both paths: the passes over the input before the fit, and the step directions between its states.
+        self._wrap(rkme, "table_and_row_order", "input check and row order", lambda *_, **__: (0, 0))
+        self._wrap(rkme._ReducedSetFit, "__init__", "gather", lambda *_, **__: (0, 0))
+        self._wrap(rkme._ReducedSetFit, "descent_direction", "step directions", lambda *_, **__: (0, 0))
         # The numpy and torch path (LWM_SPEC_NATIVE=0).
         self._wrap(kmeans, "kmeans_plus_plus_indices", "k-means++ seeding", lambda result, X, k, gen: (X.shape[0] * X.shape[1] * k, 0))
         self._wrap(kmeans, "lloyd_assignment", "Lloyd rounds", lambda result, rows, C, buffers=None, sample=None: (len(rows if sample is None else sample) * C.shape[1] * C.shape[0], 0))
@@ -88,7 +93,8 @@ class TableFitProbe:
             self.exps += exps
             return result
 
-        setattr(owner, name, timed)
+        is_static = isinstance(inspect.getattr_static(owner, name), staticmethod)
+        setattr(owner, name, staticmethod(timed) if is_static else timed)
 
     def reset(self) -> None:
         self.seconds.clear()

@@ -155,15 +155,14 @@ def test_fit_rows_match_the_numpy_gather(kernels: SpecKernels) -> None:
         kernels.fit_rows(X, order, 0.2, out=np.zeros((2500, 38), dtype=np.float32))
 
 
-def test_sum_and_projection_of_the_input_match_numpy(kernels: SpecKernels) -> None:
+def test_projection_of_the_input_matches_numpy_and_flags_missing_values(kernels: SpecKernels) -> None:
     rng = np.random.default_rng(9)
     X, w = rng.normal(size=(3001, 13)), rng.normal(size=13)
-    assert kernels.sum_values(X) == pytest.approx(X.sum(), abs=1e-9)
     np.testing.assert_allclose(kernels.project_rows(X, w), X @ w, rtol=1e-12, atol=1e-12)
     for bad in (np.nan, np.inf, -np.inf):
         Y = X.copy()
         Y[2999, 4] = bad
-        assert not np.isfinite(kernels.sum_values(Y))
+        assert np.isfinite(kernels.project_rows(Y, w)).tolist() == [True] * 2999 + [False, True]
     with pytest.raises(ValueError, match=r"shape \(13,\)"):
         kernels.project_rows(X, w[:5])
 
@@ -189,11 +188,11 @@ def block_loop_results(kernels: SpecKernels) -> list[np.ndarray]:
     z_aug = torch.cat([0.2 * zf, -0.1 * (zf * zf).sum(1, keepdim=True), torch.ones_like(zf[:, :1])], 1)
     assign, sums = kernels.lloyd_assignment(rows, zf[:, :6])
     centres, rounds = kernels.kmeans(rows, 6, np.linspace(0.05, 0.95, 20), torch.arange(0, 5000, 7), torch.arange(1, 5000, 2), 3)
-    terms = kernels.fit_state(rows, z, 0.1, rkme.KERNEL_EXPONENT_FLOOR, True, 700, np.ones(20, bool), 10)
-    assert terms.beta is not None and terms.mean_kx is not None
+    terms = kernels.fit_state(rows, z, 0.1, rkme.KERNEL_EXPONENT_FLOOR, True, 700, np.ones(20, bool), 10, rkme.MIN_STEP_KERNEL_MASS)
+    assert terms.beta is not None and terms.mean_kx is not None and terms.direction is not None
     return [assign.numpy(), sums.numpy(), centres.numpy(), np.array([rounds]), kernels.data_terms(rows, z_aug, rkme.KERNEL_EXPONENT_FLOOR, slice(0, 7), 700).numpy(),
-            terms.mean_k, terms.mean_kx, terms.beta, kernels.fit_rows(X, np.arange(5000)[::-1].copy(), 0.1), kernels.project_rows(X, np.arange(6.0)),
-            np.array([kernels.sum_values(X)])]
+            terms.mean_k, terms.mean_kx, terms.beta, np.array([terms.objective]), terms.direction, kernels.fit_rows(X, np.arange(5000)[::-1].copy(), 0.1),
+            kernels.project_rows(X, np.arange(6.0))]
 
 
 def assert_all_equal(got: list[np.ndarray], expected: list[np.ndarray]) -> None:
@@ -283,8 +282,8 @@ def test_fit_state_matches_the_torch_path(kernels: SpecKernels, monkeypatch: pyt
     X = np.repeat(rng.normal(size=(5, 7)) * 3, 300, axis=0) + rng.normal(size=(1500, 7))
     fit = rkme._ReducedSetFit(X, np.arange(1500), 0.1, True, torch.device("cpu"))
     z = torch.from_numpy(np.vstack([X[::50] + 0.2, np.full((1, 7), 40.0)]))  # the last point is far from every row
-    terms = kernels.fit_state(fit.rows, z.numpy(), 0.1, rkme.KERNEL_EXPONENT_FLOOR, True, 400, np.ones(31, bool), 10)
-    no_kx = kernels.fit_state(fit.rows, z.numpy(), 0.1, rkme.KERNEL_EXPONENT_FLOOR, False, 400, None, 10)
+    terms = kernels.fit_state(fit.rows, z.numpy(), 0.1, rkme.KERNEL_EXPONENT_FLOOR, True, 400, np.ones(31, bool), 10, rkme.MIN_STEP_KERNEL_MASS)
+    no_kx = kernels.fit_state(fit.rows, z.numpy(), 0.1, rkme.KERNEL_EXPONENT_FLOOR, False, 400, None, 10, rkme.MIN_STEP_KERNEL_MASS)
     monkeypatch.setattr(rkme, "spec_kernels", lambda: None)
     monkeypatch.setattr(qp, "spec_kernels", lambda: None)
     with explicit_threads():
@@ -295,7 +294,13 @@ def test_fit_state_matches_the_torch_path(kernels: SpecKernels, monkeypatch: pyt
     np.testing.assert_allclose(terms.mean_kx, state.mean_kx.numpy(), rtol=2e-5, atol=1e-12)
     np.testing.assert_allclose(terms.k_zz, rbf_kernel(z, z, 0.1).numpy(), rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(terms.beta, state.beta.numpy(), atol=1e-6)
-    assert no_kx.mean_kx is None and no_kx.beta is None
+    assert terms.objective == pytest.approx(float(terms.beta @ terms.k_zz @ terms.beta - 2 * terms.mean_k @ terms.beta), rel=1e-12)
+    assert terms.objective == pytest.approx(state.objective, rel=1e-6)
+    same_terms = rkme._FitState(z, torch.from_numpy(terms.beta), torch.from_numpy(terms.k_zz), torch.from_numpy(terms.mean_k), torch.from_numpy(terms.mean_kx), 0.0)
+    assert terms.direction is not None
+    np.testing.assert_allclose(terms.direction, rkme._ReducedSetFit.descent_direction(same_terms).numpy(), rtol=1e-10, atol=1e-12)  # the torch path's
+    assert not terms.direction[-1].any()  # no kernel mass reaches the far point: no step
+    assert no_kx.mean_kx is None and no_kx.beta is None and no_kx.direction is None
     np.testing.assert_array_equal(no_kx.mean_k, terms.mean_k)
 
 
@@ -303,24 +308,10 @@ def test_fit_state_leaves_an_unsettled_qp_to_the_caller(kernels: SpecKernels) ->
     X = np.repeat(np.random.default_rng(13).normal(size=(10, 2)), 30, axis=0)
     fit = rkme._ReducedSetFit(X, np.arange(300), 0.5, True, torch.device("cpu"))
     z = np.repeat(X[::30], 2, axis=0)  # every point twice: the kernel among them is singular
-    assert kernels.fit_state(fit.rows, z, 0.5, rkme.KERNEL_EXPONENT_FLOOR, True, 100, np.ones(20, bool), 10).beta is None
+    assert kernels.fit_state(fit.rows, z, 0.5, rkme.KERNEL_EXPONENT_FLOOR, True, 100, np.ones(20, bool), 10, rkme.MIN_STEP_KERNEL_MASS).beta is None
     with explicit_threads():
         state = fit.state(torch.from_numpy(z))  # the Python solver answers instead
     assert np.all(state.beta.numpy() >= 0) and float(state.beta.sum()) == pytest.approx(1.0)
-
-
-def test_descent_direction_matches_the_torch_path(kernels: SpecKernels, monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(14)
-    z = torch.from_numpy(rng.normal(size=(25, 4)))
-    beta = torch.from_numpy(rng.dirichlet(np.ones(25)))
-    mean_k = torch.from_numpy(rng.random(25))
-    mean_k[3] = 1e-20  # no kernel mass: no step
-    state = rkme._FitState(z, beta, rbf_kernel(z, z, 0.3), mean_k, torch.from_numpy(rng.normal(size=(25, 4))), 0.0)
-    native = rkme._ReducedSetFit.descent_direction(state)
-    monkeypatch.setattr(rkme, "spec_kernels", lambda: None)
-    torch_path = rkme._ReducedSetFit.descent_direction(state)
-    np.testing.assert_allclose(native.numpy(), torch_path.numpy(), rtol=1e-10, atol=1e-12)
-    assert not native[3].any()
 
 
 @pytest.mark.parametrize("seed", range(4))

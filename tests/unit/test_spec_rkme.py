@@ -154,6 +154,16 @@ def test_nan_filled_with_column_mean():
     assert np.isnan(X_nan[3, 1])  # input not modified
 
 
+def test_finite_values_whose_projection_overflows_are_kept_as_they_are():
+    """The row order's projection doubles as the check for missing values; one that overflows is not a missing value."""
+    from lwm.spec.rkme import table_and_row_order
+
+    X = gaussian(n=50, d=3, seed=11)
+    X[7] = 1e308
+    arr, order = table_and_row_order(X)
+    assert arr is X and sorted(order.tolist()) == list(range(50))
+
+
 @pytest.mark.parametrize(
     "X, message",
     [

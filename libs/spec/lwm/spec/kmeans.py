@@ -29,28 +29,34 @@ ASSIGN_SCORES_PER_BLOCK = 262_144
 def _projection(columns: int) -> np.ndarray:
     """The fixed direction canonical_row_order projects on (making a seeded generator costs ~0.2 ms)."""
     w = np.random.default_rng(12345).standard_normal(columns)
+    if not np.all(w):
+        raise AssertionError("the canonical direction must have no zero entry")  # a fixed seed: never, but projections rely on it
     w.flags.writeable = False
     return w
 
 
-def canonical_row_order(X: np.ndarray) -> np.ndarray:
-    """Row order of X (n, ...) that does not depend on the input order: sort by a fixed projection.
-
-    Fitting rows in this order makes a spec independent of how they were shuffled.
-    The projection runs in the C kernels for float64 rows, else as an einsum: a BLAS
-    matrix-vector product would wake BLAS threads for a few microseconds of work
-    (milliseconds on a busy machine).
-    """
+def canonical_projection(X: np.ndarray) -> np.ndarray:
+    """(n,) float64: each row of X (n, ...) projected on a fixed direction with no zero entry, so a
+    projection is finite only when its row is. In the C kernels for float64 rows, else an einsum (a
+    BLAS matrix-vector product would wake BLAS threads for a few microseconds of work)."""
     flat = X.reshape(X.shape[0], -1)
     w = _projection(flat.shape[1])
     kernels = spec_kernels()
     if kernels is not None and flat.dtype == np.float64:
-        projection = kernels.project_rows(flat, w)
-    else:
-        projection = np.einsum("ij,j->i", flat, w)
+        return kernels.project_rows(flat, w)
+    projection: np.ndarray = np.einsum("ij,j->i", flat, w)
+    return projection
+
+
+def canonical_row_order(X: np.ndarray, projection: np.ndarray | None = None) -> np.ndarray:
+    """Row order of X (n, ...) that does not depend on the input order: sort by canonical_projection
+    (pass it when already computed).
+
+    Fitting rows in this order makes a spec independent of how they were shuffled.
+    """
     # Not a stable sort: rows with equal projections are equal rows (almost surely), and a stable
     # sort would only keep them in input order; numpy's default sort is 5x faster here.
-    return np.argsort(projection)
+    return np.argsort(canonical_projection(X) if projection is None else projection)
 
 
 def kmeans_plus_plus_indices(X: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -166,11 +172,12 @@ def kmeans(
     Lloyd rounds use all of them. Float32 on the CPU (the reference's k-means is float32 too): it only
     seeds Z, and on the CPU a seed gives the same centres whatever the fit's device.
     """
-    points = torch.arange(rows.shape[0]) if sample is None else sample
-    n = len(points)
-    seed_pool = points
+    n = rows.shape[0] if sample is None else len(sample)
     if n > SEED_ROWS_PER_CENTRE * k:
-        seed_pool = points[torch.randperm(n, generator=generator)[: SEED_ROWS_PER_CENTRE * k]]
+        picks = torch.randperm(n, generator=generator)[: SEED_ROWS_PER_CENTRE * k]
+        seed_pool = picks if sample is None else sample[picks]
+    else:
+        seed_pool = torch.arange(n) if sample is None else sample
     kernels = spec_kernels()
     if kernels is not None:
         uniforms = torch.rand(k, generator=generator, dtype=torch.float64).numpy()  # as kmeans_plus_plus_indices draws them

@@ -23,7 +23,7 @@ from lwm.learnware.vocabulary import TABLE_SPEC_TYPE, TABLE_SPEC_TYPES
 
 from .device import resolve_device
 from .kernels import rbf_kernel, rkhs_inner_product, squared_mmd
-from .kmeans import canonical_row_order, kmeans
+from .kmeans import canonical_projection, canonical_row_order, kmeans
 from .qp import WARM_START_ROUNDS, solve_simplex_qp
 from .spec_kernels import spec_kernels
 from .threads import ScratchBuffers, explicit_threads, map_on_threads, thread_count
@@ -55,16 +55,18 @@ GATHER_ROWS = 256
 DTYPE = torch.float64
 
 
-def table_to_numpy(X: Any) -> np.ndarray:
-    """Validate tabular input and return it as a float64 array of shape (n, d), not to be written to.
+def table_and_row_order(X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate tabular input: X as a float64 array of shape (n, d), not to be written to, and its
+    canonical row order (lwm.spec.kmeans.canonical_row_order).
 
     The input itself comes back when it is already a finite float64 array; filling missing
-    values works on a copy.
+    values works on a copy. X is read once: its canonical projection is finite exactly when
+    every value is, so it is also the check for missing values.
 
     Accepts numpy arrays, pandas DataFrames, torch tensors and nested lists.
     +-inf counts as missing. Missing values are filled with their column's
-    mean (as the reference does); a column with no finite value, fewer than
-    two rows, or input that is not 2-D raises ValueError.
+    mean (as the reference does); a column with no finite value, or input
+    that is not 2-D with at least one row and column, raises ValueError.
     """
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
@@ -82,22 +84,20 @@ def table_to_numpy(X: Any) -> np.ndarray:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"X must have at least one row and one column, got shape {arr.shape}")
-    # A finite sum means every value is finite (one pass, no n x d mask); a sum that overflows is checked value by value.
-    kernels = spec_kernels()
-    total = arr.sum() if kernels is None else kernels.sum_values(arr)
-    if not np.isfinite(total) and not np.isfinite(arr).all():
+    projection = canonical_projection(arr)
+    if not np.isfinite(projection).all():  # a missing value, or a projection that overflows
         bad = ~np.isfinite(arr)
-        all_bad = np.nonzero(bad.all(axis=0))[0]
-        if all_bad.size:
-            raise ValueError(
-                f"column(s) {all_bad.tolist()} of X have no finite value (all NaN/inf); drop or fill them"
-            )
-        arr = arr.copy()
-        arr[bad] = np.nan
-        col_mean = np.nanmean(arr, axis=0)
-        rows, cols = np.nonzero(bad)
-        arr[rows, cols] = col_mean[cols]
-    return arr
+        if bad.any():
+            all_bad = np.nonzero(bad.all(axis=0))[0]
+            if all_bad.size:
+                raise ValueError(f"column(s) {all_bad.tolist()} of X have no finite value (all NaN/inf); drop or fill them")
+            arr = arr.copy()
+            arr[bad] = np.nan
+            col_mean = np.nanmean(arr, axis=0)
+            rows, cols = np.nonzero(bad)
+            arr[rows, cols] = col_mean[cols]
+            projection = canonical_projection(arr)
+    return arr, canonical_row_order(arr, projection)
 
 
 @dataclass
@@ -110,6 +110,7 @@ class _FitState:
     mean_k: torch.Tensor  # (K,) a_i = mean_x k(z_i, x)
     mean_kx: torch.Tensor | None  # (K, d) b_i = mean_x k(z_i, x) x; None when no step follows
     objective: float  # squared MMD to the data minus the constant mean_{x,x'} k(x, x')
+    direction: torch.Tensor | None = None  # descent_direction's result, when the C kernels computed it with the state
 
 
 class _ReducedSetFit:
@@ -164,10 +165,15 @@ class _ReducedSetFit:
         else:
             # One C call: the data terms, the kernel among the points and, when the warm-started search settles, beta.
             hint = self._support_hint(z.shape[0], previous_beta) if self.nonnegative_beta else None
-            terms = kernels.fit_state(self.rows, z.numpy(), self.gamma, KERNEL_EXPONENT_FLOOR, with_kx, self._block_rows(z.shape[0]), hint, WARM_START_ROUNDS)
+            terms = kernels.fit_state(
+                self.rows, z.numpy(), self.gamma, KERNEL_EXPONENT_FLOOR, with_kx, self._block_rows(z.shape[0]), hint, WARM_START_ROUNDS, MIN_STEP_KERNEL_MASS
+            )
             mean_k, k_zz = torch.from_numpy(terms.mean_k), torch.from_numpy(terms.k_zz)
             mean_kx = None if terms.mean_kx is None else torch.from_numpy(terms.mean_kx)
-            beta = torch.from_numpy(terms.beta) if terms.beta is not None else self._solve_beta(k_zz, mean_k, previous_beta)
+            if terms.beta is not None and terms.objective is not None:
+                direction = None if terms.direction is None else torch.from_numpy(terms.direction)
+                return _FitState(z, torch.from_numpy(terms.beta), k_zz, mean_k, mean_kx, terms.objective, direction)
+            beta = self._solve_beta(k_zz, mean_k, previous_beta)
         objective = float(beta @ k_zz @ beta - 2.0 * (mean_k @ beta))
         return _FitState(z, beta, k_zz, mean_k, mean_kx, objective)
 
@@ -180,7 +186,7 @@ class _ReducedSetFit:
     def _support_hint(points: int, previous_beta: torch.Tensor | None) -> np.ndarray:
         """Where beta is guessed positive: where the previous beta was or, without one, everywhere
         (k-means centres mostly keep a weight); the active-set search corrects a wrong guess in a round or two."""
-        return np.ones(points, dtype=bool) if previous_beta is None else (previous_beta > 0).cpu().numpy()
+        return np.ones(points, dtype=bool) if previous_beta is None else previous_beta.cpu().numpy() > 0
 
     def _data_terms(self, z: torch.Tensor, with_kx: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """mean_x k(z_i, x) (K,) and, ``with_kx``, mean_x k(z_i, x) x (K, d), in float64.
@@ -240,11 +246,8 @@ class _ReducedSetFit:
         """
         if state.mean_kx is None:
             raise ValueError("this state was computed without mean_kx: no step can start from it")
-        kernels = spec_kernels() if state.z.device.type == "cpu" else None
-        if kernels is not None:  # the same in C: a dozen small torch calls cost ~0.15 ms
-            return torch.from_numpy(
-                kernels.descent_direction(state.z.numpy(), state.beta.numpy(), state.k_zz.numpy(), state.mean_k.numpy(), state.mean_kx.numpy(), MIN_STEP_KERNEL_MASS)
-            )
+        if state.direction is not None:  # the C kernels computed it with the state (a dozen small torch calls cost ~0.15 ms)
+            return state.direction
         w = state.k_zz * state.beta[None, :]
         w.fill_diagonal_(0.0)
         s = w.sum(1, keepdim=True)
@@ -299,7 +302,7 @@ class RKMETableSpecification:
             raise ValueError(f"K must be >= 1, got {K}")
         if not step_size > 0:
             raise ValueError(f"step_size must be > 0, got {step_size}")
-        arr = table_to_numpy(X)
+        arr, order = table_and_row_order(X)
         n, d = arr.shape
         self.num_points = n
         K = int(K)
@@ -308,13 +311,13 @@ class RKMETableSpecification:
         if K >= n:
             K = max(1, n * 2 // 3)
 
-        order = canonical_row_order(arr)
         if not reduce or n == 1:
             self.z = torch.from_numpy(arr[order]).to(self.device, DTYPE)
             self.beta = torch.full((n,), 1.0 / n, dtype=DTYPE, device=self.device)
             return
 
-        with explicit_threads():
+        # With the C kernels on the CPU the fit's only BLAS call is the cold beta solve, which limits BLAS itself.
+        with explicit_threads(limit_blas=self.device.type != "cpu" or spec_kernels() is None):
             self.z, self.beta = self._fit(arr, order, K, float(step_size), int(steps), nonnegative_beta, int(random_state), verbose)
 
     def _fit(
@@ -329,7 +332,8 @@ class RKMETableSpecification:
         centres = kmeans(fit.rows if on_cpu else fit.rows.cpu(), d, K, generator, fit.buffers if on_cpu else None, sample=sample)
         state = fit.state(centres.to(self.device, DTYPE), with_kx=steps > 0)
         eta = step_size
-        for round_ in tqdm(range(steps), desc="RKME table spec", disable=not verbose):
+        rounds = tqdm(range(steps), desc="RKME table spec") if verbose else range(steps)  # a disabled bar still costs ~0.1 ms
+        for round_ in rounds:
             direction = fit.descent_direction(state)
             last = round_ == steps - 1
             for _ in range(MAX_STEP_HALVINGS + 1):

@@ -1,5 +1,5 @@
 """The C kernels of the spec fits on the CPU (native/spec_kernels.c), compiled for the host on first
-use (lwm.spec.native_build): the input check, row order and gather of the RKME table fit, its
+use (lwm.spec.native_build): the row order and gather of the RKME table fit, its
 k-means (seeding and Lloyd rounds in one call), each of its states (data terms, kernel among the
 points, beta by the active-set search of lwm.spec.qp) and its step direction; k-means++ seeding for
 the image spec. The block loops run on the kernels' own thread pool (native/block_pool.h): one
@@ -55,6 +55,8 @@ class FitTerms:
     mean_kx: np.ndarray | None  # (K, d), when asked for
     k_zz: np.ndarray  # (K, K)
     beta: np.ndarray | None  # (K,), when asked for and found
+    objective: float | None  # beta^T k_zz beta - 2 mean_k.beta, with beta
+    direction: np.ndarray | None  # (K, d), the step direction, with beta and mean_kx
 
 
 class SpecKernels:
@@ -77,20 +79,15 @@ class SpecKernels:
         self._data_terms.argtypes = [ptr, i64, i64, ptr, i64, f32, i64, i64, i64, ctypes.c_int, ptr]
         self._data_terms.restype = ctypes.c_int
         self._fit_state = library.fit_state
-        self._fit_state.argtypes = [ptr, i64, i64, ptr, i64, ctypes.c_double, ctypes.c_double, ctypes.c_int, i64, ctypes.c_int, ptr, i64, ptr, ptr, ptr, ptr]
+        self._fit_state.argtypes = [ptr, i64, i64, ptr, i64, ctypes.c_double, ctypes.c_double, ctypes.c_int, i64, ctypes.c_int, ptr, i64, ctypes.c_double,
+                                    ptr, ptr, ptr, ptr, ptr, ptr]
         self._fit_state.restype = ctypes.c_int
-        self._descent_direction = library.descent_direction
-        self._descent_direction.argtypes = [ptr, i64, i64, ptr, ptr, ptr, ptr, ctypes.c_double, ptr]
-        self._descent_direction.restype = None
         self._exp2 = library.exp2_clamped
         self._exp2.argtypes = [ptr, i64, f32, ptr]
         self._exp2.restype = None
         self._gather_rows = library.gather_rows
         self._gather_rows.argtypes = [ptr, i64, ptr, i64, f32, ctypes.c_int, ptr]
         self._gather_rows.restype = None
-        self._sum_values = library.sum_values
-        self._sum_values.argtypes = [ptr, i64, i64, ctypes.c_int]
-        self._sum_values.restype = ctypes.c_double
         self._project_rows = library.project_rows
         self._project_rows.argtypes = [ptr, i64, i64, ptr, ctypes.c_int, ptr]
         self._project_rows.restype = None
@@ -117,11 +114,6 @@ class SpecKernels:
         rows = np.empty(shape, dtype=np.float32) if out is None else out
         self._gather_rows(X.ctypes.data, X.shape[1], order.ctypes.data, len(order), gamma, thread_count(), rows.ctypes.data)
         return rows
-
-    def sum_values(self, X: np.ndarray) -> float:
-        """The sum of the values of X (n, d) in float64: not finite when one of them is not (or the sum overflows)."""
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        return float(self._sum_values(X.ctypes.data, X.shape[0], X.shape[1], thread_count()))
 
     def project_rows(self, X: np.ndarray, w: np.ndarray) -> np.ndarray:
         """(n,) float64: X (n, d) times w (d,)."""
@@ -197,38 +189,41 @@ class SpecKernels:
         return torch.from_numpy(sums[:, :k].T)
 
     def fit_state(
-        self, rows: torch.Tensor, z: np.ndarray, gamma: float, exponent_floor: float, with_kx: bool, block_rows: int, support: np.ndarray | None, max_rounds: int
+        self,
+        rows: torch.Tensor,
+        z: np.ndarray,
+        gamma: float,
+        exponent_floor: float,
+        with_kx: bool,
+        block_rows: int,
+        support: np.ndarray | None,
+        max_rounds: int,
+        min_mass: float,
     ) -> FitTerms:
         """The RKME table fit's terms at the points z (K, d) float64, for its rows (n, d + 2) float32
         [x, 1, -gamma ||x||^2]: mean_x k(z_i, x), with_kx mean_x k(z_i, x) x, and the kernel among
         the points (data_terms on blocks of ``block_rows`` rows, the exponent floored at
         exponent_floor). With ``support`` (a boolean mask, the guessed support of beta), also beta
-        by simplex_qp's search, None when it does not settle in ``max_rounds``."""
+        by simplex_qp's search, the objective beta^T k_zz beta - 2 mean_k.beta and, with_kx, the
+        step direction (descent_direction, with min_mass), all None when the search does not settle
+        in ``max_rounds``."""
         rows_np = _float32_rows(rows)
         z = np.ascontiguousarray(z, dtype=np.float64)
         (n, m), (k, d) = rows_np.shape, z.shape
         if m != d + 2:
             raise ValueError(f"rows must have d + 2 = {d + 2} columns, got {m}")
-        mean_k, k_zz, beta = np.empty(k), np.empty((k, k)), np.empty(k)
-        mean_kx = np.empty((k, d)) if with_kx else None
+        mean_k, k_zz, beta, objective = np.empty(k), np.empty((k, k)), np.empty(k), ctypes.c_double()
+        mean_kx, direction = (np.empty((k, d)), np.empty((k, d))) if with_kx else (None, None)
         in_support = None if support is None else np.array(support, dtype=np.uint8)  # a copy: the kernel updates it
         status = self._fit_state(rows_np.ctypes.data, n, d, z.ctypes.data, k, gamma, exponent_floor, int(with_kx), block_rows, thread_count(),
-                                 None if in_support is None else in_support.ctypes.data, max_rounds, mean_k.ctypes.data,
-                                 None if mean_kx is None else mean_kx.ctypes.data, k_zz.ctypes.data, beta.ctypes.data)
+                                 None if in_support is None else in_support.ctypes.data, max_rounds, min_mass, mean_k.ctypes.data,
+                                 None if mean_kx is None else mean_kx.ctypes.data, k_zz.ctypes.data, beta.ctypes.data, ctypes.byref(objective),
+                                 None if direction is None else direction.ctypes.data)
         if status < 0:
             raise MemoryError(f"the fit's kernels could not allocate their scratch for {k} points")
-        return FitTerms(mean_k, mean_kx, k_zz, beta if support is not None and status == 0 else None)
-
-    def descent_direction(self, z: np.ndarray, beta: np.ndarray, k_zz: np.ndarray, mean_k: np.ndarray, mean_kx: np.ndarray, min_mass: float) -> np.ndarray:
-        """(K, d) float64: the RKME table fit's step direction for the points z (K, d), as
-        lwm.spec.rkme._ReducedSetFit.descent_direction computes it from the same terms."""
-        z, beta, k_zz, mean_k, mean_kx = (np.ascontiguousarray(a, dtype=np.float64) for a in (z, beta, k_zz, mean_k, mean_kx))
-        k, d = z.shape
-        if beta.shape != (k,) or k_zz.shape != (k, k) or mean_k.shape != (k,) or mean_kx.shape != (k, d):
-            raise ValueError(f"the terms do not fit {k} points of dimension {d}")
-        out = np.empty((k, d))
-        self._descent_direction(z.ctypes.data, k, d, beta.ctypes.data, k_zz.ctypes.data, mean_k.ctypes.data, mean_kx.ctypes.data, min_mass, out.ctypes.data)
-        return out
+        if support is None or status != 0:
+            return FitTerms(mean_k, mean_kx, k_zz, None, None, None)
+        return FitTerms(mean_k, mean_kx, k_zz, beta, objective.value, direction)
 
     def exp2_clamped(self, exponents: np.ndarray, floor2: float, out: np.ndarray) -> np.ndarray:
         """out = 2^clamp(exponents, floor2, 0) as the data-term kernel computes its kernel values (in log2

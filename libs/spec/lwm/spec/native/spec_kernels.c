@@ -8,11 +8,11 @@
  *     the rows, a block at a time without writing the (points x rows) kernel matrix out of cache.
  * Both share their blocks out among threads (block_pool.h) and add the blocks' sums in block order.
  * exp2_clamped: the data terms' exponential alone, for tests and the bench's lower bound.
- * sum_values, project_rows: the input check and the canonical row order's projection.
+ * project_rows: the canonical row order's projection (also the fit's check for missing values).
  * gather_rows: the table fit's float32 rows [x, 1, -gamma ||x||^2] in a given row order.
  * simplex_qp: the active-set search of the beta QP (lwm/spec/qp.py) on Cholesky factors.
  *
- * The products are GEMM-style micro-kernels: ROWS rows against a tile of 2 x LANES centres at a
+ * The products are GEMM-style micro-kernels: ROWS rows against a tile of TILE_VECS x LANES centres at a
  * time, independent FMA chains in registers, each centre vector loaded once for ROWS rows.
  */
 #define _GNU_SOURCE /* block_pool.h names its threads: pthread_setname_np */
@@ -24,12 +24,17 @@
 #include "block_pool.h"
 #include "simd.h"
 
-#define ROWS 6     /* rows scored together: 12 FMA chains (a third fewer loads per FMA than 4 rows, measured ~10% faster) */
+#define ROWS 6     /* rows scored together (a third fewer loads per FMA than 4 rows, measured ~10% faster) */
+#if defined(__AVX512F__)
+#define TILE_VECS 4 /* centre vectors per tile: ROWS x 4 = 24 accumulators of AVX-512's 32 registers */
+#else
+#define TILE_VECS 2 /* two AVX2 registers per vector: ROWS x 2 x 2 = 24 accumulators of 16 */
+#endif
 #define CHUNK 96   /* rows whose kernel values (CHUNK x padded floats) stay in cache between the two products; a multiple of ROWS */
 #define GATHER_AHEAD 8  /* rows gather_rows prefetches ahead (X out of cache: 1.3 instead of 2.1 ms at 10,000 x 50) */
 #define INPUT_BLOCK_ROWS 1024 /* rows of X per block of the passes over it */
 #define LLOYD_AHEAD 12 /* sampled rows lloyd_assign prefetches ahead */
-#define COLUMNS 6  /* row columns summed at once in data_terms: 12 FMA chains */
+#define COLUMNS 6  /* row columns summed at once in data_terms: COLUMNS x TILE_VECS FMA chains */
 
 /* ---------- float64 vectors (k-means++, the input passes, the beta QP) ---------- */
 
@@ -73,12 +78,25 @@ static double sum_doubles(const double *x, int64_t n) {
 
 /* ---------- the product tile (Lloyd and the data terms), Lloyd ---------- */
 
+/* TILE(first, vecs) for the tiles of centres across padded lanes: tiles of TILE_VECS vectors, then
+ * one of the vectors left (vecs a constant at each call, so the accumulators stay in registers). */
+#define EACH_TILE(padded, TILE)                                                                     \
+    do {                                                                                            \
+        int64_t first_ = 0;                                                                         \
+        for (; first_ + TILE_VECS * LANES <= (padded); first_ += TILE_VECS * LANES) TILE(first_, TILE_VECS); \
+        switch (((padded) - first_) / LANES) {                                                      \
+        case 1: TILE(first_, 1); break;                                                             \
+        case 2: TILE(first_, 2); break;                                                             \
+        case 3: TILE(first_, 3); break;                                                             \
+        }                                                                                           \
+    } while (0)
+
 /* acc[r][v] += sum_j x[r][j] table[j][first + v * LANES + lane] for j < count: ROWS x vecs
  * independent FMA chains, each table vector loaded once for ROWS rows. */
-static inline __attribute__((always_inline)) void add_products(floats acc[ROWS][2], const float *const x[ROWS], int64_t count, const float *table, int64_t padded,
-                                                               int64_t first, const int vecs) {
+static inline __attribute__((always_inline)) void add_products(floats acc[ROWS][TILE_VECS], const float *const x[ROWS], int64_t count, const float *table,
+                                                               int64_t padded, int64_t first, const int vecs) {
     for (int64_t j = 0; j < count; j++) {
-        floats column[2];
+        floats column[TILE_VECS];
         for (int v = 0; v < vecs; v++) column[v] = load(table + j * padded + first + v * LANES);
         for (int r = 0; r < ROWS; r++) {
             const floats xj = broadcast(x[r][j]);
@@ -91,7 +109,7 @@ static inline __attribute__((always_inline)) void add_products(floats acc[ROWS][
  * each row's best value and index per lane (strict <: the earlier centre wins a tie). */
 static inline __attribute__((always_inline)) void score_tile(const float *const x[ROWS], int64_t d, const float *scorer, int64_t padded, int64_t first,
                                                              const int vecs, floats best[ROWS], ints best_index[ROWS]) {
-    floats acc[ROWS][2];
+    floats acc[ROWS][TILE_VECS];
     for (int v = 0; v < vecs; v++) {
         const floats norms = load(scorer + d * padded + first + v * LANES);
         for (int r = 0; r < ROWS; r++) acc[r][v] = norms;
@@ -101,10 +119,10 @@ static inline __attribute__((always_inline)) void score_tile(const float *const 
     for (int r = 0; r < ROWS; r++) {
         floats value = acc[r][0];
         ints where = index;
-        if (vecs == 2) {
-            const ints second = acc[r][1] < value;
-            value = pick(second, acc[r][1], value);
-            where = pick_int(second, index + LANES, where);
+        for (int v = 1; v < vecs; v++) { /* strict <: the earlier centre keeps a tie */
+            const ints lower = acc[r][v] < value;
+            value = pick(lower, acc[r][v], value);
+            where = pick_int(lower, index + v * LANES, where);
         }
         const ints better = value < best[r];
         best[r] = pick(better, value, best[r]);
@@ -153,9 +171,9 @@ static void lloyd_assign_block(const float *rows, const int64_t *index, int64_t 
             best[r] = broadcast(INFINITY);
             best_index[r] = (ints){0};
         }
-        int64_t first = 0;
-        for (; first + 2 * LANES <= padded; first += 2 * LANES) score_tile(x, d, scorer, padded, first, 2, best, best_index);
-        if (first < padded) score_tile(x, d, scorer, padded, first, 1, best, best_index);
+#define SCORE_TILE(first, vecs) score_tile(x, d, scorer, padded, first, vecs, best, best_index)
+        EACH_TILE(padded, SCORE_TILE);
+#undef SCORE_TILE
         for (int r = 0; r < ROWS && start + r < n; r++) {
             const int32_t nearest = first_lowest(best[r], best_index[r]);
             assign[start + r] = nearest;
@@ -348,30 +366,11 @@ struct input_job {
     const double *w;      /* project_rows: the direction */
     const int64_t *order; /* gather_rows: the rows to take */
     float gamma;
-    double *out;          /* sum_values: a sum per block; project_rows: a value per row */
+    double *out;          /* project_rows: a value per row */
     float *rows;          /* gather_rows: (n, d + 2) */
 };
 
 static inline int64_t rows_in_block(int64_t n, int64_t block) { return n - block * INPUT_BLOCK_ROWS < INPUT_BLOCK_ROWS ? n - block * INPUT_BLOCK_ROWS : INPUT_BLOCK_ROWS; }
-
-static void sum_block(const void *job, int64_t block) {
-    const struct input_job *j = job;
-    j->out[block] = sum_doubles(j->X + block * INPUT_BLOCK_ROWS * j->d, rows_in_block(j->n, block) * j->d);
-}
-
-/* The sum of X's n x d values (NaN or inf when one of them is, or the sum overflows), added by
- * blocks of rows in block order on up to ``threads`` threads; NaN when out of memory. */
-double sum_values(const double *X, int64_t n, int64_t d, int threads) {
-    const int64_t blocks = (n + INPUT_BLOCK_ROWS - 1) / INPUT_BLOCK_ROWS;
-    double *block_sums = malloc((size_t)blocks * sizeof(double));
-    if (block_sums == NULL) return NAN;
-    const struct input_job job = {.X = X, .n = n, .d = d, .out = block_sums};
-    run_blocks(threads, blocks, sum_block, &job);
-    double total = 0.0;
-    for (int64_t b = 0; b < blocks; b++) total += block_sums[b];
-    free(block_sums);
-    return total;
-}
 
 static void project_block(const void *job, int64_t block) {
     const struct input_job *j = job;
@@ -422,7 +421,7 @@ static inline floats exp2_of_exponent(floats x, floats floor2) { return exp2_app
 /* kernel[r][k] = 2^clamp(zt[., k] . x[r], floor2, 0) for ROWS rows and the centres first .. first + vecs * LANES. */
 static inline __attribute__((always_inline)) void kernel_tile(const float *const x[ROWS], int64_t m, const float *zt, int64_t padded, int64_t first, const int vecs,
                                                               floats floor2, float *kernel) {
-    floats acc[ROWS][2];
+    floats acc[ROWS][TILE_VECS];
     for (int r = 0; r < ROWS; r++)
         for (int v = 0; v < vecs; v++) acc[r][v] = (floats){0};
     add_products(acc, x, m, zt, padded, first, vecs);
@@ -433,11 +432,11 @@ static inline __attribute__((always_inline)) void kernel_tile(const float *const
 /* sums[c][k] += sum_i kernel[i][k] * rows[i][c] for the columns c = column .. column + cols and the centres first .. first + vecs * LANES. */
 static inline __attribute__((always_inline)) void sum_tile(const float *rows, int64_t count, int64_t m, int64_t column, const int cols, const float *kernel,
                                                            int64_t padded, int64_t first, const int vecs, float *sums) {
-    floats acc[COLUMNS][2];
+    floats acc[COLUMNS][TILE_VECS];
     for (int c = 0; c < cols; c++)
         for (int v = 0; v < vecs; v++) acc[c][v] = (floats){0};
     for (int64_t i = 0; i < count; i++) {
-        floats weight[2];
+        floats weight[TILE_VECS];
         for (int v = 0; v < vecs; v++) weight[v] = load(kernel + i * padded + first + v * LANES);
         const float *x = rows + i * m + column;
         for (int c = 0; c < cols; c++) {
@@ -454,9 +453,9 @@ static inline __attribute__((always_inline)) void sum_tile(const float *rows, in
 
 static inline __attribute__((always_inline)) void sum_columns(const float *rows, int64_t count, int64_t m, int64_t column, const int cols, const float *kernel,
                                                               int64_t padded, float *sums) {
-    int64_t first = 0;
-    for (; first + 2 * LANES <= padded; first += 2 * LANES) sum_tile(rows, count, m, column, cols, kernel, padded, first, 2, sums);
-    if (first < padded) sum_tile(rows, count, m, column, cols, kernel, padded, first, 1, sums);
+#define SUM_TILE(first, vecs) sum_tile(rows, count, m, column, cols, kernel, padded, first, vecs, sums)
+    EACH_TILE(padded, SUM_TILE);
+#undef SUM_TILE
 }
 
 /* rows (n, m) row-major; zt (m, padded), padded a multiple of LANES: column k holds point k's
@@ -474,9 +473,9 @@ static int data_terms_block(const float *rows, int64_t n, int64_t m, const float
         for (int64_t r0 = 0; r0 < count; r0 += ROWS) {
             const float *x[ROWS];
             for (int r = 0; r < ROWS; r++) x[r] = rows + (start + (r0 + r < count ? r0 + r : count - 1)) * m; /* past count: unused */
-            int64_t first = 0;
-            for (; first + 2 * LANES <= padded; first += 2 * LANES) kernel_tile(x, m, zt, padded, first, 2, floor_vector, kernel + r0 * padded);
-            if (first < padded) kernel_tile(x, m, zt, padded, first, 1, floor_vector, kernel + r0 * padded);
+#define KERNEL_TILE(first, vecs) kernel_tile(x, m, zt, padded, first, vecs, floor_vector, kernel + r0 * padded)
+            EACH_TILE(padded, KERNEL_TILE);
+#undef KERNEL_TILE
         }
         const float *chunk = rows + start * m + first_column;
         int64_t c = 0;
@@ -643,14 +642,37 @@ done:
 
 /* ---------- a state of the RKME table fit: data terms, kernel among the points, beta ---------- */
 
+/* The fit's step direction for each point (see _ReducedSetFit.descent_direction in lwm/spec/rkme.py):
+ * out[i] = ((mean_kx[i] - a_i z_i) - (t_i - s_i z_i)) / a_i with a_i = mean_k[i], s_i = sum_{j != i}
+ * beta_j k_zz[i][j] and t_i the same sum of beta_j k_zz[i][j] z_j; 0 where a_i <= min_mass. */
+static void descent_direction(const double *restrict z, int64_t K, int64_t d, const double *restrict beta, const double *restrict k_zz,
+                              const double *restrict mean_k, const double *restrict mean_kx, double min_mass, double *restrict out) {
+    for (int64_t i = 0; i < K; i++) {
+        double *t = out + i * d; /* t_i first, then the direction over it */
+        double s = 0.0;
+        memset(t, 0, (size_t)d * sizeof(double));
+        for (int64_t j = 0; j < K; j++) {
+            if (j == i) continue;
+            const double w = k_zz[i * K + j] * beta[j];
+            s += w;
+            for (int64_t c = 0; c < d; c++) t[c] += w * z[j * d + c];
+        }
+        const double a = mean_k[i];
+        for (int64_t c = 0; c < d; c++)
+            t[c] = a > min_mass ? ((mean_kx[i * d + c] - a * z[i * d + c]) - (t[c] - s * z[i * d + c])) / a : 0.0;
+    }
+}
+
 /* The fit at the points z (K, d; rows (n, d + 2) as gather_rows writes them, with its gamma):
  * mean_k[i] = mean_x k(z_i, x) and, with_kx, mean_kx (K, d) = mean_x k(z_i, x) x (data_terms, the
  * kernel's exponent floored at exponent_floor), k_zz (K, K) = k(z_i, z_j) from the squared distance
  * ||z_i||^2 - 2 z_i.z_j + ||z_j||^2 floored at 0. With support (K bytes, the guessed support of
- * beta; updated), beta from simplex_qp. Returns 0; 1 when beta was asked for and the QP search did
- * not settle (the caller solves it another way); -1 when out of memory. */
+ * beta; updated), beta from simplex_qp, the objective beta^T k_zz beta - 2 mean_k.beta and, with_kx,
+ * the step direction (K, d) from there (descent_direction). Returns 0; 1 when beta was asked for and
+ * the QP search did not settle (the caller solves it another way); -1 when out of memory. */
 int fit_state(const float *rows, int64_t n, int64_t d, const double *z, int64_t K, double gamma, double exponent_floor, int with_kx, int64_t block_rows,
-              int threads, uint8_t *support, int64_t max_rounds, double *mean_k, double *mean_kx, double *k_zz, double *beta) {
+              int threads, uint8_t *support, int64_t max_rounds, double min_mass, double *mean_k, double *mean_kx, double *k_zz, double *beta, double *objective,
+              double *direction) {
     const int64_t m = d + 2, padded = (K + LANES - 1) / LANES * LANES, width = with_kx ? d + 1 : 1;
     const double log2e = 1.4426950408889634;
     float *zt = aligned_alloc(64, (size_t)(m * padded) * sizeof(float));
@@ -677,30 +699,15 @@ int fit_state(const float *rows, int64_t n, int64_t d, const double *z, int64_t 
             k_zz[i * K + j] = k_zz[j * K + i] = exp(-gamma * (squared > 0.0 ? squared : 0.0));
         }
     status = support == NULL ? 0 : simplex_qp(k_zz, mean_k, K, support, max_rounds, beta);
+    if (support != NULL && status == 0) {
+        double value = 0.0;
+        for (int64_t i = 0; i < K; i++) value += beta[i] * (dot(k_zz + i * K, beta, K) - 2.0 * mean_k[i]);
+        *objective = value;
+        if (with_kx) descent_direction(z, K, d, beta, k_zz, mean_k, mean_kx, min_mass, direction);
+    }
 done:
     free(zt);
     free(sums);
     free(norms);
     return status;
-}
-
-/* The fit's step direction for each point (see _ReducedSetFit.descent_direction in lwm/spec/rkme.py):
- * out[i] = ((mean_kx[i] - a_i z_i) - (t_i - s_i z_i)) / a_i with a_i = mean_k[i], s_i = sum_{j != i}
- * beta_j k_zz[i][j] and t_i the same sum of beta_j k_zz[i][j] z_j; 0 where a_i <= min_mass. */
-void descent_direction(const double *restrict z, int64_t K, int64_t d, const double *restrict beta, const double *restrict k_zz, const double *restrict mean_k,
-                       const double *restrict mean_kx, double min_mass, double *restrict out) {
-    for (int64_t i = 0; i < K; i++) {
-        double *t = out + i * d; /* t_i first, then the direction over it */
-        double s = 0.0;
-        memset(t, 0, (size_t)d * sizeof(double));
-        for (int64_t j = 0; j < K; j++) {
-            if (j == i) continue;
-            const double w = k_zz[i * K + j] * beta[j];
-            s += w;
-            for (int64_t c = 0; c < d; c++) t[c] += w * z[j * d + c];
-        }
-        const double a = mean_k[i];
-        for (int64_t c = 0; c < d; c++)
-            t[c] = a > min_mass ? ((mean_kx[i * d + c] - a * z[i * d + c]) - (t[c] - s * z[i * d + c])) / a : 0.0;
-    }
 }
