@@ -416,7 +416,7 @@ void gather_rows(const double *X, int64_t d, const int64_t *order, int64_t n, fl
 
 /* ---------- data terms ---------- */
 
-static inline floats exp2_of_exponent(floats x, floats floor2) { return exp2_approx(pick(x < floor2, floor2, pick(x > 0.0f, (floats){0}, x))); }
+static inline floats exp2_of_exponent(floats x, floats floor2) { return exp2_approx(at_least(at_most(x, (floats){0}), floor2)); }
 
 /* kernel[r][k] = 2^clamp(zt[., k] . x[r], floor2, 0) for ROWS rows and the centres first .. first + vecs * LANES. */
 static inline __attribute__((always_inline)) void kernel_tile(const float *const x[ROWS], int64_t m, const float *zt, int64_t padded, int64_t first, const int vecs,
