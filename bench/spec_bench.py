@@ -24,8 +24,8 @@ Table cases also print a lower bound for ours: the multiply-adds of the products
 fit took (k-means++ seeding, Lloyd rounds, two K x n x d products per data-term
 evaluation, one after the last step; counted in the worker) at this machine's float32
 GEMM rate (a square torch matmul), plus the kernel exponentials at the rate of the
-faster of torch.exp and lwm.spec's C kernel on a cache-sized block, both measured in
-each run's own process right after its fit (so
+faster of torch.exp and lwm.spec's C kernel on a cache-sized block (a block per thread,
+on the fit's thread count), both measured in each run's own process right after its fit (so
 rate and fit see the same state of the machine), each run's ratio to its own bound
 and their median; and where our time went, phase by phase. On a shared machine run it with OMP_NUM_THREADS=1 (the rates and the fits then
 take one thread) and read the CPU ratio: wall time measures the load.

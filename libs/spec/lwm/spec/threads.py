@@ -7,7 +7,8 @@ A loop over cache-sized blocks makes a few small torch calls per block; run with
 own threads, every call is a parallel region that waits for all threads, and on a shared
 machine a thread that has lost its core holds each of them up (a 10,000 x 50 fit took 0.86 s
 instead of 0.04 s at load 3). ``map_on_threads`` instead gives each thread a share of the
-blocks, run with one torch thread: one wait per loop.
+blocks, run with one torch thread: one wait per loop. The C kernels (lwm.spec.spec_kernels)
+run their block loops on their own pool instead, as many threads as ``thread_count()``.
 """
 
 from __future__ import annotations
