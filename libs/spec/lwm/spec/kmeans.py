@@ -27,7 +27,7 @@ ASSIGN_SCORES_PER_BLOCK = 262_144
 
 @functools.lru_cache(maxsize=16)
 def _projection(columns: int) -> np.ndarray:
-    """The fixed direction canonical_row_order projects on (making a seeded generator costs ~0.2 ms)."""
+    """The fixed direction of canonical_projection, for rows of ``columns`` values (making a seeded generator costs ~0.2 ms)."""
     w = np.random.default_rng(12345).standard_normal(columns)
     if not np.all(w):
         raise AssertionError("the canonical direction must have no zero entry")  # a fixed seed: never, but projections rely on it

@@ -1,9 +1,9 @@
 """The C kernels of the spec fits on the CPU (native/spec_kernels.c), compiled for the host on first
 use (lwm.spec.native_build): the row order and gather of the RKME table fit, its
-k-means (seeding and Lloyd rounds in one call), each of its states (data terms, kernel among the
-points, beta by the active-set search of lwm.spec.qp) and its step direction; k-means++ seeding for
-the image spec. The block loops run on the kernels' own thread pool (native/block_pool.h): one
-call per loop, no Python between blocks.
+k-means (seeding and Lloyd rounds in one call) and each of its states (data terms, kernel among
+the points, beta by the active-set search of lwm.spec.qp, the objective and the next step's
+direction); k-means++ seeding for the image spec. The loops over rows run on the kernels' own
+thread pool (native/block_pool.h): one call per loop, no Python between blocks.
 
 Without a C compiler, or with LWM_SPEC_NATIVE=0, the fits keep their numpy and torch path. The
 two paths agree up to rounding (a near-tie in k-means may go the other way), so a spec is
@@ -60,9 +60,10 @@ class FitTerms:
 
 
 class SpecKernels:
-    """The compiled kernels. The Lloyd assignment and the data terms split their rows into blocks that
-    the C side shares out among as many threads as lwm.spec.threads.thread_count() (its own thread
-    pool, native/block_pool.h; ctypes releases the GIL) and add the blocks' sums in block order."""
+    """The compiled kernels. The loops over rows (projection, gather, Lloyd assignments, data terms)
+    split the rows into blocks that the C side shares out among as many threads as
+    lwm.spec.threads.thread_count() (its own thread pool, native/block_pool.h; ctypes releases the
+    GIL) and add the blocks' sums in block order."""
 
     def __init__(self, library: ctypes.CDLL) -> None:
         i64, ptr, f32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float

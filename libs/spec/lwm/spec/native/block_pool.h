@@ -35,10 +35,10 @@
 typedef void (*block_fn)(const void *job, int64_t block);
 
 struct pool_loop {
-    block_fn run;
+    block_fn run;    /* run and job are read only after a block of this loop is claimed */
     const void *job;
-    int64_t blocks;
-    int workers; /* workers 0 .. workers - 1 take part */
+    _Atomic int64_t blocks; /* blocks and workers may be read by a worker late by two loops, while the slot is rewritten */
+    _Atomic int workers;    /* workers 0 .. workers - 1 take part */
 };
 
 static struct {
@@ -72,7 +72,7 @@ static uint64_t now_ns(void) {
 static void take_blocks(uint32_t generation) {
     const struct pool_loop *loop = &pool.loops[generation & 1];
     uint64_t claim = atomic_load_explicit(&pool.claim, memory_order_acquire);
-    while (generation_of(claim) == generation && (int64_t)(claim & 0xffffffffu) < loop->blocks) {
+    while (generation_of(claim) == generation && (int64_t)(claim & 0xffffffffu) < atomic_load_explicit(&loop->blocks, memory_order_relaxed)) {
         if (atomic_compare_exchange_weak_explicit(&pool.claim, &claim, claim + 1, memory_order_acq_rel, memory_order_acquire)) {
             loop->run(loop->job, (int64_t)(claim & 0xffffffffu));
             atomic_fetch_add_explicit(&pool.finished, 1, memory_order_release);
@@ -105,7 +105,7 @@ static void *pool_worker(void *start) {
             cpu_relax();
         }
         seen = generation;
-        if (index < pool.loops[generation & 1].workers) take_blocks(generation);
+        if (index < atomic_load_explicit(&pool.loops[generation & 1].workers, memory_order_relaxed)) take_blocks(generation);
     }
     return NULL;
 }
@@ -151,7 +151,11 @@ static void run_blocks(int threads, int64_t blocks, block_fn run, const void *jo
     const uint32_t current = generation_of(atomic_load(&pool.claim));
     const int workers = pool_start_workers(threads - 1 < POOL_MAX_WORKERS ? threads - 1 : POOL_MAX_WORKERS, current);
     const uint32_t generation = current + 1;
-    pool.loops[generation & 1] = (struct pool_loop){run, job, blocks, workers};
+    struct pool_loop *loop = &pool.loops[generation & 1];
+    loop->run = run;
+    loop->job = job;
+    atomic_store_explicit(&loop->blocks, blocks, memory_order_relaxed);
+    atomic_store_explicit(&loop->workers, workers, memory_order_relaxed);
     atomic_store_explicit(&pool.finished, 0, memory_order_relaxed);
     atomic_store_explicit(&pool.claim, (uint64_t)generation << 32, memory_order_release);
     pthread_mutex_lock(&pool.lock);
