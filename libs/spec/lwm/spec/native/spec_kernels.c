@@ -1,16 +1,18 @@
 /* The CPU kernels of the RKME table fit (lwm/spec/spec_kernels.py), built for the host's CPU by
  * lwm/spec/native_build.py.
  *
+ * project_rows: the canonical row order's projection (also the fit's check for missing values).
+ * gather_rows: the table fit's float32 rows [x, 1, -gamma ||x||^2] in a given row order.
  * kmeans_plus_plus: D^2 seeding, all k sequential passes in one call.
  * lloyd_assign: a Lloyd assignment fused with the centre sums.
  * kmeans: the seeding and the Lloyd rounds of the fit's k-means.
  * data_terms: the kernel between the reduced set and the rows, exponentiated and multiplied by
  *     the rows, a block at a time without writing the (points x rows) kernel matrix out of cache.
- * Both share their blocks out among threads (block_pool.h) and add the blocks' sums in block order.
- * exp2_clamped: the data terms' exponential alone, for tests and the bench's lower bound.
- * project_rows: the canonical row order's projection (also the fit's check for missing values).
- * gather_rows: the table fit's float32 rows [x, 1, -gamma ||x||^2] in a given row order.
  * simplex_qp: the active-set search of the beta QP (lwm/spec/qp.py) on Cholesky factors.
+ * fit_state: a state of the fit: data terms, kernel among the points, beta, objective, next step.
+ * exp2_clamped: the data terms' exponential alone, for tests and the bench's lower bound.
+ * The loops over rows (project_rows, gather_rows, lloyd_assign, data_terms) share their blocks out
+ * among threads (block_pool.h); sums are added in block order, whatever thread ran a block.
  *
  * The products are GEMM-style micro-kernels: ROWS rows against a tile of TILE_VECS x LANES centres at a
  * time, independent FMA chains in registers, each centre vector loaded once for ROWS rows.
