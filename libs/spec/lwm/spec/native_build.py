@@ -20,7 +20,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-COMPILER_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC"]
+COMPILER_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-pthread"]  # -pthread: the spec kernels' thread pool (block_pool.h), on C libraries before glibc 2.34 too
 COMPILE_TIMEOUT_S = 60
 INCLUDE_DIR = Path(__file__).with_name("native")
 
