@@ -25,7 +25,7 @@ from .native_build import load_native_library
 from .threads import thread_count
 
 LANES = 16  # floats per vector in the kernels; centres are padded to a multiple
-# Rows per call of the Lloyd kernel. Each block sums its rows apart and the blocks are added in
+# Rows per block of the Lloyd assignment. Each block sums its rows apart and the blocks are added in
 # order, so the centres do not depend on how many threads share the blocks.
 LLOYD_BLOCK_ROWS = 1024
 
@@ -45,6 +45,14 @@ def _aligned_zeros(rows: int, columns: int) -> np.ndarray:
 def _float32_rows(rows: torch.Tensor) -> np.ndarray:
     """The CPU tensor's rows as the kernels read them: contiguous float32 (a copy only when they are not)."""
     return np.ascontiguousarray(rows.numpy(), dtype=np.float32)
+
+
+def _row_indices(indices: torch.Tensor, rows: int, name: str) -> np.ndarray:
+    """``indices`` as contiguous int64 for the kernels, which read rows through them: IndexError unless all lie in [0, rows)."""
+    index = np.ascontiguousarray(indices.numpy(), dtype=np.int64)
+    if index.size and not (0 <= index.min() and index.max() < rows):
+        raise IndexError(f"{name} indices must lie in [0, {rows})")
+    return index
 
 
 @dataclass
@@ -71,7 +79,7 @@ class SpecKernels:
         self._seed.argtypes = [ptr, i64, i64, i64, ptr, ptr]
         self._seed.restype = ctypes.c_int
         self._assign = library.lloyd_assign
-        self._assign.argtypes = [ptr, ptr, i64, i64, i64, ptr, i64, i64, i64, ctypes.c_int, ptr, ptr]
+        self._assign.argtypes = [ptr, ptr, i64, i64, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr]
         self._assign.restype = ctypes.c_int
         self._kmeans = library.kmeans
         self._kmeans.argtypes = [ptr, i64, i64, ptr, i64, ptr, i64, ptr, i64, i64, i64, ctypes.c_int, ptr]
@@ -130,20 +138,14 @@ class SpecKernels:
         """The nearest row of C (k, d) for each of ``rows`` (m > d columns; the points are the first d),
         or for each of rows[sample] (read in place), and the sums (k, m) of the rows assigned to each centre."""
         m, (k, d) = rows.shape[1], C.shape
-        index = None if sample is None else np.ascontiguousarray(sample.numpy(), dtype=np.int64)
+        index = None if sample is None else _row_indices(sample, rows.shape[0], "sample")
         n = rows.shape[0] if index is None else len(index)
-        if index is not None and n and not (0 <= index.min() and index.max() < rows.shape[0]):
-            raise IndexError(f"sample indices must lie in [0, {rows.shape[0]})")
-        padded = _padded(k)
-        scorer = _aligned_zeros(d + 1, padded)
-        centres = C.numpy()
-        scorer[:d, :k] = -2.0 * centres.T
-        scorer[d, :k] = np.einsum("ij,ij->i", centres, centres)
-        scorer[d, k:] = np.inf
+        centres = np.ascontiguousarray(C.numpy(), dtype=np.float32)
         rows_np = _float32_rows(rows)
         assign = np.empty(n, dtype=np.int64)
         sums = np.empty((k, m), dtype=np.float32)
-        if self._assign(rows_np.ctypes.data, None if index is None else index.ctypes.data, n, m, d, scorer.ctypes.data, k, padded, LLOYD_BLOCK_ROWS, thread_count(), assign.ctypes.data, sums.ctypes.data) != 0:
+        if self._assign(rows_np.ctypes.data, None if index is None else index.ctypes.data, n, m, d, centres.ctypes.data, k, LLOYD_BLOCK_ROWS, thread_count(),
+                        assign.ctypes.data, sums.ctypes.data) != 0:
             raise MemoryError(f"the Lloyd kernel could not allocate the block sums of {n} rows")
         return torch.from_numpy(assign), torch.from_numpy(sums)
 
@@ -154,11 +156,8 @@ class SpecKernels:
         ``max_iter``; fewer when an assignment repeats)."""
         rows_np = _float32_rows(rows)
         n_rows, m = rows_np.shape
-        pool = np.ascontiguousarray(seed_pool.numpy(), dtype=np.int64)
-        index = None if sample is None else np.ascontiguousarray(sample.numpy(), dtype=np.int64)
-        for name, indices in (("seed_pool", pool), ("sample", index)):
-            if indices is not None and indices.size and not (0 <= indices.min() and indices.max() < n_rows):
-                raise IndexError(f"{name} indices must lie in [0, {n_rows})")
+        pool = _row_indices(seed_pool, n_rows, "seed_pool")
+        index = None if sample is None else _row_indices(sample, n_rows, "sample")
         uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
         if len(uniforms) == 0 or len(pool) == 0:
             raise ValueError("k-means needs at least one uniform (one centre) and one row in the seed pool")

@@ -205,27 +205,38 @@ static void lloyd_block(const void *job, int64_t block) {
                        j->padded, j->assign + start, j->block_sums + block * j->k * j->m);
 }
 
-/* lloyd_assign_block over all n rows in blocks of block_rows, on up to ``threads`` threads; sums
- * (k, m) adds the blocks' sums in block order (in double), so it does not depend on the threads.
- * Returns 0, or -1 when out of memory. */
-int lloyd_assign(const float *rows, const int64_t *index, int64_t n, int64_t m, int64_t d, const float *scorer, int64_t k, int64_t padded, int64_t block_rows,
-                 int threads, int64_t *assign, float *sums) {
-    const int64_t blocks = (n + block_rows - 1) / block_rows;
+/* lloyd_assign_block of the centres (k, d) over all n rows in blocks of block_rows, on up to
+ * ``threads`` threads; sums (k, m) adds the blocks' sums in block order (in double), so it does not
+ * depend on the threads. Returns 0, or -1 when out of memory. */
+int lloyd_assign(const float *rows, const int64_t *index, int64_t n, int64_t m, int64_t d, const float *centres, int64_t k, int64_t block_rows, int threads,
+                 int64_t *assign, float *sums) {
+    const int64_t padded = (k + LANES - 1) / LANES * LANES, blocks = (n + block_rows - 1) / block_rows;
+    float *scorer = aligned_alloc(64, (size_t)((d + 1) * padded) * sizeof(float));
     float *block_sums = malloc((size_t)(blocks * k * m) * sizeof(float));
     double *total = calloc((size_t)(k * m), sizeof(double));
-    if (block_sums == NULL || total == NULL) {
-        free(block_sums);
-        free(total);
-        return -1;
+    int status = -1;
+    if (scorer == NULL || block_sums == NULL || total == NULL) goto done;
+    memset(scorer, 0, (size_t)((d + 1) * padded) * sizeof(float));
+    for (int64_t c = 0; c < padded; c++) scorer[d * padded + c] = INFINITY;
+    for (int64_t c = 0; c < k; c++) {
+        float norm = 0.0f;
+        for (int64_t j = 0; j < d; j++) {
+            scorer[j * padded + c] = -2.0f * centres[c * d + j];
+            norm += centres[c * d + j] * centres[c * d + j];
+        }
+        scorer[d * padded + c] = norm;
     }
     const struct lloyd_job job = {rows, index, n, m, d, scorer, k, padded, block_rows, assign, block_sums};
     run_blocks(threads, blocks, lloyd_block, &job);
     for (int64_t b = 0; b < blocks; b++)
         for (int64_t i = 0; i < k * m; i++) total[i] += block_sums[b * k * m + i];
     for (int64_t i = 0; i < k * m; i++) sums[i] = (float)total[i];
+    status = 0;
+done:
+    free(scorer);
     free(block_sums);
     free(total);
-    return 0;
+    return status;
 }
 
 /* ---------- k-means++ ---------- */
@@ -315,30 +326,18 @@ done:
  * Lloyd rounds run, or -1 when out of memory. */
 int64_t kmeans(const float *rows, int64_t m, int64_t d, const int64_t *sample, int64_t n, const int64_t *seed_pool, int64_t pool_size, const double *uniforms,
                int64_t k, int64_t max_iter, int64_t block_rows, int threads, float *centres) {
-    const int64_t padded = (k + LANES - 1) / LANES * LANES;
     float *points = malloc((size_t)(pool_size * d) * sizeof(float));
     int64_t *picked = malloc((size_t)k * sizeof(int64_t));
-    float *scorer = aligned_alloc(64, (size_t)((d + 1) * padded) * sizeof(float));
     int64_t *assign[2] = {malloc((size_t)n * sizeof(int64_t)), malloc((size_t)n * sizeof(int64_t))};
     float *sums = malloc((size_t)(k * m) * sizeof(float));
     int64_t rounds = -1;
-    if (points == NULL || picked == NULL || scorer == NULL || assign[0] == NULL || assign[1] == NULL || sums == NULL) goto done;
+    if (points == NULL || picked == NULL || assign[0] == NULL || assign[1] == NULL || sums == NULL) goto done;
     for (int64_t i = 0; i < pool_size; i++) memcpy(points + i * d, rows + seed_pool[i] * m, (size_t)d * sizeof(float));
     if (kmeans_plus_plus(points, pool_size, d, k, uniforms, picked) != 0) goto done;
     for (int64_t c = 0; c < k; c++) memcpy(centres + c * d, points + picked[c] * d, (size_t)d * sizeof(float));
     for (rounds = 0; rounds < max_iter;) {
-        memset(scorer, 0, (size_t)((d + 1) * padded) * sizeof(float));
-        for (int64_t c = 0; c < padded; c++) scorer[d * padded + c] = INFINITY;
-        for (int64_t c = 0; c < k; c++) {
-            float norm = 0.0f;
-            for (int64_t j = 0; j < d; j++) {
-                scorer[j * padded + c] = -2.0f * centres[c * d + j];
-                norm += centres[c * d + j] * centres[c * d + j];
-            }
-            scorer[d * padded + c] = norm;
-        }
         int64_t *now = assign[rounds & 1];
-        if (lloyd_assign(rows, sample, n, m, d, scorer, k, padded, block_rows, threads, now, sums) != 0) {
+        if (lloyd_assign(rows, sample, n, m, d, centres, k, block_rows, threads, now, sums) != 0) {
             rounds = -1;
             goto done;
         }
@@ -353,7 +352,6 @@ int64_t kmeans(const float *rows, int64_t m, int64_t d, const int64_t *sample, i
 done:
     free(points);
     free(picked);
-    free(scorer);
     free(assign[0]);
     free(assign[1]);
     free(sums);
